@@ -1,0 +1,38 @@
+//! zscope-core: the part of zscope that runs everywhere, on a microcontroller and on a PC.
+//!
+//! `#![no_std]`, no allocation, no clock, no I/O: a sans-IO library driven by its caller, which
+//! passes in values and bytes and gets back verdicts and frames. That is what lets one detector
+//! run bit-identically on a Cortex-M, in host emulation and in tests.
+//!
+//! * [`window`]: a fixed-capacity rolling window with exact O(1) mean and std.
+//! * [`detector`]: [`RollingZScore`], its config, verdicts and anomaly policy.
+//! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
+//! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
+//!
+//! ```
+//! use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
+//!
+//! let mut sim = Simulator::new(SimConfig::default()).unwrap();
+//! let mut detector: RollingZScore<f32, 256> = RollingZScore::new(DetectorConfig::default()).unwrap();
+//! let mut hits = 0;
+//! for _ in 0..10_000 {
+//!     let s = sim.next_sample();
+//!     let verdict = detector.update(s.value);
+//!     if verdict.is_anomaly() && s.truth.is_anomaly() {
+//!         hits += 1;
+//!     }
+//! }
+//! assert!(hits > 50);
+//! ```
+#![no_std]
+
+pub mod detector;
+pub mod float;
+pub mod simulator;
+pub mod window;
+pub mod wire;
+
+pub use detector::{AnomalyPolicy, Class, ConfigError, DetectorConfig, RollingZScore, Verdict};
+pub use float::Float;
+pub use simulator::{SimConfig, SimConfigError, SimSample, Simulator, Truth};
+pub use window::{Stats, Window, WindowError};
