@@ -122,7 +122,10 @@ impl core::fmt::Display for ConfigError {
             }
             ConfigError::Threshold => f.write_str("threshold must be a finite number above 0"),
             ConfigError::Warmup { warmup, window } => {
-                write!(f, "warm-up {warmup} is outside 2..={window} (the window length)")
+                write!(
+                    f,
+                    "warm-up {warmup} is outside 2..={window} (the window length)"
+                )
             }
         }
     }
@@ -165,13 +168,13 @@ impl DetectorConfig {
         if !(self.threshold.is_finite() && self.threshold > 0.0) {
             return Err(ConfigError::Threshold);
         }
-        if let Some(warmup) = self.warmup {
-            if !(2..=self.window).contains(&warmup) {
-                return Err(ConfigError::Warmup {
-                    warmup,
-                    window: self.window,
-                });
-            }
+        if let Some(warmup) = self.warmup
+            && !(2..=self.window).contains(&warmup)
+        {
+            return Err(ConfigError::Warmup {
+                warmup,
+                window: self.window,
+            });
         }
         Ok(())
     }
@@ -544,7 +547,7 @@ mod tests {
     #[test]
     fn a_level_shift_is_learnt_not_flagged_forever() {
         let mut d = det(16);
-        let wiggle = |i: usize| if i % 2 == 0 { 0.1 } else { -0.1 };
+        let wiggle = |i: usize| if i.is_multiple_of(2) { 0.1 } else { -0.1 };
         for i in 0..32 {
             d.update(wiggle(i));
         }

@@ -298,13 +298,22 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_other_seed_other_stream() {
-        let a: Vec<SimSample> = Simulator::new(SimConfig::default()).unwrap().take(1000).collect();
-        let b: Vec<SimSample> = Simulator::new(SimConfig::default()).unwrap().take(1000).collect();
-        assert_eq!(a, b);
-        let c: Vec<SimSample> = Simulator::new(SimConfig { seed: 43, ..SimConfig::default() })
+        let a: Vec<SimSample> = Simulator::new(SimConfig::default())
             .unwrap()
             .take(1000)
             .collect();
+        let b: Vec<SimSample> = Simulator::new(SimConfig::default())
+            .unwrap()
+            .take(1000)
+            .collect();
+        assert_eq!(a, b);
+        let c: Vec<SimSample> = Simulator::new(SimConfig {
+            seed: 43,
+            ..SimConfig::default()
+        })
+        .unwrap()
+        .take(1000)
+        .collect();
         assert_ne!(a, c);
     }
 
@@ -334,10 +343,16 @@ mod tests {
         let std = (sumsq / clean as f64 - mean * mean).sqrt();
         // Standard error of the std estimate: sigma / sqrt(2n) ≈ 0.0045; allow 5 of them.
         assert!((std - 2.0).abs() < 0.023, "std {std}");
-        assert!(mean.abs() < 5.0 * 2.0 / (clean as f64).sqrt(), "mean {mean}");
+        assert!(
+            mean.abs() < 5.0 * 2.0 / (clean as f64).sqrt(),
+            "mean {mean}"
+        );
         // Binomial(1e5, 0.02): sd ≈ 44; allow 5 sd.
         let expected = n as f64 * 0.02;
-        assert!((anomalies as f64 - expected).abs() < 5.0 * 44.3, "{anomalies} anomalies");
+        assert!(
+            (anomalies as f64 - expected).abs() < 5.0 * 44.3,
+            "{anomalies} anomalies"
+        );
     }
 
     #[test]
@@ -376,19 +391,44 @@ mod tests {
         }
         let total = (spikes + shifts) as f64;
         assert!((total - 2500.0).abs() < 5.0 * 48.7, "{total}");
-        assert!((shifts as f64 / total - 0.3).abs() < 0.05, "{shifts}/{total}");
+        assert!(
+            (shifts as f64 / total - 0.3).abs() < 0.05,
+            "{shifts}/{total}"
+        );
     }
 
     #[test]
     fn refuses_bad_configs() {
         let bad = |c: SimConfig| Simulator::new(c).err();
         let d = SimConfig::default();
-        assert_eq!(bad(SimConfig { period: 0, ..d }), Some(SimConfigError::Period));
-        assert_eq!(bad(SimConfig { sigma: -1.0, ..d }), Some(SimConfigError::Shape));
-        assert_eq!(bad(SimConfig { amplitude: f32::NAN, ..d }), Some(SimConfigError::Shape));
-        assert_eq!(bad(SimConfig { anomaly_rate: 1.5, ..d }), Some(SimConfigError::Probability));
         assert_eq!(
-            bad(SimConfig { magnitude_min: 5.0, magnitude_max: 4.0, ..d }),
+            bad(SimConfig { period: 0, ..d }),
+            Some(SimConfigError::Period)
+        );
+        assert_eq!(
+            bad(SimConfig { sigma: -1.0, ..d }),
+            Some(SimConfigError::Shape)
+        );
+        assert_eq!(
+            bad(SimConfig {
+                amplitude: f32::NAN,
+                ..d
+            }),
+            Some(SimConfigError::Shape)
+        );
+        assert_eq!(
+            bad(SimConfig {
+                anomaly_rate: 1.5,
+                ..d
+            }),
+            Some(SimConfigError::Probability)
+        );
+        assert_eq!(
+            bad(SimConfig {
+                magnitude_min: 5.0,
+                magnitude_max: 4.0,
+                ..d
+            }),
             Some(SimConfigError::Magnitude)
         );
     }

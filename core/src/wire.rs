@@ -13,9 +13,10 @@
 //! * COBS removes every zero byte, and one `0x00` ends the frame, so a receiver that joins
 //!   mid-stream or loses bytes resynchronises at the next zero.
 //!
-//! A [`Sample`] frame is 31 to 39 bytes on the line (31 for a typical sample in its first
-//! hours: sequence < 2²¹, time < 2²¹ ms… see `sample_frame_size` in the tests; 39 at most),
-//! so a 115 200-baud link carries about 370 samples/s. No frame exceeds [`MAX_FRAME`] bytes.
+//! A [`Sample`] frame is **30 bytes** on the line for sample 1000 at 20 s (sequence numbers
+//! and times are varints, so sizes grow by a byte at a time over days; 49 bytes at the very
+//! most). A 115 200-baud link (11 520 bytes/s) carries about 384 samples/s. No frame exceeds
+//! [`MAX_FRAME`] bytes. The `frame_sizes` test keeps these figures true.
 //!
 //! # Decoding
 //!
@@ -308,7 +309,8 @@ pub fn encode<T: Serialize>(msg: &T, out: &mut [u8]) -> Result<usize, EncodeErro
         .len();
     let crc = CRC32C.checksum(&raw[..len]);
     raw[len..len + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
-    let n = cobs::try_encode(&raw[..len + CRC_LEN], out).map_err(|_| EncodeError::BufferTooSmall)?;
+    let n =
+        cobs::try_encode(&raw[..len + CRC_LEN], out).map_err(|_| EncodeError::BufferTooSmall)?;
     let delimiter = out.get_mut(n).ok_or(EncodeError::BufferTooSmall)?;
     *delimiter = 0;
     Ok(n + 1)
@@ -342,12 +344,11 @@ impl Message for DeviceMsg {
             _ => {
                 // A hello (variant 0) from another version may not decode; its first field is
                 // still the version.
-                if let Some((0, rest)) = payload.split_first() {
-                    if let Ok((v, _)) = postcard::take_from_bytes::<u16>(rest) {
-                        if v != PROTOCOL_VERSION {
-                            return Err(version_error(v));
-                        }
-                    }
+                if let Some((0, rest)) = payload.split_first()
+                    && let Ok((v, _)) = postcard::take_from_bytes::<u16>(rest)
+                    && v != PROTOCOL_VERSION
+                {
+                    return Err(version_error(v));
                 }
                 Err(FrameError::Malformed)
             }
@@ -512,5 +513,482 @@ impl<const B: usize> Decoder<B> {
             Err(e) => self.stats.count(e),
         }
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::detector::AnomalyPolicy;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
+        let mut out = [0u8; MAX_FRAME];
+        let n = encode(msg, &mut out).unwrap();
+        out[..n].to_vec()
+    }
+
+    fn decode_all(
+        bytes: &[u8],
+        chunks: &[usize],
+    ) -> (Vec<Result<DeviceMsg, FrameError>>, DecodeStats) {
+        let mut d: Decoder = Decoder::new();
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        let mut sizes = chunks.iter().cycle();
+        while !rest.is_empty() {
+            let take = (*sizes.next().unwrap_or(&usize::MAX)).clamp(1, rest.len());
+            let (mut chunk, tail) = rest.split_at(take);
+            rest = tail;
+            while let Some(r) = d.next_message::<DeviceMsg>(&mut chunk) {
+                out.push(r);
+            }
+        }
+        (out, *d.stats())
+    }
+
+    fn sample(seq: u64) -> DeviceMsg {
+        DeviceMsg::Sample(Sample {
+            seq,
+            time_ms: seq * 20,
+            value: 0.25 + seq as f32,
+            mean: 0.125,
+            std: 0.5,
+            z: 2.0,
+            flags: Flags(Flags::ANOMALY | Flags::TRUTH),
+            config_version: 3,
+        })
+    }
+
+    fn hello() -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware: Name::try_from("0.1.0").unwrap(),
+            board: Name::try_from("qemu-netduinoplus2").unwrap(),
+            capacity: 1024,
+            sample_rate_hz: 50,
+            config_version: 1,
+            detector: DetectorConfig::default(),
+            simulator: Some(SimConfig::default()),
+        }
+    }
+
+    #[test]
+    fn sample_bytes_are_pinned() {
+        // postcard: variant 1, varint seq 1000, varint time 20000, 4 f32 LE, flags, varint 3;
+        // then CRC-32C LE; then COBS and the delimiter. A change here breaks every device.
+        let bytes = frame(&sample(1000));
+        assert_eq!(
+            bytes,
+            [
+                7, 1, 232, 7, 160, 156, 1, 4, 16, 122, 68, 1, 1, 2, 62, 1, 1, 2, 63, 1, 1, 8, 64,
+                9, 3, 237, 102, 181, 136, 0
+            ]
+        );
+    }
+
+    #[test]
+    fn host_message_bytes_are_pinned() {
+        let set = HostMsg::SetConfig {
+            id: 7,
+            config: DetectorConfig {
+                window: 128,
+                threshold: 3.5,
+                warmup: Some(32),
+                policy: AnomalyPolicy::Exclude { max_run: 10 },
+            },
+        };
+        assert_eq!(
+            frame(&set),
+            [
+                1, 4, 7, 128, 1, 1, 11, 96, 64, 1, 32, 1, 10, 78, 146, 192, 183, 0
+            ]
+        );
+        let ping = frame(&HostMsg::Ping { id: 1 });
+        assert_eq!(ping.len(), 8);
+        assert_eq!(&ping[..3], [7, 2, 1]);
+    }
+
+    #[test]
+    fn frame_sizes() {
+        // Documented in the module docs: keep them true.
+        let typical = frame(&sample(1000));
+        assert_eq!(typical.len(), 30);
+        let worst = DeviceMsg::Sample(Sample {
+            seq: u64::MAX,
+            time_ms: u64::MAX,
+            value: f32::MAX,
+            mean: f32::MAX,
+            std: f32::MAX,
+            z: f32::MAX,
+            flags: Flags(0xff),
+            config_version: u32::MAX,
+        });
+        assert_eq!(frame(&worst).len(), 49);
+        let big_hello = Hello {
+            firmware: Name::try_from("x".repeat(24).as_str()).unwrap(),
+            board: Name::try_from("y".repeat(24).as_str()).unwrap(),
+            capacity: u32::MAX,
+            sample_rate_hz: u32::MAX,
+            config_version: u32::MAX,
+            detector: DetectorConfig {
+                window: u32::MAX,
+                threshold: 1.0,
+                warmup: Some(u32::MAX),
+                policy: AnomalyPolicy::Exclude { max_run: u32::MAX },
+            },
+            simulator: Some(SimConfig {
+                seed: u64::MAX,
+                period: u32::MAX,
+                ..SimConfig::default()
+            }),
+            ..hello()
+        };
+        let n = frame(&DeviceMsg::Hello(big_hello)).len();
+        assert!(n <= MAX_FRAME, "{n} > {MAX_FRAME}");
+    }
+
+    #[test]
+    fn too_small_buffer_is_an_error_not_a_panic() {
+        let mut out = [0u8; 10];
+        assert_eq!(
+            encode(&sample(1), &mut out),
+            Err(EncodeError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn garbage_then_frames_resynchronises_and_counts() {
+        let mut line = Vec::new();
+        line.extend_from_slice(&frame(&sample(1)));
+        line.extend_from_slice(&[0x13, 0x37, 0x42, 0x00]); // garbage then a delimiter
+        let mut cut = frame(&sample(2));
+        cut.truncate(10); // a frame cut off mid-way, then the next one
+        line.extend_from_slice(&cut);
+        line.extend_from_slice(&frame(&sample(3)));
+        line.extend_from_slice(&frame(&sample(4)));
+        line.extend_from_slice(&[0x02, 0x05, 0x00]); // valid COBS, too short for a CRC
+        line.extend_from_slice(&[0x00, 0x00]); // empty frames: skipped silently
+        let (got, stats) = decode_all(&line, &[3, 7, 1]);
+        let ok: Vec<DeviceMsg> = got.iter().filter_map(|r| r.clone().ok()).collect();
+        assert_eq!(ok, [sample(1), sample(4)]);
+        assert_eq!(stats.frames, 2);
+        // The garbage and the cut frame merged with sample 3 are rejected: as invalid COBS or
+        // by their CRC, whichever check their bytes happen to fail first.
+        assert_eq!(stats.cobs + stats.crc, 2);
+        assert_eq!(stats.truncated, 1);
+        assert_eq!(stats.errors(), 3);
+        assert_eq!(stats.bytes, line.len() as u64);
+    }
+
+    #[test]
+    fn oversize_frames_are_skipped_and_counted() {
+        let mut line = [0x55u8; 3 * MAX_FRAME].to_vec();
+        line.push(0);
+        line.extend_from_slice(&frame(&sample(9)));
+        let (got, stats) = decode_all(&line, &[MAX_FRAME - 1]);
+        assert_eq!(got, [Err(FrameError::Oversize), Ok(sample(9))]);
+        assert_eq!(stats.oversize, 1);
+        // A small decoder refuses a frame it cannot hold, and recovers.
+        let mut d: Decoder<16> = Decoder::new();
+        let mut input = &line[3 * MAX_FRAME + 1..];
+        assert_eq!(
+            d.next_message::<DeviceMsg>(&mut input),
+            Some(Err(FrameError::Oversize))
+        );
+    }
+
+    #[test]
+    fn a_good_crc_over_a_non_message_is_malformed() {
+        // Variant 9 does not exist.
+        let raw_frame = |payload: &[u8]| {
+            let mut raw = payload.to_vec();
+            raw.extend_from_slice(&CRC32C.checksum(payload).to_le_bytes());
+            let mut out = [0u8; 64];
+            let n = cobs::encode(&raw, &mut out);
+            let mut v = out[..n].to_vec();
+            v.push(0);
+            v
+        };
+        let (got, stats) = decode_all(&raw_frame(&[9, 1, 2]), &[]);
+        assert_eq!(got, [Err(FrameError::Malformed)]);
+        assert_eq!(stats.malformed, 1);
+        // Trailing bytes after a valid message are malformed too.
+        let mut bytes = postcard::to_slice(&HostMsg::Ping { id: 3 }, &mut [0u8; 16])
+            .unwrap()
+            .to_vec();
+        bytes.push(0x42);
+        let mut d: Decoder = Decoder::new();
+        let f = raw_frame(&bytes);
+        let mut input = &f[..];
+        assert_eq!(
+            d.next_message::<HostMsg>(&mut input),
+            Some(Err(FrameError::Malformed))
+        );
+    }
+
+    #[test]
+    fn protocol_version_mismatch_is_a_typed_error() {
+        // A hello of another version, same layout.
+        let other = DeviceMsg::Hello(Hello {
+            protocol: PROTOCOL_VERSION + 1,
+            ..hello()
+        });
+        let (got, stats) = decode_all(&frame(&other), &[]);
+        let err = FrameError::Version {
+            device: PROTOCOL_VERSION + 1,
+            host: PROTOCOL_VERSION,
+        };
+        assert_eq!(got, [Err(err)]);
+        assert_eq!(stats.version, 1);
+        // A hello of a future version whose layout we cannot read: the version still shows.
+        let mut payload = [0u8; 8];
+        let bytes = postcard::to_slice(&(0u8, 7u16, [0xffu8; 3]), &mut payload).unwrap();
+        let mut raw = bytes.to_vec();
+        raw.extend_from_slice(&CRC32C.checksum(bytes).to_le_bytes());
+        let mut line = [0u8; 32];
+        let n = cobs::encode(&raw, &mut line);
+        let (got, _) = decode_all(&line[..n + 1], &[]);
+        assert_eq!(
+            got,
+            [Err(FrameError::Version {
+                device: 7,
+                host: PROTOCOL_VERSION
+            })]
+        );
+        assert!(std::format!("{}", got[0].clone().unwrap_err()).contains("protocol version 7"));
+    }
+
+    // ---- property tests ----
+
+    fn finite() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            -1e6f32..1e6,
+            Just(0.0),
+            Just(f32::MAX),
+            Just(f32::MIN_POSITIVE)
+        ]
+    }
+
+    fn detector_config() -> impl Strategy<Value = DetectorConfig> {
+        (
+            any::<u32>(),
+            finite(),
+            proptest::option::of(any::<u32>()),
+            prop_oneof![
+                Just(AnomalyPolicy::Include),
+                any::<u32>().prop_map(|max_run| AnomalyPolicy::Exclude { max_run })
+            ],
+        )
+            .prop_map(|(window, threshold, warmup, policy)| DetectorConfig {
+                window,
+                threshold,
+                warmup,
+                policy,
+            })
+    }
+
+    fn sim_config() -> impl Strategy<Value = SimConfig> {
+        (
+            any::<u64>(),
+            finite(),
+            finite(),
+            any::<u32>(),
+            finite(),
+            finite(),
+            finite(),
+        )
+            .prop_map(
+                |(seed, offset, amplitude, period, sigma, anomaly_rate, magnitude_min)| SimConfig {
+                    seed,
+                    offset,
+                    amplitude,
+                    period,
+                    sigma,
+                    anomaly_rate,
+                    magnitude_min,
+                    magnitude_max: magnitude_min,
+                    level_shift_share: anomaly_rate,
+                },
+            )
+    }
+
+    fn name() -> impl Strategy<Value = Name> {
+        "[a-z0-9.-]{0,24}".prop_map(|s| Name::try_from(s.as_str()).unwrap())
+    }
+
+    fn device_msg() -> impl Strategy<Value = DeviceMsg> {
+        let hello = (
+            name(),
+            name(),
+            any::<(u32, u32, u32)>(),
+            detector_config(),
+            proptest::option::of(sim_config()),
+        )
+            .prop_map(
+                |(
+                    firmware,
+                    board,
+                    (capacity, sample_rate_hz, config_version),
+                    detector,
+                    simulator,
+                )| {
+                    DeviceMsg::Hello(Hello {
+                        protocol: PROTOCOL_VERSION,
+                        firmware,
+                        board,
+                        capacity,
+                        sample_rate_hz,
+                        config_version,
+                        detector,
+                        simulator,
+                    })
+                },
+            );
+        let sample = (
+            any::<(u64, u64, u8, u32)>(),
+            finite(),
+            finite(),
+            finite(),
+            finite(),
+        )
+            .prop_map(
+                |((seq, time_ms, flags, config_version), value, mean, std, z)| {
+                    DeviceMsg::Sample(Sample {
+                        seq,
+                        time_ms,
+                        value,
+                        mean,
+                        std,
+                        z,
+                        flags: Flags(flags),
+                        config_version,
+                    })
+                },
+            );
+        let status = any::<(u64, u64, u64, u64, u64, u32, u32, u32)>().prop_map(
+            |(
+                time_ms,
+                samples,
+                anomalies,
+                frames_sent,
+                dropped,
+                commands,
+                rx_errors,
+                config_version,
+            )| {
+                DeviceMsg::Status(Status {
+                    time_ms,
+                    samples,
+                    anomalies,
+                    frames_sent,
+                    dropped,
+                    commands,
+                    rx_errors,
+                    config_version,
+                })
+            },
+        );
+        let ack = (any::<(u32, u32)>(), detector_config(), any::<bool>()).prop_map(
+            |((id, config_version), config, ok)| {
+                DeviceMsg::Ack(Ack {
+                    id,
+                    result: if ok {
+                        AckResult::Ok
+                    } else {
+                        AckResult::Rejected(ConfigError::Warmup {
+                            warmup: id,
+                            window: config_version,
+                        })
+                    },
+                    config_version,
+                    config,
+                })
+            },
+        );
+        prop_oneof![1 => hello, 2 => sample, 1 => status, 1 => ack]
+    }
+
+    fn host_msg() -> impl Strategy<Value = HostMsg> {
+        prop_oneof![
+            (any::<u32>(), detector_config())
+                .prop_map(|(id, config)| HostMsg::SetConfig { id, config }),
+            any::<u32>().prop_map(|id| HostMsg::Reset { id }),
+            any::<u32>().prop_map(|id| HostMsg::Ping { id }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(msg in device_msg(), cmd in host_msg()) {
+            let (got, _) = decode_all(&frame(&msg), &[]);
+            prop_assert_eq!(got, [Ok(msg)]);
+            let f = frame(&cmd);
+            let mut d: Decoder = Decoder::new();
+            let mut input = &f[..];
+            prop_assert_eq!(d.next_message::<HostMsg>(&mut input), Some(Ok(cmd)));
+            prop_assert!(input.is_empty());
+        }
+
+        #[test]
+        fn random_bytes_never_panic_and_every_byte_is_counted(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+            chunks in proptest::collection::vec(1usize..300, 1..8),
+        ) {
+            let (got, stats) = decode_all(&bytes, &chunks);
+            prop_assert_eq!(stats.bytes, bytes.len() as u64);
+            prop_assert_eq!(got.len() as u64, stats.frames + stats.errors());
+        }
+
+        /// Any way of cutting a valid stream into chunks decodes the same messages.
+        #[test]
+        fn random_cuts_of_a_valid_stream(
+            msgs in proptest::collection::vec(device_msg(), 1..20),
+            chunks in proptest::collection::vec(1usize..64, 1..10),
+        ) {
+            let line: Vec<u8> = msgs.iter().flat_map(frame).collect();
+            let (got, stats) = decode_all(&line, &chunks);
+            let expected: Vec<Result<DeviceMsg, FrameError>> = msgs.into_iter().map(Ok).collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(stats.errors(), 0);
+        }
+
+        /// Flipped bits: no corrupted frame is ever taken as valid, and every frame after the
+        /// damaged ones decodes.
+        #[test]
+        fn flipped_bits_never_yield_a_corrupt_message(
+            msgs in proptest::collection::vec(device_msg(), 2..12),
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), 0u8..8), 1..4),
+            chunks in proptest::collection::vec(1usize..64, 1..10),
+        ) {
+            let frames: Vec<Vec<u8>> = msgs.iter().map(frame).collect();
+            let mut line: Vec<u8> = frames.concat();
+            // Damage only the first half of the stream, so the rest must come through.
+            let half: usize = frames[..frames.len() / 2].iter().map(Vec::len).sum::<usize>().max(1);
+            let mut last_damaged = 0;
+            for (at, bit) in &flips {
+                let i = at.index(half);
+                line[i] ^= 1 << bit;
+                last_damaged = last_damaged.max(i);
+            }
+            let (got, _) = decode_all(&line, &chunks);
+            let good: Vec<DeviceMsg> = got.into_iter().filter_map(Result::ok).collect();
+            // Every message decoded is one that was sent, in order.
+            let mut sent = msgs.iter();
+            for g in &good {
+                prop_assert!(sent.any(|m| m == g), "decoded a message never sent: {:?}", g);
+            }
+            // Every frame that starts after the next delimiter following the damage decodes.
+            let mut start = 0;
+            let resync = line[last_damaged..].iter().position(|b| *b == 0).map(|p| last_damaged + p + 1).unwrap_or(line.len());
+            for (f, m) in frames.iter().zip(&msgs) {
+                if start >= resync {
+                    prop_assert!(good.contains(m), "lost an undamaged frame after resync");
+                }
+                start += f.len();
+            }
+        }
     }
 }

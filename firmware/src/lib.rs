@@ -4,4 +4,4 @@
 //! links into it.
 #![no_std]
 
-pub use zscope_core as core_crate;
+pub use zscope_core;
