@@ -1,4 +1,5 @@
-//! The core on its own: `cargo run --release -p zscope-core --example demo [SAMPLES] [SEED]`.
+//! The core on its own:
+//! `cargo run --release -p zscope-core --example demo [SAMPLES] [SEED] [THRESHOLD]`.
 //!
 //! Runs the default simulated stream (50 Hz device time) through the default detector, prints
 //! every anomaly as it is found with its ground truth, and ends with precision and recall.
@@ -13,10 +14,22 @@ fn main() {
         seed,
         ..SimConfig::default()
     };
-    let config = DetectorConfig::default();
+    let threshold: f32 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DetectorConfig::DEFAULT_THRESHOLD);
+    let config = DetectorConfig {
+        threshold,
+        ..DetectorConfig::default()
+    };
     let mut sim = Simulator::new(sim_config).expect("default simulator config is valid");
-    let mut detector: RollingZScore<f32, 1024> =
-        RollingZScore::new(config).expect("default detector config is valid");
+    let mut detector: RollingZScore<f32, 1024> = match RollingZScore::new(config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     println!(
         "zscope demo: {samples} samples, seed {seed}, window {}, threshold {}",
         config.window, config.threshold

@@ -49,15 +49,15 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
-    /// A demo stream: a slow wave (amplitude 1, period 2000 samples, 40 s at 50 Hz) under
-    /// Gaussian noise of sigma 0.1, with 1 % spikes of 6 to 10 sigma, all of which the default
+    /// A demo stream: a slow wave (amplitude 0.5, period 5000 samples, 100 s at 50 Hz) under
+    /// Gaussian noise of sigma 0.1, with 1 % spikes of 6 to 10 sigma, which the default
     /// detector finds (see the README for measured precision and recall).
     fn default() -> Self {
         SimConfig {
             seed: 42,
             offset: 0.0,
-            amplitude: 1.0,
-            period: 2000,
+            amplitude: 0.5,
+            period: 5000,
             sigma: 0.1,
             anomaly_rate: 0.01,
             magnitude_min: 6.0,
