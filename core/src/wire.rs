@@ -199,6 +199,13 @@ pub enum AckResult {
     Ok,
     /// The config was refused; the one in force is unchanged.
     Rejected(ConfigError),
+    /// The sample rate was refused (above what the device supports); the rate is unchanged.
+    RateRejected {
+        /// The rate asked for.
+        hz: u32,
+        /// The highest rate the device accepts.
+        max: u32,
+    },
 }
 
 /// The answer to every [`HostMsg`].
@@ -246,6 +253,14 @@ pub enum HostMsg {
     Ping {
         /// Chosen by the host, echoed in the ack.
         id: u32,
+    },
+    /// Change the sample rate at once: samples per second, or 0 for "as fast as the link
+    /// carries" (the device then never drops a sample, and stamps each with its clock).
+    SetRate {
+        /// Chosen by the host, echoed in the ack.
+        id: u32,
+        /// Samples per second, 0 for as fast as the link carries.
+        hz: u32,
     },
 }
 
@@ -895,13 +910,16 @@ mod tests {
             |((id, config_version), config, ok)| {
                 DeviceMsg::Ack(Ack {
                     id,
-                    result: if ok {
-                        AckResult::Ok
-                    } else {
-                        AckResult::Rejected(ConfigError::Warmup {
+                    result: match (ok, id % 2) {
+                        (true, _) => AckResult::Ok,
+                        (false, 0) => AckResult::Rejected(ConfigError::Warmup {
                             warmup: id,
                             window: config_version,
-                        })
+                        }),
+                        (false, _) => AckResult::RateRejected {
+                            hz: id,
+                            max: config_version,
+                        },
                     },
                     config_version,
                     config,
@@ -917,6 +935,7 @@ mod tests {
                 .prop_map(|(id, config)| HostMsg::SetConfig { id, config }),
             any::<u32>().prop_map(|id| HostMsg::Reset { id }),
             any::<u32>().prop_map(|id| HostMsg::Ping { id }),
+            any::<(u32, u32)>().prop_map(|(id, hz)| HostMsg::SetRate { id, hz }),
         ]
     }
 

@@ -1,7 +1,22 @@
-//! zscope firmware library: the app loop shared by the board build, QEMU and host emulation.
+//! zscope firmware: the device side of zscope, written once and run three ways.
 //!
-//! The app itself arrives with the firmware issue; today this crate only proves that the core
-//! links into it.
-#![no_std]
+//! * [`app`]: the application (simulate, detect, frame, send; answer commands), sans-IO, and
+//!   [`app::poll`], the main-loop step, generic over an `embedded-io` serial line and a clock.
+//! * `board` (Cortex-M builds only): one module per board, each bringing up a UART and a
+//!   millisecond clock: `nucleo_f401re` (the real board) and `qemu` (QEMU's `netduinoplus2`).
+//! * `emulator` (feature `std`): the same app on a PC, over a pseudo-terminal, with a std clock.
+//!
+//! The binaries (`src/main.rs`, `src/bin/*.rs`) only wire a board to the app.
+#![cfg_attr(not(feature = "std"), no_std)]
 
+pub mod app;
+#[cfg(target_os = "none")]
+pub mod board;
+#[cfg(feature = "std")]
+pub mod emulator;
+
+pub use app::{App, Clock, Settings, poll};
 pub use zscope_core;
+
+#[cfg(test)]
+mod tests;

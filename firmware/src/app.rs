@@ -1,0 +1,355 @@
+//! The device application: simulate, detect, frame, send; and answer the host's commands.
+//!
+//! [`App`] is sans-IO like the core: the caller hands it the time and the bytes received, and
+//! takes bytes to send from its transmit queue. [`poll`] is the one main-loop step every build
+//! runs, generic over the serial line (`embedded-io` `Read + ReadReady + Write + WriteReady`)
+//! and a millisecond [`Clock`]: the Nucleo board, QEMU and host emulation differ only in what
+//! they pass to it.
+//!
+//! # Timing and back-pressure
+//!
+//! At `rate_hz > 0`, sample `k` is due at `base + k·1000/rate` ms and carries that time, so the
+//! stream is the same whatever the loop's jitter. A sample whose frame does not fit the transmit
+//! queue (the link is slower than the rate) is judged and counted as **dropped** in the next
+//! status frame instead of stalling the loop; its sequence number is skipped, so the host sees
+//! the gap. Should the loop itself fall more than a second behind (a rate the CPU cannot keep
+//! up with), the app skips to the present and counts the skipped samples as dropped too. At
+//! `rate_hz = 0` the app makes a sample whenever the queue has room for it: as fast
+//! as the link carries, never dropping, each stamped with the clock.
+//!
+//! Frames from the device to the host never wait on each other beyond the queue: a status or an
+//! acknowledgement always has room reserved, so commands are answered even when samples are
+//! being dropped.
+
+use heapless::Deque;
+use zscope_core::wire::{
+    self, Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Name, PROTOCOL_VERSION,
+    Sample, Status,
+};
+use zscope_core::{Class, DetectorConfig, RollingZScore, SimConfig, Simulator};
+
+/// Window capacity compiled in: the largest window a `SetConfig` may ask for.
+pub const CAPACITY: usize = 1024;
+/// Bytes the transmit queue holds (about 34 sample frames).
+pub const TX_QUEUE: usize = 1024;
+/// Room always kept free in the queue for status frames and acknowledgements.
+const CONTROL_RESERVE: usize = 2 * MAX_FRAME;
+/// Highest sample rate a `SetRate` may ask for.
+pub const MAX_RATE_HZ: u32 = 100_000;
+/// A status frame goes out this often.
+pub const STATUS_PERIOD_MS: u64 = 1000;
+/// Samples made in one [`App::tick`] at most, so the loop keeps serving the line.
+const BURST: u32 = 64;
+/// The firmware's version, as the hello reports it.
+pub const FIRMWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A millisecond clock: the only time source the app has.
+pub trait Clock {
+    /// Milliseconds since some fixed start; never goes backwards.
+    fn now_ms(&mut self) -> u64;
+}
+
+/// How a device is set up at boot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Board name for the hello, e.g. `nucleo-f401re`.
+    pub board: &'static str,
+    /// Samples per second, 0 for as fast as the link carries.
+    pub rate_hz: u32,
+    /// The detector's config at boot.
+    pub detector: DetectorConfig,
+    /// The simulated stream.
+    pub simulator: SimConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            board: "unknown",
+            rate_hz: 50,
+            detector: DetectorConfig::default(),
+            simulator: SimConfig::default(),
+        }
+    }
+}
+
+/// Why [`App::new`] refused its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SetupError {
+    /// The detector config does not fit.
+    Detector(zscope_core::ConfigError),
+    /// The simulator config is invalid.
+    Simulator(zscope_core::SimConfigError),
+    /// The rate is above [`MAX_RATE_HZ`].
+    Rate(u32),
+}
+
+/// The device application.
+pub struct App {
+    board: &'static str,
+    detector: RollingZScore<f32, CAPACITY>,
+    simulator: Simulator,
+    config_version: u32,
+    rate_hz: u32,
+    /// Schedule origin: sample `base_seq` is due at `base_ms`.
+    base_ms: u64,
+    base_seq: u64,
+    /// Sequence number of the next sample.
+    seq: u64,
+    next_status_ms: u64,
+    status: Status,
+    tx: Deque<u8, TX_QUEUE>,
+    rx: Decoder,
+    booted: bool,
+}
+
+impl App {
+    /// An app that has not sent anything yet; [`App::boot`] starts it.
+    pub fn new(settings: Settings) -> Result<Self, SetupError> {
+        if settings.rate_hz > MAX_RATE_HZ {
+            return Err(SetupError::Rate(settings.rate_hz));
+        }
+        Ok(App {
+            board: settings.board,
+            detector: RollingZScore::new(settings.detector).map_err(SetupError::Detector)?,
+            simulator: Simulator::new(settings.simulator).map_err(SetupError::Simulator)?,
+            config_version: 1,
+            rate_hz: settings.rate_hz,
+            base_ms: 0,
+            base_seq: 0,
+            seq: 0,
+            next_status_ms: STATUS_PERIOD_MS,
+            status: Status::default(),
+            tx: Deque::new(),
+            rx: Decoder::new(),
+            booted: false,
+        })
+    }
+
+    /// Queue a delimiter (so a receiver drops any partial frame) and the hello; start the
+    /// schedule at `now_ms`.
+    pub fn boot(&mut self, now_ms: u64) {
+        let _ = self.tx.push_back(0);
+        self.queue_hello();
+        self.base_ms = now_ms;
+        self.base_seq = self.seq;
+        self.next_status_ms = now_ms + STATUS_PERIOD_MS;
+        self.booted = true;
+    }
+
+    /// The detector config in force and its version.
+    pub fn config(&self) -> (u32, DetectorConfig) {
+        (self.config_version, *self.detector.config())
+    }
+
+    /// Counters as the next status frame will report them.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// The samples per second in force (0: as fast as the link carries).
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware: name(FIRMWARE_VERSION),
+            board: name(self.board),
+            capacity: CAPACITY as u32,
+            sample_rate_hz: self.rate_hz,
+            config_version: self.config_version,
+            detector: *self.detector.config(),
+            simulator: Some(*self.simulator.config()),
+        }
+    }
+
+    fn queue_hello(&mut self) {
+        self.queue(&DeviceMsg::Hello(self.hello()), true);
+    }
+
+    /// Frame `msg` into the transmit queue. Data frames (samples) must leave the control
+    /// reserve free; control frames may use it. Returns whether it was queued.
+    fn queue(&mut self, msg: &DeviceMsg, control: bool) -> bool {
+        let mut frame = [0u8; MAX_FRAME];
+        let Ok(n) = wire::encode(msg, &mut frame) else {
+            return false;
+        };
+        let free = TX_QUEUE - self.tx.len();
+        let needed = if control { n } else { n + CONTROL_RESERVE };
+        if free < needed {
+            return false;
+        }
+        for b in &frame[..n] {
+            // Cannot fail: room was checked above.
+            let _ = self.tx.push_back(*b);
+        }
+        self.status.frames_sent += 1;
+        true
+    }
+
+    /// Feed bytes received from the host; commands take effect at once and are acknowledged.
+    pub fn receive(&mut self, mut bytes: &[u8], now_ms: u64) {
+        while let Some(result) = self.rx.next_message::<HostMsg>(&mut bytes) {
+            match result {
+                Ok(cmd) => {
+                    self.status.commands = self.status.commands.wrapping_add(1);
+                    self.execute(cmd, now_ms);
+                }
+                Err(_) => self.status.rx_errors = self.status.rx_errors.wrapping_add(1),
+            }
+        }
+    }
+
+    fn execute(&mut self, cmd: HostMsg, now_ms: u64) {
+        let (id, result) = match cmd {
+            HostMsg::SetConfig { id, config } => match self.detector.set_config(config) {
+                Ok(()) => {
+                    self.config_version = self.config_version.wrapping_add(1);
+                    (id, AckResult::Ok)
+                }
+                Err(e) => (id, AckResult::Rejected(e)),
+            },
+            HostMsg::Reset { id } => {
+                self.detector.reset();
+                (id, AckResult::Ok)
+            }
+            HostMsg::Ping { id } => (id, AckResult::Ok),
+            HostMsg::SetRate { id, hz } if hz > MAX_RATE_HZ => (
+                id,
+                AckResult::RateRejected {
+                    hz,
+                    max: MAX_RATE_HZ,
+                },
+            ),
+            HostMsg::SetRate { id, hz } => {
+                self.rate_hz = hz;
+                self.base_ms = now_ms;
+                self.base_seq = self.seq;
+                (id, AckResult::Ok)
+            }
+        };
+        let ack = DeviceMsg::Ack(Ack {
+            id,
+            result,
+            config_version: self.config_version,
+            config: *self.detector.config(),
+        });
+        self.queue(&ack, true);
+        if matches!(cmd, HostMsg::Ping { .. } | HostMsg::SetRate { .. }) {
+            self.queue_hello();
+        }
+    }
+
+    /// Make the samples due at `now_ms`, and the status frame when due.
+    pub fn tick(&mut self, now_ms: u64) {
+        if !self.booted {
+            self.boot(now_ms);
+        }
+        if self.rate_hz == 0 {
+            let mut made = 0;
+            while made < BURST && TX_QUEUE - self.tx.len() >= 2 * CONTROL_RESERVE {
+                self.sample(now_ms);
+                made += 1;
+            }
+        } else {
+            let rate = self.rate_hz as u64;
+            let due = self.base_seq + now_ms.saturating_sub(self.base_ms) * rate / 1000;
+            if due > self.seq + rate {
+                // More than a second behind (the CPU cannot keep up): skip ahead, and say so.
+                let skipped = due - self.seq;
+                self.status.dropped += skipped;
+                self.seq = due;
+            }
+            let mut made = 0;
+            while self.seq <= due && made < BURST {
+                let k = self.seq - self.base_seq;
+                let time_ms = self.base_ms + k * 1000 / rate;
+                self.sample(time_ms);
+                made += 1;
+            }
+        }
+        if now_ms >= self.next_status_ms {
+            self.next_status_ms = now_ms + STATUS_PERIOD_MS;
+            self.status.time_ms = now_ms;
+            self.status.config_version = self.config_version;
+            let status = DeviceMsg::Status(self.status);
+            self.queue(&status, true);
+        }
+    }
+
+    /// Simulate, judge and queue one sample (or count it dropped).
+    fn sample(&mut self, time_ms: u64) {
+        let s = self.simulator.next_sample();
+        let verdict = self.detector.update(s.value);
+        self.status.samples += 1;
+        if verdict.class == Class::Anomaly {
+            self.status.anomalies += 1;
+        }
+        let msg = DeviceMsg::Sample(Sample::from_verdict(
+            self.seq,
+            time_ms,
+            &verdict,
+            s.truth.is_anomaly(),
+            self.config_version,
+        ));
+        self.seq += 1;
+        if !self.queue(&msg, false) {
+            self.status.dropped += 1;
+        }
+    }
+
+    /// Bytes waiting to be sent, oldest first (the queue is a ring: two slices).
+    pub fn pending_tx(&self) -> (&[u8], &[u8]) {
+        self.tx.as_slices()
+    }
+
+    /// Forget the first `n` pending bytes: they were written to the line.
+    pub fn consume_tx(&mut self, n: usize) {
+        for _ in 0..n.min(self.tx.len()) {
+            self.tx.pop_front();
+        }
+    }
+}
+
+fn name(s: &str) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
+/// One step of the main loop: read what the host sent, make what is due, write what the line
+/// takes without waiting. Every build calls this in a loop.
+pub fn poll<L, C>(app: &mut App, link: &mut L, clock: &mut C) -> Result<(), L::Error>
+where
+    L: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write + embedded_io::WriteReady,
+    C: Clock,
+{
+    let now = clock.now_ms();
+    let mut buf = [0u8; 64];
+    while link.read_ready()? {
+        let n = link.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        app.receive(&buf[..n], now);
+    }
+    app.tick(now);
+    while link.write_ready()? {
+        let (pending, _) = app.pending_tx();
+        if pending.is_empty() {
+            break;
+        }
+        let n = link.write(pending)?;
+        if n == 0 {
+            break;
+        }
+        app.consume_tx(n);
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! Board support, one module per board; each gives the app a serial line and a clock.
+//!
+//! Both boards run the STM32F4's USART2 (PA2/PA3, AF7) and the Cortex-M SysTick, on the reset
+//! clock (16 MHz HSI): QEMU does not emulate the clock controller, so anything that waits for a
+//! PLL to lock would hang there, and 16 MHz is ample for the link (see the README's figures).
+//! They differ in the board name and in the SysTick frequency QEMU models.
+
+pub mod nucleo_f401re;
+pub mod qemu;
+mod systick;
+mod usart2;
+
+pub use systick::SysTickClock;
+pub use usart2::{Usart2, rx_overruns};
+
+/// Which board the binary runs on.
+pub struct Board {
+    /// Name reported in the hello.
+    pub name: &'static str,
+    /// Frequency of the SysTick's processor clock, as this board (or emulator) runs it.
+    pub systick_hz: u32,
+    /// Frequency of USART2's peripheral clock (APB1).
+    pub uart_clock_hz: u32,
+}
+
+/// Bring up USART2 at `baud` and a 1 kHz SysTick for `board`, and enable their interrupts.
+pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock) {
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        panic!("board::init called twice");
+    };
+    let Some(dp) = stm32f4::stm32f401::Peripherals::take() else {
+        panic!("board::init called twice");
+    };
+    let clock = SysTickClock::start(cp.SYST, board.systick_hz);
+    let uart = Usart2::new(dp.USART2, &dp.RCC, &dp.GPIOA, board.uart_clock_hz, baud);
+    (uart, clock)
+}

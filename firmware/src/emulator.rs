@@ -1,0 +1,178 @@
+//! Host emulation: the firmware's app on a PC, over a real pseudo-terminal, with a std clock.
+//!
+//! [`Emulator::spawn`] opens a pty pair, runs [`App`] on the master end in a thread (through the
+//! same [`poll`] step as the board), and tells you the slave end's path (`/dev/pts/N`), which
+//! the host daemon opens like any serial port. The serial path is therefore the same as with a
+//! board: bytes, framing, back-pressure. When nobody reads the pty, its buffer fills and the app
+//! drops samples and counts them, as a UART nobody listens to would.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, poll as poll_fds};
+use serialport::{SerialPort, TTYPort};
+
+use crate::app::{App, Clock, Settings, SetupError, poll};
+
+/// Board name the emulated device reports.
+pub const BOARD: &str = "emulated";
+
+/// Milliseconds since the emulator started.
+pub struct StdClock(Instant);
+
+impl StdClock {
+    /// A clock at 0 now.
+    pub fn new() -> Self {
+        StdClock(Instant::now())
+    }
+}
+
+impl Default for StdClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for StdClock {
+    fn now_ms(&mut self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// The master end of a pty as an `embedded-io` serial line that never blocks.
+pub struct PtyLink {
+    port: TTYPort,
+}
+
+impl PtyLink {
+    fn ready(&self, flags: PollFlags, timeout_ms: i32) -> io::Result<bool> {
+        let mut fds = [PollFd::new(self.port.as_raw_fd(), flags)];
+        let n = poll_fds(&mut fds, timeout_ms).map_err(io::Error::from)?;
+        Ok(n > 0 && fds[0].revents().is_some_and(|r| r.intersects(flags)))
+    }
+}
+
+impl embedded_io::ErrorType for PtyLink {
+    type Error = io::Error;
+}
+
+impl embedded_io::ReadReady for PtyLink {
+    fn read_ready(&mut self) -> io::Result<bool> {
+        // Before the other end is first opened a pty master reports hang-up, not data.
+        Ok(self.port.bytes_to_read().map_err(io::Error::from)? > 0)
+    }
+}
+
+impl embedded_io::Read for PtyLink {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut self.port, buf)
+    }
+}
+
+impl embedded_io::WriteReady for PtyLink {
+    fn write_ready(&mut self) -> io::Result<bool> {
+        self.ready(PollFlags::POLLOUT, 0)
+    }
+}
+
+impl embedded_io::Write for PtyLink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut self.port, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A running emulated device.
+pub struct Emulator {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// Why the emulator could not start.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The settings are invalid.
+    Setup(SetupError),
+    /// The pseudo-terminal could not be made.
+    Pty(serialport::Error),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Setup(e) => write!(f, "invalid emulator settings: {e:?}"),
+            SpawnError::Pty(e) => write!(f, "cannot open a pseudo-terminal: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+impl Emulator {
+    /// Start the app on a new pty; the device boots at once (its hello waits in the pty).
+    pub fn spawn(settings: Settings) -> Result<Self, SpawnError> {
+        let mut app = App::new(settings).map_err(SpawnError::Setup)?;
+        let (master, slave) = TTYPort::pair().map_err(SpawnError::Pty)?;
+        let path = PathBuf::from(slave.name().unwrap_or_default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("zscope-emulator".into())
+            .spawn(move || {
+                // Hold the slave open so the pty keeps its buffer until a reader comes.
+                let _slave = slave;
+                let mut link = PtyLink { port: master };
+                let mut clock = StdClock::new();
+                while !stopping.load(Ordering::Relaxed) {
+                    poll(&mut app, &mut link, &mut clock)?;
+                    let (pending, _) = app.pending_tx();
+                    let busy = !pending.is_empty() && link.ready(PollFlags::POLLOUT, 0)?;
+                    if !busy {
+                        // Idle: wake on input, or after a millisecond for the next sample.
+                        link.ready(PollFlags::POLLIN, 1)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| SpawnError::Pty(serialport::Error::from(e)))?;
+        Ok(Emulator {
+            path,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The serial port to open: the pty's slave end.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Stop the device (as if unplugged) and report how its loop ended.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> io::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("emulator thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}

@@ -1,0 +1,191 @@
+//! The firmware, for real: the thumb binary in QEMU and the host emulation, each over a real
+//! pseudo-terminal, against each other and against the core run directly.
+
+use std::time::Duration;
+
+use zscope_core::wire::{AckResult, DeviceMsg, Flags, HostMsg, PROTOCOL_VERSION, Sample};
+use zscope_core::{ConfigError, DetectorConfig, RollingZScore, SimConfig, Simulator};
+use zscope_firmware::Settings;
+use zscope_firmware::app::CAPACITY;
+use zscope_firmware::emulator::{BOARD, Emulator};
+use zscope_tests::{Line, Qemu, build_qemu_firmware};
+
+const SECONDS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Everything a sample says except the device's clock, as bits (NaN and -0.0 cannot hide).
+fn verdict_bits(s: &Sample) -> (u64, u32, u32, u32, u32, Flags, u32) {
+    (
+        s.seq,
+        s.value.to_bits(),
+        s.mean.to_bits(),
+        s.std.to_bits(),
+        s.z.to_bits(),
+        s.flags,
+        s.config_version,
+    )
+}
+
+/// The same stream computed by the core directly, with `change` applied before sample `at`.
+fn reference(n: u64, change: Option<(u64, DetectorConfig)>) -> Vec<Sample> {
+    let mut sim = Simulator::new(SimConfig::default()).expect("default config is valid");
+    let mut det: RollingZScore<f32, CAPACITY> =
+        RollingZScore::new(DetectorConfig::default()).expect("default config is valid");
+    let mut version = 1;
+    (0..n)
+        .map(|seq| {
+            if let Some((at, config)) = change
+                && seq == at
+            {
+                det.set_config(config).expect("test config is valid");
+                version = 2;
+            }
+            let x = sim.next_sample();
+            let v = det.update(x.value);
+            Sample::from_verdict(seq, 0, &v, x.truth.is_anomaly(), version)
+        })
+        .collect()
+}
+
+/// Wait for the hello, switch to "as fast as the link carries", collect samples 0..n.
+fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<Sample>) {
+    let hello = line.expect(SECONDS(20), "the hello", |m| match m {
+        DeviceMsg::Hello(h) => Some(h.clone()),
+        _ => None,
+    });
+    line.send(&HostMsg::SetRate { id: 1, hz: 0 });
+    let samples = line.samples_until(n - 1, SECONDS(120));
+    (hello, samples)
+}
+
+#[test]
+fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
+    const N: u64 = 10_000;
+    let elf = build_qemu_firmware();
+    let mut qemu = Qemu::start(&elf);
+    let mut on_qemu = Line::open(qemu.tty());
+    let emulator = Emulator::spawn(Settings {
+        board: BOARD,
+        ..Settings::default()
+    })
+    .unwrap();
+    let mut on_host = Line::open(emulator.path());
+
+    let (hello_q, from_qemu) = stream(&mut on_qemu, N);
+    let (hello_h, from_host) = stream(&mut on_host, N);
+    assert!(qemu.running(), "QEMU stopped:\n{}", qemu.log());
+
+    assert_eq!(hello_q.protocol, PROTOCOL_VERSION);
+    assert_eq!(hello_q.board.as_str(), "qemu-netduinoplus2");
+    assert_eq!(hello_h.board.as_str(), "emulated");
+    assert_eq!(
+        (hello_q.capacity, hello_q.detector, hello_q.simulator),
+        (hello_h.capacity, hello_h.detector, hello_h.simulator)
+    );
+
+    // Every sample 0..N, in order, from both (nothing dropped at either rate).
+    let expected = reference(N, None);
+    for (name, got) in [("QEMU", &from_qemu), ("emulation", &from_host)] {
+        assert_eq!(got.len() as u64, N, "{name} sent {} samples", got.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(verdict_bits(g), verdict_bits(e), "{name}, sample {}", e.seq);
+        }
+    }
+    for (q, h) in from_qemu.iter().zip(&from_host) {
+        assert_eq!(verdict_bits(q), verdict_bits(h), "sample {}", q.seq);
+    }
+    let anomalies = from_qemu
+        .iter()
+        .filter(|s| s.flags.contains(Flags::ANOMALY))
+        .count();
+    assert!(anomalies > 50, "only {anomalies} anomalies in {N} samples");
+    assert_eq!(on_qemu.stats().errors(), 0);
+    assert_eq!(on_host.stats().errors(), 0);
+    emulator.stop().unwrap();
+}
+
+#[test]
+fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
+    let elf = build_qemu_firmware();
+    let mut qemu = Qemu::start(&elf);
+    let mut line = Line::open(qemu.tty());
+    line.expect(SECONDS(20), "the hello", |m| {
+        matches!(m, DeviceMsg::Hello(_)).then_some(())
+    });
+
+    // Garbage on the line first: counted by the device, never fatal.
+    line.send_raw(&[0x13, 0x37, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00]);
+    let new = DetectorConfig {
+        threshold: 1.5,
+        ..DetectorConfig::with_window(32)
+    };
+    line.send(&HostMsg::SetConfig {
+        id: 42,
+        config: new,
+    });
+    let ack = line.expect(SECONDS(10), "the ack", |m| match m {
+        DeviceMsg::Ack(a) if a.id == 42 => Some(*a),
+        _ => None,
+    });
+    assert_eq!(ack.result, AckResult::Ok);
+    assert_eq!((ack.config_version, ack.config), (2, new));
+
+    // Verdicts change from the first sample judged under version 2, exactly as the core says.
+    line.send(&HostMsg::SetRate { id: 43, hz: 0 });
+    let got = line.samples_until(3_000, SECONDS(60));
+    let first_v2 = got
+        .iter()
+        .find(|s| s.config_version == 2)
+        .map(|s| s.seq)
+        .expect("samples under the new config");
+    let expected = reference(3_001, Some((first_v2, new)));
+    let seq0 = got[0].seq;
+    for g in &got {
+        assert_eq!(
+            verdict_bits(g),
+            verdict_bits(&expected[g.seq as usize]),
+            "sample {}",
+            g.seq
+        );
+    }
+    assert_eq!(got.last().map(|s| s.seq), Some(3_000));
+    assert_eq!(got.len() as u64, 3_001 - seq0, "no sample lost");
+    // Against the same samples under the unchanged config: threshold 1.5 flags far more.
+    let unchanged = reference(3_001, None);
+    let flagged = |xs: &mut dyn Iterator<Item = &Sample>| {
+        xs.filter(|s| s.seq >= first_v2 && s.flags.contains(Flags::ANOMALY))
+            .count()
+    };
+    let (now, before) = (flagged(&mut got.iter()), flagged(&mut unchanged.iter()));
+    assert!(
+        now > 3 * before.max(10),
+        "{now} flagged under v2, {before} under v1"
+    );
+
+    // A config the device cannot hold is refused with the reason; nothing changes.
+    line.send(&HostMsg::SetConfig {
+        id: 44,
+        config: DetectorConfig::with_window(4096),
+    });
+    let refused = line.expect(SECONDS(10), "the refusal", |m| match m {
+        DeviceMsg::Ack(a) if a.id == 44 => Some(*a),
+        _ => None,
+    });
+    assert_eq!(
+        refused.result,
+        AckResult::Rejected(ConfigError::Window {
+            window: 4096,
+            capacity: CAPACITY as u32
+        })
+    );
+    assert_eq!(refused.config_version, 2);
+
+    // The status frame counts the garbage and the commands.
+    let status = line.expect(SECONDS(5), "a status", |m| match m {
+        DeviceMsg::Status(s) => Some(*s),
+        _ => None,
+    });
+    assert_eq!(status.commands, 3);
+    assert_eq!(status.rx_errors, 2);
+    assert_eq!(status.config_version, 2);
+    assert!(qemu.running(), "QEMU stopped:\n{}", qemu.log());
+}
