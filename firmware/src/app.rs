@@ -100,6 +100,10 @@ pub struct App {
     status: Status,
     tx: Deque<u8, TX_QUEUE>,
     rx: Decoder,
+    /// Frames from the host that failed to decode.
+    rx_frame_errors: u32,
+    /// Bytes the serial line itself lost (e.g. UART overruns), as the board reports them.
+    link_overruns: u32,
     booted: bool,
 }
 
@@ -122,6 +126,8 @@ impl App {
             status: Status::default(),
             tx: Deque::new(),
             rx: Decoder::new(),
+            rx_frame_errors: 0,
+            link_overruns: 0,
             booted: false,
         })
     }
@@ -143,8 +149,18 @@ impl App {
     }
 
     /// Counters as the next status frame will report them.
-    pub fn status(&self) -> &Status {
-        &self.status
+    pub fn status(&self) -> Status {
+        Status {
+            rx_errors: self.rx_frame_errors.wrapping_add(self.link_overruns),
+            config_version: self.config_version,
+            ..self.status
+        }
+    }
+
+    /// Tell the app how many received bytes the line has lost so far (reported with the
+    /// undecodable frames as `rx_errors`).
+    pub fn set_link_overruns(&mut self, total: u32) {
+        self.link_overruns = total;
     }
 
     /// The samples per second in force (0: as fast as the link carries).
@@ -197,7 +213,7 @@ impl App {
                     self.status.commands = self.status.commands.wrapping_add(1);
                     self.execute(cmd, now_ms);
                 }
-                Err(_) => self.status.rx_errors = self.status.rx_errors.wrapping_add(1),
+                Err(_) => self.rx_frame_errors = self.rx_frame_errors.wrapping_add(1),
             }
         }
     }
@@ -273,8 +289,7 @@ impl App {
         if now_ms >= self.next_status_ms {
             self.next_status_ms = now_ms + STATUS_PERIOD_MS;
             self.status.time_ms = now_ms;
-            self.status.config_version = self.config_version;
-            let status = DeviceMsg::Status(self.status);
+            let status = DeviceMsg::Status(self.status());
             self.queue(&status, true);
         }
     }

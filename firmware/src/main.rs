@@ -7,21 +7,10 @@
 mod firmware {
     use cortex_m_rt::entry;
     use zscope_firmware::board::{self, nucleo_f401re::BOARD};
-    use zscope_firmware::{App, Settings, poll};
 
     #[entry]
     fn main() -> ! {
-        let (mut uart, mut clock) = board::init(&BOARD, 115_200);
-        let settings = Settings {
-            board: BOARD.name,
-            ..Settings::default()
-        };
-        let Ok(mut app) = App::new(settings) else {
-            panic!("built-in settings are invalid");
-        };
-        loop {
-            let Ok(()) = poll(&mut app, &mut uart, &mut clock);
-        }
+        board::run(&BOARD, 115_200)
     }
 
     #[panic_handler]

@@ -8,28 +8,19 @@ mod firmware {
     use cortex_m_rt::entry;
     use cortex_m_semihosting::debug;
     use zscope_firmware::board::{self, qemu::BOARD};
-    use zscope_firmware::{App, Settings, poll};
 
     #[entry]
     fn main() -> ! {
-        let (mut uart, mut clock) = board::init(&BOARD, 115_200);
-        let settings = Settings {
-            board: BOARD.name,
-            ..Settings::default()
-        };
-        let Ok(mut app) = App::new(settings) else {
-            panic!("built-in settings are invalid");
-        };
-        loop {
-            let Ok(()) = poll(&mut app, &mut uart, &mut clock);
-        }
+        board::run(&BOARD, 115_200)
     }
 
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo) -> ! {
         // Make QEMU exit with status 1, so a test sees the failure at once.
         debug::exit(debug::EXIT_FAILURE);
-        loop {}
+        loop {
+            cortex_m::asm::wfi();
+        }
     }
 }
 

@@ -23,6 +23,28 @@ pub struct Board {
     pub uart_clock_hz: u32,
 }
 
+/// Bring up `board` and run the app on it for ever: the whole of every board's `main`.
+///
+/// The app lives in a static (`cortex_m::singleton!`), so the linker's `.bss` figure is the
+/// firmware's RAM, not a guess about the stack.
+pub fn run(board: &Board, baud: u32) -> ! {
+    let (mut uart, mut clock) = init(board, baud);
+    let settings = crate::Settings {
+        board: board.name,
+        ..crate::Settings::default()
+    };
+    let Ok(app) = crate::App::new(settings) else {
+        panic!("built-in settings are invalid");
+    };
+    let Some(app) = cortex_m::singleton!(: crate::App = app) else {
+        panic!("board::run called twice");
+    };
+    loop {
+        app.set_link_overruns(rx_overruns());
+        let Ok(()) = crate::poll(app, &mut uart, &mut clock);
+    }
+}
+
 /// Bring up USART2 at `baud` and a 1 kHz SysTick for `board`, and enable their interrupts.
 pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock) {
     let Some(cp) = cortex_m::Peripherals::take() else {

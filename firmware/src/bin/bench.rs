@@ -1,0 +1,150 @@
+//! Instruction counts on the Cortex-M4F, in QEMU: `firmware/qemu-bench.sh` (or by hand,
+//! `qemu-system-arm -M netduinoplus2 -nographic -icount shift=0 -semihosting-config
+//! enable=on,target=native -kernel <this ELF>`).
+//!
+//! With `-icount shift=0` QEMU advances virtual time by exactly 1 ns per guest instruction and
+//! TIM2 (prescaler 0) counts in step with it, so `TIM2.CNT` differences are instruction counts:
+//! deterministic, identical run to run. Instructions are not cycles (loads, branches and
+//! divisions take more than one on a real M4): confirm on a board with DWT CYCCNT.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod firmware {
+    use cortex_m_rt::entry;
+    use cortex_m_semihosting::{debug, hprintln};
+    use stm32f4::stm32f401::{Peripherals, TIM2};
+    use zscope_core::wire::{self, DeviceMsg, MAX_FRAME, Sample};
+    use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
+    use zscope_firmware::app::{App, Settings};
+
+    const N: u32 = 4096;
+
+    fn count(tim: &TIM2) -> u32 {
+        tim.cnt().read().bits()
+    }
+
+    /// Instructions per call of `f`, measured over `N` calls, less the loop's own cost.
+    fn per_call(tim: &TIM2, overhead: u32, mut f: impl FnMut(u32)) -> u32 {
+        let start = count(tim);
+        for i in 0..N {
+            f(i);
+        }
+        (count(tim).wrapping_sub(start) / N).saturating_sub(overhead)
+    }
+
+    #[entry]
+    fn main() -> ! {
+        let Some(dp) = Peripherals::take() else {
+            panic!("peripherals taken twice");
+        };
+        dp.RCC.apb1enr().modify(|_, w| w.tim2en().set_bit());
+        let tim = dp.TIM2;
+        tim.psc().write(|w| w.psc().set(0));
+        tim.arr().write(|w| w.arr().set(u32::MAX));
+        tim.cr1().write(|w| w.cen().set_bit());
+
+        let mut sim = Simulator::new(SimConfig::default()).unwrap_or_else(|_| panic!());
+        let mut data = [0f32; 1024];
+        for x in data.iter_mut() {
+            *x = sim.next_sample().value;
+        }
+        let overhead = per_call(&tim, 0, |i| {
+            core::hint::black_box(data[(i & 1023) as usize]);
+        });
+        hprintln!("zscope-firmware-bench: instructions per call (QEMU -icount shift=0, TIM2)");
+        hprintln!("loop overhead subtracted: {}", overhead);
+        // Calibration: ten `nop`s must count as ten.
+        let ten = per_call(&tim, overhead, |i| {
+            core::hint::black_box(data[(i & 1023) as usize]);
+            for _ in 0..10 {
+                cortex_m::asm::nop();
+            }
+        });
+        hprintln!("calibration, 10 nops: {}", ten);
+
+        for window in [64u32, 1024] {
+            let cfg = DetectorConfig::with_window(window);
+            let mut d32: RollingZScore<f32, 1024> =
+                RollingZScore::new(cfg).unwrap_or_else(|_| panic!());
+            let n = per_call(&tim, overhead, |i| {
+                core::hint::black_box(d32.update(data[(i & 1023) as usize]));
+            });
+            hprintln!("detector update, f32, window {}: {}", window, n);
+            let mut d64: RollingZScore<f64, 1024> =
+                RollingZScore::new(cfg).unwrap_or_else(|_| panic!());
+            let n = per_call(&tim, overhead, |i| {
+                core::hint::black_box(d64.update(data[(i & 1023) as usize] as f64));
+            });
+            hprintln!(
+                "detector update, f64 (soft-float), window {}: {}",
+                window,
+                n
+            );
+        }
+
+        let n = per_call(&tim, overhead, |_| {
+            core::hint::black_box(sim.next_sample());
+        });
+        hprintln!("simulator sample: {}", n);
+
+        let mut frame = [0u8; MAX_FRAME];
+        let msg = DeviceMsg::Sample(Sample {
+            seq: 1000,
+            time_ms: 20_000,
+            value: 0.5,
+            mean: 0.1,
+            std: 0.1,
+            z: 4.0,
+            flags: wire::Flags::empty(),
+            config_version: 1,
+        });
+        let n = per_call(&tim, overhead, |_| {
+            core::hint::black_box(wire::encode(&msg, &mut frame).ok());
+        });
+        hprintln!("sample frame encode (postcard + CRC-32C + COBS): {}", n);
+
+        // The whole path of one sample in the app: simulate, judge, frame, queue, hand over.
+        let mut app = App::new(Settings {
+            rate_hz: 0,
+            ..Settings::default()
+        })
+        .unwrap_or_else(|_| panic!());
+        app.tick(0);
+        let (a, b) = app.pending_tx();
+        let n0 = a.len() + b.len();
+        app.consume_tx(n0);
+        let before = app.status().samples;
+        let start = count(&tim);
+        for i in 0..N {
+            app.tick(i as u64 / 1024);
+            let (a, b) = app.pending_tx();
+            let n = a.len() + b.len();
+            app.consume_tx(n);
+        }
+        let spent = count(&tim).wrapping_sub(start);
+        let made = (app.status().samples - before) as u32;
+        hprintln!(
+            "app, one whole sample (simulate, judge, frame, queue): {}  ({} samples)",
+            spent / made.max(1),
+            made
+        );
+        debug::exit(debug::EXIT_SUCCESS);
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        debug::exit(debug::EXIT_FAILURE);
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("zscope-firmware-bench runs in QEMU: see firmware/qemu-bench.sh");
+    std::process::exit(2);
+}
