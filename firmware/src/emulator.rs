@@ -93,7 +93,9 @@ impl embedded_io::Write for PtyLink {
 /// A running emulated device.
 pub struct Emulator {
     path: PathBuf,
+    link: Option<PathBuf>,
     stop: Arc<AtomicBool>,
+    faults: std::sync::mpsc::Sender<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -120,9 +122,25 @@ impl std::error::Error for SpawnError {}
 impl Emulator {
     /// Start the app on a new pty; the device boots at once (its hello waits in the pty).
     pub fn spawn(settings: Settings) -> Result<Self, SpawnError> {
+        Self::spawn_linked(settings, None)
+    }
+
+    /// Like [`Emulator::spawn`], and make `link` a symlink to the pty (replacing what was
+    /// there), so a restarted device appears at the same path, like a board plugged back in.
+    /// The link is removed when the emulator stops.
+    pub fn spawn_linked(
+        settings: Settings,
+        link: Option<&std::path::Path>,
+    ) -> Result<Self, SpawnError> {
         let mut app = App::new(settings).map_err(SpawnError::Setup)?;
         let (master, slave) = TTYPort::pair().map_err(SpawnError::Pty)?;
         let path = PathBuf::from(slave.name().unwrap_or_default());
+        if let Some(link) = link {
+            let _ = std::fs::remove_file(link);
+            std::os::unix::fs::symlink(&path, link)
+                .map_err(|e| SpawnError::Pty(serialport::Error::from(e)))?;
+        }
+        let (faults, injected) = std::sync::mpsc::channel::<Vec<u8>>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -133,6 +151,14 @@ impl Emulator {
                 let mut link = PtyLink { port: master };
                 let mut clock = StdClock::new();
                 while !stopping.load(Ordering::Relaxed) {
+                    // Injected faults go out between whole frames.
+                    while let Ok(bytes) = injected.try_recv() {
+                        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+                        while !app.pending_tx().0.is_empty() && Instant::now() < deadline {
+                            poll(&mut app, &mut link, &mut clock)?;
+                        }
+                        io::Write::write_all(&mut link.port, &bytes)?;
+                    }
                     poll(&mut app, &mut link, &mut clock)?;
                     let (pending, _) = app.pending_tx();
                     let busy = !pending.is_empty() && link.ready(PollFlags::POLLOUT, 0)?;
@@ -146,9 +172,16 @@ impl Emulator {
             .map_err(|e| SpawnError::Pty(serialport::Error::from(e)))?;
         Ok(Emulator {
             path,
+            link: link.map(std::path::Path::to_path_buf),
             stop,
+            faults,
             thread: Some(thread),
         })
+    }
+
+    /// Fault injection for testing hosts: write `bytes` raw on the line, between two frames.
+    pub fn inject(&self, bytes: &[u8]) {
+        let _ = self.faults.send(bytes.to_vec());
     }
 
     /// The serial port to open: the pty's slave end.
@@ -163,6 +196,9 @@ impl Emulator {
 
     fn halt(&mut self) -> io::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(link) = self.link.take() {
+            let _ = std::fs::remove_file(link);
+        }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(io::Error::other("emulator thread panicked")),

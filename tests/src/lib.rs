@@ -237,3 +237,180 @@ impl Line {
         *self.decoder.stats()
     }
 }
+
+/// The `zscope` daemon, really started in this process: a real TCP listener on a free
+/// loopback port, real serial I/O. Stopped (and its logs flushed) on drop.
+pub struct Daemon {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The CSV log folder (a temp dir unless the settings said otherwise).
+    pub log_dir: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// Start the daemon on `source`; `adjust` may change any other setting.
+    pub fn start(
+        source: zscope_host::cli::SourceSetting,
+        adjust: impl FnOnce(&mut zscope_host::cli::Settings),
+    ) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = zscope_host::cli::Settings {
+            source,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            log_dir: dir.path().join("log"),
+            samples_log: true,
+            rotate_bytes: 64 << 20,
+            keep_files: 5,
+        };
+        adjust(&mut settings);
+        let log_dir = settings.log_dir.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let result = runtime.block_on(zscope_host::serve(
+                settings,
+                move |addr| {
+                    let _ = ready_tx.send(addr);
+                },
+                async move {
+                    let _ = stop_rx.await;
+                },
+            ));
+            if let Err(e) = result {
+                panic!("daemon failed: {e:#}");
+            }
+        });
+        let addr = ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the daemon starts listening");
+        Daemon {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            log_dir,
+            dir: Some(dir),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET a JSON answer (panics on anything but 200).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        ureq::get(&self.url(path))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .body_mut()
+            .read_json()
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// POST JSON; returns the status code and the JSON answer.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut res = agent
+            .post(&self.url(path))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = res.status().as_u16();
+        (
+            status,
+            res.body_mut()
+                .read_json()
+                .unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Stop the daemon and wait for it (logs flushed); the temp folder holding the logs lives
+    /// as long as the returned guard.
+    pub fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.halt();
+        self.dir.take()
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Debian's chromedriver on a free port, killed on drop.
+pub struct ChromeDriver {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// A fresh Chromium profile folder.
+    pub profile: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    /// Start `chromedriver` (apt-get install chromium chromium-driver).
+    pub fn start() -> ChromeDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for(Duration::from_secs(20), "chromedriver", || {
+            ureq::get(&format!("{url}/status")).call().ok().map(|_| ())
+        });
+        ChromeDriver {
+            child,
+            url,
+            profile: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Capabilities for headless Chromium with the flags this machine needs.
+    pub fn capabilities(&self) -> serde_json::Map<String, serde_json::Value> {
+        let args = [
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1400,900".into(),
+            format!("--user-data-dir={}", self.profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        caps
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,11 +9,13 @@ use zscope_core::SimConfig;
 use zscope_firmware::Settings;
 use zscope_firmware::emulator::{BOARD, Emulator};
 
-const USAGE: &str = "usage: zscope-emulator [--rate HZ] [--seed N]
-  --rate HZ   samples per second (default 50; 0 = as fast as the reader takes them)
-  --seed N    simulator seed (default 42)";
+const USAGE: &str = "usage: zscope-emulator [--rate HZ] [--seed N] [--link PATH]
+  --rate HZ    samples per second (default 50; 0 = as fast as the reader takes them)
+  --seed N     simulator seed (default 42)
+  --link PATH  also make PATH a symlink to the pty (a stable name across restarts)";
 
-fn parse() -> Result<Settings, String> {
+fn parse() -> Result<(Settings, Option<std::path::PathBuf>), String> {
+    let mut link = None;
     let mut settings = Settings {
         board: BOARD,
         ..Settings::default()
@@ -35,16 +37,17 @@ fn parse() -> Result<Settings, String> {
                     u32::try_from(value("--rate")?).map_err(|_| "--rate is too large")?
             }
             "--seed" => sim.seed = value("--seed")?,
+            "--link" => link = Some(args.next().ok_or("--link needs a path")?.into()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     settings.simulator = sim;
-    Ok(settings)
+    Ok((settings, link))
 }
 
 fn main() -> ExitCode {
-    let settings = match parse() {
+    let (settings, link) = match parse() {
         Ok(s) => s,
         Err(e) => {
             if !e.is_empty() {
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match Emulator::spawn(settings) {
+    match Emulator::spawn_linked(settings, link.as_deref()) {
         Ok(emulator) => {
             println!("{}", emulator.path().display());
             eprintln!(

@@ -1,0 +1,243 @@
+// zscope dashboard: live chart (uPlot), alerts, detector controls, status.
+"use strict";
+
+const MAX_POINTS = 10000; // points the chart holds while live
+const FLAG_ANOMALY = 1, FLAG_WARMING = 2, FLAG_INVALID = 4;
+
+// Chart columns: x (s), value, mean, upper, lower, anomaly, gap marker.
+let cols = [[], [], [], [], [], [], []];
+let paused = false, zoomed = false, dirty = false;
+let alerts = [];          // undismissed alerts, newest first
+let lastBeep = 0;
+let config = null;
+
+const $ = (id) => document.getElementById(id);
+const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
+
+function push(p) {
+  const [t, value, mean, std, z, thr, flags, seq, lost] = p;
+  const x = t / 1000;
+  if (lost > 0 && cols[0].length) {
+    // A break in the line, and a marker, where frames were lost.
+    cols[0].push(x - 1e-6); cols[1].push(null); cols[2].push(null); cols[3].push(null);
+    cols[4].push(null); cols[5].push(null); cols[6].push(value);
+  }
+  const judged = !(flags & (FLAG_WARMING | FLAG_INVALID));
+  const band = judged && Number.isFinite(thr) ? thr * std : null;
+  cols[0].push(x);
+  cols[1].push(flags & FLAG_INVALID ? null : value);
+  cols[2].push(judged ? mean : null);
+  cols[3].push(band === null ? null : mean + band);
+  cols[4].push(band === null ? null : mean - band);
+  cols[5].push(flags & FLAG_ANOMALY ? value : null);
+  cols[6].push(null);
+  if (flags & FLAG_ANOMALY) alert({ t, value, z, seq });
+}
+
+function trim() {
+  const extra = cols[0].length - MAX_POINTS;
+  if (extra > 0 && !paused) cols = cols.map((c) => c.slice(extra));
+}
+
+const chart = new uPlot({
+  width: 800, height: 420,
+  scales: { x: { time: true } },
+  cursor: { drag: { x: true, y: false, setScale: true } },
+  series: [
+    {},
+    { label: "value", stroke: "#4fa3ff", width: 1.2, spanGaps: false },
+    { label: "mean", stroke: "#c9a227", width: 1, dash: [4, 3], spanGaps: false },
+    { label: "upper", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
+    { label: "lower", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
+    { label: "anomaly", stroke: "#ff4d4f", width: 0, paths: () => null,
+      points: { show: true, size: 8, fill: "#ff4d4f", stroke: "#ff4d4f" } },
+    { label: "lost frames", stroke: "#8a97a6", width: 0, paths: () => null,
+      points: { show: true, size: 10, fill: "#8a97a6", stroke: "#8a97a6" } },
+  ],
+  bands: [{ series: [3, 4], fill: "rgba(79,163,255,0.12)" }],
+  axes: [
+    { stroke: "#8a97a6", grid: { stroke: "#243040" } },
+    { stroke: "#8a97a6", grid: { stroke: "#243040" } },
+  ],
+  hooks: {
+    // Only a drag-selection by the user is a zoom (uPlot also sets scales when it sizes itself).
+    setSelect: [(u) => { if (u.select.width > 0) { zoomed = true; note(); } }],
+  },
+}, cols, $("chart"));
+
+function resize() {
+  const w = $("chart").clientWidth || 800;
+  chart.setSize({ width: w, height: Math.max(300, Math.round(window.innerHeight * 0.55)) });
+}
+window.addEventListener("resize", resize);
+resize();
+
+function note() {
+  $("chart-note").textContent = paused ? "paused" : zoomed ? "zoomed: live updates keep your zoom" : "";
+  $("pause").textContent = paused ? "Resume" : "Pause";
+}
+
+function redraw() {
+  if (dirty && !paused) {
+    trim();
+    chart.setData(cols, !zoomed);
+    $("points-count").textContent = cols[0].length;
+    dirty = false;
+  }
+  requestAnimationFrame(redraw);
+}
+requestAnimationFrame(redraw);
+
+$("pause").onclick = () => { paused = !paused; dirty = true; note(); };
+$("reset-zoom").onclick = () => { zoomed = false; dirty = true; chart.setData(cols, true); note(); };
+chart.over.addEventListener("dblclick", () => { zoomed = false; note(); });
+
+$("load-earlier").onclick = async () => {
+  const oldest = cols[0].length ? cols[0][0] * 1000 : Date.now();
+  const res = await fetch(`/api/samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`);
+  if (!res.ok) return;
+  const older = await res.json();
+  if (!older.length) { $("chart-note").textContent = "no earlier points in memory (see samples.csv)"; return; }
+  paused = true; note();
+  const saved = cols; cols = [[], [], [], [], [], [], []];
+  for (const p of older) push([p.t, p.value, p.mean, p.std, p.z, p.threshold, p.flags, p.seq, p.lost_before]);
+  cols = cols.map((c, i) => c.concat(saved[i]));
+  chart.setData(cols, true);
+  $("points-count").textContent = cols[0].length;
+};
+
+// ---- alerts ----
+function beep() {
+  const now = performance.now();
+  if (!$("sound").checked || now - lastBeep < 300) return;
+  lastBeep = now;
+  try {
+    const ctx = beep.ctx || (beep.ctx = new AudioContext());
+    const osc = ctx.createOscillator(), gain = ctx.createGain();
+    osc.frequency.value = 880; gain.gain.value = 0.05;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(); osc.stop(ctx.currentTime + 0.08);
+  } catch (e) { /* no audio: fine */ }
+}
+
+const SHOWN_ALERTS = 100; // alert rows kept in the page; the count covers them all
+
+function alert(a) {
+  alerts.unshift(a);
+  if (alerts.length > 500) alerts.length = 500;
+  beep();
+  // Add one row; existing rows stay as they are (a click never lands on a replaced node).
+  const list = $("alerts");
+  const li = document.createElement("li");
+  li.className = "alert";
+  const d = new Date(a.t);
+  const time = d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  li.innerHTML = `<span>${time}</span><span>value ${fmt(a.value)}</span><span>z ${fmt(a.z, 2)}</span>`;
+  const b = document.createElement("button");
+  b.textContent = "×"; b.title = "dismiss";
+  b.onclick = () => { alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
+  li.appendChild(b);
+  list.prepend(li);
+  while (list.children.length > SHOWN_ALERTS) list.lastChild.remove();
+  renderCount();
+}
+
+function renderCount() {
+  $("alert-count").textContent = alerts.length;
+  document.title = alerts.length ? `(${alerts.length}) zscope` : "zscope";
+}
+
+function clearAlerts() {
+  alerts = [];
+  $("alerts").replaceChildren();
+  renderCount();
+}
+
+$("dismiss-all").onclick = clearAlerts;
+
+// ---- status and config ----
+function renderStatus(s) {
+  const on = s.connected;
+  $("connection").textContent = on ? "connected" : "disconnected";
+  $("connection").className = "pill " + (on ? "on" : "off");
+  $("device").textContent = s.device
+    ? `${s.device.board} · firmware ${s.device.firmware} · ${s.port}` : `waiting for a device on ${s.port}`;
+  $("rate").textContent = Math.round(s.rate);
+  $("st-samples").textContent = s.counters.samples;
+  $("st-anomalies").textContent = s.counters.anomalies;
+  $("st-lost").textContent = s.counters.frames_lost;
+  const bad = s.bad_frames;
+  $("st-bad").textContent = bad.total;
+  $("st-bad").title = `oversize ${bad.oversize}, cobs ${bad.cobs}, truncated ${bad.truncated}, crc ${bad.crc}, malformed ${bad.malformed}, version ${bad.version}`;
+  $("st-restarts").textContent = s.counters.device_restarts;
+  const q = s.quality;
+  for (const el of document.querySelectorAll(".truth")) el.style.display = q ? "" : "none";
+  if (q) { $("st-precision").textContent = fmt(q.precision); $("st-recall").textContent = fmt(q.recall); $("st-f1").textContent = fmt(q.f1); }
+  $("link-error").textContent = s.link_error || "";
+  const logErr = (s.logs || []).find((l) => l.error);
+  $("log-status").textContent = logErr ? `log: ${logErr.error} (${logErr.pending} rows waiting)` : "";
+  if (s.config) renderConfig({ version: s.config_version, config: s.config });
+}
+
+function renderConfig(c) {
+  if (!c.config) return;
+  const changed = !config || config.version !== c.version;
+  config = c;
+  $("config-version").textContent = `v${c.version}`;
+  $("config-now").textContent = `in force: window ${c.config.window}, threshold ${c.config.threshold}` +
+    (c.capacity ? ` (capacity ${c.capacity})` : "");
+  if (changed && document.activeElement !== $("threshold") && document.activeElement !== $("window")) {
+    $("threshold").value = c.config.threshold;
+    $("window").value = c.config.window;
+  }
+}
+
+$("config-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const body = { threshold: Number($("threshold").value), window: Number($("window").value) };
+  const st = $("config-status");
+  st.className = "muted"; st.textContent = "sent; waiting for the device to acknowledge…";
+  try {
+    const res = await fetch("/api/config", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    const answer = await res.json();
+    if (res.ok) {
+      st.className = "ok"; st.textContent = `acknowledged by the device: config v${answer.version}`;
+      renderConfig(answer);
+    } else {
+      st.className = "error"; st.textContent = answer.error || `error ${res.status}`;
+    }
+  } catch (e) {
+    st.className = "error"; st.textContent = `cannot reach the daemon: ${e}`;
+  }
+};
+
+// ---- live updates ----
+function connect() {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.type === "snapshot") {
+      cols = [[], [], [], [], [], [], []];
+      clearAlerts();
+      for (const p of m.points) push(p);
+      renderStatus(m.status); renderConfig(m.config);
+      dirty = true;
+    } else if (m.type === "points") {
+      for (const p of m.points) push(p);
+      dirty = true;
+    } else if (m.type === "status") {
+      renderStatus(m);
+    } else if (m.type === "config") {
+      renderConfig(m);
+    } else if (m.type === "lagged") {
+      $("chart-note").textContent = `this page fell behind; skipped ${m.skipped_updates} updates`;
+    }
+  };
+  ws.onclose = () => {
+    $("connection").textContent = "daemon unreachable"; $("connection").className = "pill off";
+    setTimeout(connect, 1000);
+  };
+}
+connect();

@@ -1,0 +1,286 @@
+//! The command line, the TOML config file and the environment, resolved into [`Settings`].
+//!
+//! Precedence: a flag beats its environment variable (`ZSCOPE_*`), which beats the `--config`
+//! file, which beats the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+/// zscope: real-time anomaly detection for data streams. With no arguments it starts the
+/// daemon against an emulated device and serves the dashboard on http://127.0.0.1:8080.
+#[derive(Debug, Parser)]
+#[command(name = "zscope", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do (default: run the daemon).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Serial port of a device, e.g. /dev/ttyACM0. Without it: an emulated device on a pty.
+    #[arg(long, env = "ZSCOPE_PORT")]
+    pub port: Option<String>,
+
+    /// Baud rate of the serial port.
+    #[arg(long, env = "ZSCOPE_BAUD")]
+    pub baud: Option<u32>,
+
+    /// Address the dashboard listens on. Anything but loopback needs --token.
+    #[arg(long, env = "ZSCOPE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
+    /// reading from anywhere but loopback.
+    #[arg(long, env = "ZSCOPE_TOKEN")]
+    pub token: Option<String>,
+
+    /// Folder for samples.csv and anomalies.csv.
+    #[arg(long, env = "ZSCOPE_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Log only anomalies, not every sample.
+    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG")]
+    pub no_samples_log: bool,
+
+    /// Rotate a CSV file when it passes this many megabytes.
+    #[arg(long, env = "ZSCOPE_ROTATE_MB")]
+    pub rotate_mb: Option<u64>,
+
+    /// Rotated files kept per log (older ones are deleted).
+    #[arg(long, env = "ZSCOPE_KEEP_FILES")]
+    pub keep_files: Option<u32>,
+
+    /// Sample rate of the emulated device, in Hz (0: as fast as the line carries).
+    #[arg(long, env = "ZSCOPE_EMULATOR_RATE")]
+    pub emulator_rate: Option<u32>,
+
+    /// Seed of the emulated device's simulator.
+    #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
+    pub emulator_seed: Option<u64>,
+
+    /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`.
+    #[arg(long, env = "ZSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the serial ports this machine has (pseudo-terminals are not listed).
+    Ports,
+}
+
+/// The same options, as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FileSettings {
+    port: Option<String>,
+    baud: Option<u32>,
+    listen: Option<SocketAddr>,
+    token: Option<String>,
+    log_dir: Option<PathBuf>,
+    samples_log: Option<bool>,
+    rotate_mb: Option<u64>,
+    keep_files: Option<u32>,
+    emulator_rate: Option<u32>,
+    emulator_seed: Option<u64>,
+}
+
+/// Where samples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSetting {
+    /// A serial port at a baud rate.
+    Serial {
+        /// The port's path.
+        port: String,
+        /// Its baud rate.
+        baud: u32,
+    },
+    /// The firmware's app emulated on this machine, over a pty.
+    Emulated {
+        /// Samples per second.
+        rate_hz: u32,
+        /// Simulator seed.
+        seed: u64,
+    },
+}
+
+/// Everything the daemon needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where samples come from.
+    pub source: SourceSetting,
+    /// Dashboard address.
+    pub listen: SocketAddr,
+    /// Write token.
+    pub token: Option<String>,
+    /// CSV folder.
+    pub log_dir: PathBuf,
+    /// Whether samples.csv is written.
+    pub samples_log: bool,
+    /// Rotation size in bytes.
+    pub rotate_bytes: u64,
+    /// Rotated files kept.
+    pub keep_files: u32,
+}
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file is unreadable.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A non-loopback address without a token.
+    #[error(
+        "refusing to listen on {0} without a token: anyone on the network could change the \
+         detector. Add --token SECRET (or listen on 127.0.0.1)"
+    )]
+    OpenWithoutToken(SocketAddr),
+    /// A value out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| SettingsError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+impl Cli {
+    /// Merge flags and environment (already in `self`) over the file over the defaults.
+    pub fn settings(&self) -> Result<Settings, SettingsError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let baud = self.baud.or(file.baud).unwrap_or(115_200);
+        if baud == 0 {
+            return Err(SettingsError::Invalid("--baud must be above 0".into()));
+        }
+        let source = match self.port.clone().or(file.port) {
+            Some(port) => SourceSetting::Serial { port, baud },
+            None => SourceSetting::Emulated {
+                rate_hz: self.emulator_rate.or(file.emulator_rate).unwrap_or(50),
+                seed: self.emulator_seed.or(file.emulator_seed).unwrap_or(42),
+            },
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let token = self.token.clone().or(file.token).filter(|t| !t.is_empty());
+        if !listen.ip().is_loopback() && token.is_none() {
+            return Err(SettingsError::OpenWithoutToken(listen));
+        }
+        let rotate_mb = self.rotate_mb.or(file.rotate_mb).unwrap_or(64);
+        if rotate_mb == 0 {
+            return Err(SettingsError::Invalid("--rotate-mb must be above 0".into()));
+        }
+        Ok(Settings {
+            source,
+            listen,
+            token,
+            log_dir: self
+                .log_dir
+                .clone()
+                .or(file.log_dir)
+                .unwrap_or_else(|| PathBuf::from("zscope-log")),
+            samples_log: !self.no_samples_log && file.samples_log.unwrap_or(true),
+            rotate_bytes: rotate_mb * 1024 * 1024,
+            keep_files: self.keep_files.or(file.keep_files).unwrap_or(5),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("zscope").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_the_emulator_on_loopback() {
+        let s = cli(&[]).unwrap().settings().unwrap();
+        assert_eq!(
+            s.source,
+            SourceSetting::Emulated {
+                rate_hz: 50,
+                seed: 42
+            }
+        );
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.samples_log);
+    }
+
+    #[test]
+    fn wrong_flags_are_clear_errors() {
+        let e = cli(&["--baud", "fast"]).unwrap_err().to_string();
+        assert!(e.contains("invalid value 'fast' for '--baud"), "{e}");
+        let e = cli(&["--colour"]).unwrap_err().to_string();
+        assert!(e.contains("unexpected argument '--colour'"), "{e}");
+        let e = cli(&["--listen", "0.0.0.0:8080"])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without a token"), "{e}");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zscope.toml");
+        std::fs::write(
+            &path,
+            "port = \"/dev/ttyUSB7\"\nbaud = 9600\nsamples_log = false\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = cli(&["--config", p]).unwrap().settings().unwrap();
+        assert_eq!(
+            s.source,
+            SourceSetting::Serial {
+                port: "/dev/ttyUSB7".into(),
+                baud: 9600
+            }
+        );
+        assert!(!s.samples_log);
+        let s = cli(&["--config", p, "--baud", "921600"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(matches!(
+            s.source,
+            SourceSetting::Serial { baud: 921600, .. }
+        ));
+        std::fs::write(&path, "prot = 3\n").unwrap();
+        let e = cli(&["--config", p])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `prot`"), "{e}");
+    }
+}

@@ -1,0 +1,397 @@
+//! The CSV logs a user reads with any tool: `samples.csv` (every point, unless turned off) and
+//! `anomalies.csv` (flagged points), in the log folder.
+//!
+//! * Header once; files are appended across restarts, never truncated.
+//! * Each row is one `write` to an unbuffered file, so a crash loses at most the row being
+//!   written. A write that fails part-way (a full disk) is cut back to the last whole row, so
+//!   the file stays valid CSV.
+//! * Rows that cannot be written (disk full, folder gone) wait in memory (up to
+//!   [`MAX_PENDING`] rows per file) and are retried every second, in order; the error shows in
+//!   `/api/status`. Only past that bound are the oldest waiting rows given up, and counted.
+//! * Size-based rotation: past `rotate_bytes`, `samples.csv` becomes `samples.1.csv` (`.1`
+//!   becomes `.2`, …) and a fresh file starts with the header; `keep` rotated files are kept.
+//!
+//! Columns (both files): see [`HEADER`] and the README.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Column names, in order.
+pub const HEADER: [&str; 14] = [
+    "host_time",
+    "seq",
+    "device_time_ms",
+    "value",
+    "mean",
+    "std",
+    "z",
+    "score",
+    "threshold",
+    "window",
+    "config_version",
+    "anomaly",
+    "truth",
+    "lost_before",
+];
+
+/// Rows kept in memory per file while it cannot be written.
+pub const MAX_PENDING: usize = 200_000;
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// One logged point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Host time of arrival, RFC 3339 UTC with milliseconds.
+    pub host_time: String,
+    /// Device sequence number.
+    pub seq: u64,
+    /// Device time, ms since boot.
+    pub device_time_ms: u64,
+    /// The value.
+    pub value: f32,
+    /// Window mean before it.
+    pub mean: f32,
+    /// Window std before it.
+    pub std: f32,
+    /// Z-score.
+    pub z: f32,
+    /// `|z| / (|z| + threshold)`.
+    pub score: f32,
+    /// Threshold of the config that judged it.
+    pub threshold: f32,
+    /// Window of that config.
+    pub window: u32,
+    /// Version of that config.
+    pub config_version: u32,
+    /// 1 if flagged.
+    pub anomaly: u8,
+    /// 1 if injected, 0 if not, empty when the source has no ground truth.
+    pub truth: Option<u8>,
+    /// Frames lost just before this one (a gap in sequence numbers).
+    pub lost_before: u64,
+}
+
+/// Why a log could not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot open the log {path}: {source}. Check that the folder is writable, or pass --log-dir"
+)]
+pub struct LogError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// What a log reports in `/api/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogStatus {
+    /// The file.
+    pub path: String,
+    /// Rows written since start.
+    pub written: u64,
+    /// Rows waiting to be written (the file refused them).
+    pub pending: usize,
+    /// Rows given up after [`MAX_PENDING`] were waiting.
+    pub dropped: u64,
+    /// The last write error, while rows are waiting.
+    pub error: Option<String>,
+}
+
+/// One CSV file with rotation and retry.
+pub struct CsvLog {
+    dir: PathBuf,
+    stem: &'static str,
+    file: Option<File>,
+    size: u64,
+    rotate_bytes: u64,
+    keep: u32,
+    pending: VecDeque<Vec<u8>>,
+    last_try: Option<Instant>,
+    status: LogStatus,
+}
+
+fn header_line() -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = w.write_record(HEADER);
+    w.into_inner().unwrap_or_default()
+}
+
+fn encode(row: &Row) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let _ = w.serialize(row);
+    w.into_inner().unwrap_or_default()
+}
+
+impl CsvLog {
+    /// Open (or create) `dir/stem.csv` for appending.
+    pub fn open(
+        dir: &Path,
+        stem: &'static str,
+        rotate_bytes: u64,
+        keep: u32,
+    ) -> Result<Self, LogError> {
+        let path = dir.join(format!("{stem}.csv"));
+        std::fs::create_dir_all(dir).map_err(|source| LogError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut log = CsvLog {
+            dir: dir.to_path_buf(),
+            stem,
+            file: None,
+            size: 0,
+            rotate_bytes,
+            keep,
+            pending: VecDeque::new(),
+            last_try: None,
+            status: LogStatus {
+                path: path.display().to_string(),
+                ..LogStatus::default()
+            },
+        };
+        // A file that cannot even be opened is a setup error; one that refuses writes (a full
+        // disk) is retried like any later write.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| LogError { path, source })?;
+        if let Err(e) = log.reopen() {
+            tracing::error!("cannot write {}: {e}; will retry", log.status.path);
+            log.status.error = Some(format!("{}: {e}", log.status.path));
+        }
+        Ok(log)
+    }
+
+    fn path(&self, generation: u32) -> PathBuf {
+        match generation {
+            0 => self.dir.join(format!("{}.csv", self.stem)),
+            n => self.dir.join(format!("{}.{n}.csv", self.stem)),
+        }
+    }
+
+    /// Open the current file for appending; write the header if it is empty.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(0))?;
+        self.size = file.metadata()?.len();
+        if self.size == 0 {
+            let header = header_line();
+            file.write_all(&header)?;
+            self.size = header.len() as u64;
+        }
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        let _ = std::fs::remove_file(self.path(self.keep));
+        for generation in (0..self.keep).rev() {
+            let from = self.path(generation);
+            if from.exists() {
+                std::fs::rename(&from, self.path(generation + 1))?;
+            }
+        }
+        if self.keep == 0 {
+            std::fs::remove_file(self.path(0))?;
+        }
+        self.reopen()
+    }
+
+    /// Log a row (now, or as soon as the file takes it).
+    pub fn append(&mut self, row: &Row) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+            self.status.dropped += 1;
+        }
+        self.pending.push_back(encode(row));
+        let retry_due = self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY);
+        if self.status.error.is_none() || retry_due {
+            self.flush_pending();
+        }
+    }
+
+    /// Retry waiting rows (called on every append, and once a second by the daemon).
+    pub fn flush_pending(&mut self) {
+        self.last_try = Some(Instant::now());
+        while let Some(bytes) = self.pending.front() {
+            match self.write_one(bytes.len()) {
+                Ok(()) => {
+                    self.pending.pop_front();
+                    self.status.written += 1;
+                    self.status.error = None;
+                }
+                Err(e) => {
+                    if self.status.error.is_none() {
+                        tracing::error!(
+                            "cannot write {}: {e}; keeping rows in memory and retrying",
+                            self.status.path
+                        );
+                    }
+                    self.status.error = Some(format!("{}: {e}", self.status.path));
+                    self.file = None;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn write_one(&mut self, len: usize) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.reopen()?;
+        }
+        if self.size + len as u64 > self.rotate_bytes && self.size > header_line().len() as u64 {
+            self.rotate()?;
+        }
+        let Some(bytes) = self.pending.front() else {
+            return Ok(());
+        };
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("log file not open"));
+        };
+        if let Err(e) = file.write_all(bytes) {
+            // Cut a partial row off, so the file stays valid CSV.
+            let _ = file.set_len(self.size);
+            return Err(e);
+        }
+        self.size += len as u64;
+        Ok(())
+    }
+
+    /// Counters for `/api/status`.
+    pub fn status(&self) -> LogStatus {
+        LogStatus {
+            pending: self.pending.len(),
+            ..self.status.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: u64) -> Row {
+        Row {
+            host_time: "2026-11-24T10:00:00.000Z".into(),
+            seq,
+            device_time_ms: seq * 20,
+            value: 0.5,
+            mean: 0.25,
+            std: 0.125,
+            z: 2.0,
+            score: 0.4,
+            threshold: 3.0,
+            window: 64,
+            config_version: 1,
+            anomaly: 0,
+            truth: None,
+            lost_before: 0,
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn header_once_and_appended_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 3).unwrap();
+        log.append(&row(1));
+        drop(log);
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 3).unwrap();
+        log.append(&row(2));
+        let l = lines(&dir.path().join("samples.csv"));
+        assert_eq!(l[0], HEADER.join(","));
+        assert_eq!(l.len(), 3);
+        assert!(
+            l[1].starts_with("2026-11-24T10:00:00.000Z,1,20,0.5,0.25,0.125,2.0,0.4,3.0,64,1,0,,0"),
+            "{}",
+            l[1]
+        );
+        assert!(l[2].contains(",2,40,"));
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_a_bounded_number_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 1000, 2).unwrap();
+        for seq in 0..200 {
+            log.append(&row(seq));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["samples.1.csv", "samples.2.csv", "samples.csv"]);
+        for name in &names {
+            let l = lines(&dir.path().join(name));
+            assert_eq!(l[0], HEADER.join(","), "{name}");
+            assert!(std::fs::metadata(dir.path().join(name)).unwrap().len() <= 1000);
+        }
+        // The newest rows are in the current file, the last before it in .1.
+        let current = lines(&dir.path().join("samples.csv"));
+        assert!(current.last().unwrap().contains(",199,"));
+        assert_eq!(log.status().written, 200);
+    }
+
+    #[test]
+    fn a_full_disk_keeps_rows_in_memory_and_writes_them_when_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.csv");
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        // /dev/full opens fine but refuses every write, like a full disk.
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 3).unwrap();
+        log.append(&row(1));
+        log.append(&row(2));
+        let st = log.status();
+        assert_eq!(st.pending, 2);
+        assert!(
+            st.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("No space left on device"),
+            "{st:?}"
+        );
+        // Space returns (the path is now a real, empty file).
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        log.last_try = None;
+        log.append(&row(3));
+        assert_eq!(log.status().pending, 0);
+        assert_eq!(log.status().error, None);
+        let l = lines(&path);
+        assert_eq!(l.len(), 4, "{l:?}");
+        assert_eq!(l[0], HEADER.join(","));
+        assert!(l[1].contains(",1,20,") && l[2].contains(",2,40,") && l[3].contains(",3,60,"));
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, "x").unwrap();
+        let e = CsvLog::open(&file, "samples", 1 << 20, 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("not-a-folder") && e.contains("--log-dir"), "{e}");
+    }
+}

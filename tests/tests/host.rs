@@ -1,0 +1,264 @@
+//! The daemon against a device on a real pty: what it logs and serves matches what the device
+//! sent, through garbage on the line, a device killed and restarted, and a config change.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zscope_core::{SimConfig, Simulator};
+use zscope_firmware::Settings;
+use zscope_firmware::emulator::{BOARD, Emulator};
+use zscope_host::cli::SourceSetting;
+use zscope_tests::{Daemon, wait_for};
+
+fn device(link: &std::path::Path) -> Emulator {
+    Emulator::spawn_linked(
+        Settings {
+            board: BOARD,
+            rate_hz: 500,
+            ..Settings::default()
+        },
+        Some(link),
+    )
+    .expect("emulator starts")
+}
+
+fn samples(status: &Value) -> u64 {
+    status["counters"]["samples"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyZSCOPE");
+    let dev = device(&link);
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        |_| {},
+    );
+    let secs = Duration::from_secs;
+
+    wait_for(secs(20), "300 samples", || {
+        (samples(&daemon.get("/api/status")) >= 300).then_some(())
+    });
+    // Garbage ending in a delimiter: rejected on its own, nothing lost.
+    dev.inject(&[0x11, 0x22, 0x33, 0x00]);
+    // Garbage with no delimiter: it merges with the next frame, which is lost and counted.
+    dev.inject(&[0x44, 0x55]);
+    wait_for(secs(20), "600 samples", || {
+        (samples(&daemon.get("/api/status")) >= 600).then_some(())
+    });
+
+    // Unplug the device: the daemon says so and keeps serving.
+    dev.stop().unwrap();
+    let status = wait_for(secs(5), "the daemon to notice the device is gone", || {
+        let s = daemon.get("/api/status");
+        (s["connected"] == json!(false)).then_some(s)
+    });
+    assert!(
+        status["link_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ttyZSCOPE"),
+        "{status}"
+    );
+    let before_restart = samples(&status);
+
+    // Plug it back (it reboots: sequence numbers start again): the daemon resumes on its own.
+    let dev = device(&link);
+    let status = wait_for(secs(10), "the daemon to reconnect", || {
+        let s = daemon.get("/api/status");
+        (s["connected"] == json!(true) && samples(&s) > before_restart + 200).then_some(s)
+    });
+    assert_eq!(status["counters"]["device_restarts"], json!(1), "{status}");
+    assert_eq!(status["counters"]["connections"], json!(2), "{status}");
+
+    // Change the threshold through the API: answered once the device acknowledges.
+    let (code, answer) = daemon.post("/api/config", &json!({ "threshold": 2.5 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["version"], json!(2));
+    assert_eq!(answer["config"]["threshold"], json!(2.5));
+    wait_for(secs(10), "samples judged under config 2", || {
+        let pts = daemon.get("/api/samples?limit=10");
+        pts.as_array()
+            .and_then(|a| a.last())
+            .filter(|p| p["config_version"] == json!(2))
+            .map(|_| ())
+    });
+    // Bad configs are refused with a clear message, and nothing is sent.
+    for (body, needle) in [
+        (
+            json!({ "threshold": 0 }),
+            "threshold must be a finite number above 0",
+        ),
+        (json!({ "window": 5000 }), "window 5000 is outside 2..=1024"),
+        (json!({ "window": 1 }), "window 1 is outside 2..=1024"),
+        (json!({ "thresold": 3 }), "unknown field `thresold`"),
+    ] {
+        let (code, answer) = daemon.post("/api/config", &body);
+        assert_eq!(code, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or("").contains(needle),
+            "{answer}"
+        );
+    }
+    assert_eq!(daemon.get("/api/config")["version"], json!(2));
+
+    dev.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = daemon.get("/api/status");
+    let api: Vec<Value> = daemon
+        .get("/api/samples?limit=200000")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let anomalies = daemon.get("/api/anomalies?limit=10000");
+    let log_dir = daemon.log_dir.clone();
+    let _logs = daemon.stop();
+
+    // Counters: exactly one frame lost (the one the garbage merged into), two bad frames.
+    assert_eq!(status["counters"]["frames_lost"], json!(1), "{status}");
+    assert_eq!(status["bad_frames"]["total"], json!(2), "{status}");
+    assert!(status["quality"]["precision"].is_number(), "{status}");
+
+    // samples.csv: every sample the API has, in order, with the same numbers.
+    let mut reader = csv::Reader::from_path(log_dir.join("samples.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(headers.iter().collect::<Vec<_>>(), zscope_host::log::HEADER);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len() as u64, samples(&status));
+    assert_eq!(rows.len(), api.len());
+    let col = |r: &csv::StringRecord, name: &str| -> String {
+        let i = headers.iter().position(|h| h == name).unwrap();
+        r[i].to_string()
+    };
+    for (row, point) in rows.iter().zip(&api) {
+        assert_eq!(col(row, "seq"), point["seq"].to_string());
+        let v: f32 = col(row, "value").parse().unwrap();
+        assert_eq!(v, point["value"].as_f64().unwrap() as f32);
+        assert_eq!(
+            col(row, "config_version"),
+            point["config_version"].to_string()
+        );
+        assert!(
+            chrono_like(&col(row, "host_time")),
+            "{}",
+            col(row, "host_time")
+        );
+        assert!(matches!(col(row, "truth").as_str(), "0" | "1"));
+    }
+    let lost: u64 = rows
+        .iter()
+        .map(|r| col(r, "lost_before").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(lost, 1);
+
+    // The values are the device's: both sessions replay the simulator from its seed.
+    let reference: Vec<f32> = Simulator::new(SimConfig::default())
+        .unwrap()
+        .take(100_000)
+        .map(|s| s.value)
+        .collect();
+    for row in &rows {
+        let seq: usize = col(row, "seq").parse().unwrap();
+        let v: f32 = col(row, "value").parse().unwrap();
+        assert_eq!(v.to_bits(), reference[seq].to_bits(), "seq {seq}");
+    }
+    // Threshold and window columns follow the config version.
+    for row in &rows {
+        let expected = if col(row, "config_version") == "2" {
+            "2.5"
+        } else {
+            "3.0"
+        };
+        assert_eq!(col(row, "threshold"), expected);
+        assert_eq!(col(row, "window"), "64");
+    }
+
+    // anomalies.csv: exactly the flagged rows.
+    let flagged: Vec<String> = rows
+        .iter()
+        .filter(|r| col(r, "anomaly") == "1")
+        .map(|r| col(r, "seq"))
+        .collect();
+    let mut reader = csv::Reader::from_path(log_dir.join("anomalies.csv")).unwrap();
+    let logged: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[1].to_string())
+        .collect();
+    assert_eq!(logged, flagged);
+    assert!(!logged.is_empty());
+    assert_eq!(anomalies.as_array().map(Vec::len), Some(logged.len()));
+}
+
+/// `2026-11-24T10:01:32.066Z`
+fn chrono_like(s: &str) -> bool {
+    s.len() == 24 && s.ends_with('Z') && &s[10..11] == "T" && &s[19..20] == "."
+}
+
+#[test]
+fn a_full_disk_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    // samples.csv is /dev/full: every write fails with ENOSPC, as on a full disk.
+    std::os::unix::fs::symlink("/dev/full", log_dir.join("samples.csv")).unwrap();
+    let link = dir.path().join("tty");
+    let dev = device(&link);
+    let ld = log_dir.clone();
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| s.log_dir = ld,
+    );
+    let status = wait_for(
+        Duration::from_secs(20),
+        "rows waiting on the full disk",
+        || {
+            let s = daemon.get("/api/status");
+            let log = &s["logs"][0];
+            (log["pending"].as_u64().unwrap_or(0) > 100).then_some(s)
+        },
+    );
+    let error = status["logs"][0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(error.contains("No space left on device"), "{status}");
+    // The page and the API keep working; anomalies.csv is unaffected.
+    assert_eq!(status["connected"], json!(true));
+    // Space comes back.
+    std::fs::remove_file(log_dir.join("samples.csv")).unwrap();
+    std::fs::write(log_dir.join("samples.csv"), "").unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the waiting rows to be written",
+        || {
+            let s = daemon.get("/api/status");
+            (s["logs"][0]["pending"] == json!(0) && s["logs"][0]["error"].is_null()).then_some(())
+        },
+    );
+    dev.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let received = samples(&daemon.get("/api/status"));
+    daemon.stop();
+    let text = std::fs::read_to_string(log_dir.join("samples.csv")).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        seqs.len() as u64,
+        received,
+        "every received sample is in the log"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap"
+    );
+}
