@@ -36,6 +36,8 @@ use crate::state::{Point, State as DaemonState};
 
 /// Points sent to a browser when it connects (its chart's history).
 pub const SNAPSHOT_POINTS: usize = 10_000;
+/// Points in one WebSocket message at most.
+pub const MAX_BATCH: usize = 2_000;
 /// How long `POST /api/config` waits for the device's acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -369,8 +371,10 @@ pub async fn broadcaster(shared: Arc<Shared>) {
         {
             let mut s = shared.state();
             let points = std::mem::take(&mut s.outbox);
-            if !points.is_empty() {
-                let compacted: Vec<Value> = points.iter().map(compact).collect();
+            // At most MAX_BATCH points a message, so the channel's memory is bounded
+            // (32 messages) however fast ingest runs.
+            for chunk in points.chunks(MAX_BATCH) {
+                let compacted: Vec<Value> = chunk.iter().map(compact).collect();
                 messages.push(json!({ "type": "points", "points": compacted }).to_string());
             }
             if s.config_events != seen_config {

@@ -14,6 +14,43 @@ use std::time::{Duration, Instant};
 
 use zscope_core::wire::{self, Decoder, DeviceMsg, HostMsg, Sample};
 
+/// Whether the external programs a test needs are installed. Without them the test is skipped
+/// with a message saying what to install, except under CI (`CI` set), where a missing tool is
+/// a failure: CI installs them all (`.ci/run`), so nothing is silently skipped there.
+pub fn have_tools(test: &str, tools: &[(&str, &str)]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(bin, _)| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {bin}")])
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{test} needs: apt-get install {} (see .ci/run)",
+        missing.join(" ")
+    );
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// The tools the QEMU tests need.
+pub const QEMU_TOOLS: &[(&str, &str)] =
+    &[("qemu-system-arm", "qemu-system-arm"), ("socat", "socat")];
+/// The tools the browser test needs.
+pub const BROWSER_TOOLS: &[(&str, &str)] = &[
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
+];
+
 /// The workspace's root folder.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

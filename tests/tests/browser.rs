@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 use zscope_host::cli::SourceSetting;
-use zscope_tests::{ChromeDriver, Daemon, workspace_root};
+use zscope_tests::{BROWSER_TOOLS, ChromeDriver, Daemon, have_tools, workspace_root};
 
 async fn text(c: &fantoccini::Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
@@ -34,6 +34,12 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_points_alerts_and_acknowledged_config() {
+    if !have_tools(
+        "dashboard_shows_points_alerts_and_acknowledged_config",
+        BROWSER_TOOLS,
+    ) {
+        return;
+    }
     let daemon = Daemon::start(
         SourceSetting::Emulated {
             rate_hz: 200,

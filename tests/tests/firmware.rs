@@ -8,7 +8,7 @@ use zscope_core::{ConfigError, DetectorConfig, RollingZScore, SimConfig, Simulat
 use zscope_firmware::Settings;
 use zscope_firmware::app::CAPACITY;
 use zscope_firmware::emulator::{BOARD, Emulator};
-use zscope_tests::{Line, Qemu, build_qemu_firmware};
+use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, have_tools};
 
 const SECONDS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -60,6 +60,12 @@ fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<Sample>) {
 #[test]
 fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
     const N: u64 = 10_000;
+    if !have_tools(
+        "qemu_and_host_emulation_stream_bit_identical_verdicts",
+        QEMU_TOOLS,
+    ) {
+        return;
+    }
     let elf = build_qemu_firmware();
     let mut qemu = Qemu::start(&elf);
     let mut on_qemu = Line::open(qemu.tty());
@@ -105,6 +111,12 @@ fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
 
 #[test]
 fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
+    if !have_tools(
+        "set_config_in_qemu_is_acknowledged_and_changes_verdicts",
+        QEMU_TOOLS,
+    ) {
+        return;
+    }
     let elf = build_qemu_firmware();
     let mut qemu = Qemu::start(&elf);
     let mut line = Line::open(qemu.tty());
