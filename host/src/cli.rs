@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// zscope: real-time anomaly detection for data streams. With no arguments it starts the
 /// daemon against an emulated device and serves the dashboard on http://127.0.0.1:8080.
 #[derive(Debug, Parser)]
-#[command(name = "zscope", version, about, long_about = None)]
+#[command(name = "zscope", version)]
 pub struct Cli {
     /// What to do (default: run the daemon).
     #[command(subcommand)]
@@ -22,11 +22,12 @@ pub struct Cli {
     #[arg(long, env = "ZSCOPE_PORT")]
     pub port: Option<String>,
 
-    /// Baud rate of the serial port.
+    /// Baud rate of the serial port [default: 115200].
     #[arg(long, env = "ZSCOPE_BAUD")]
     pub baud: Option<u32>,
 
-    /// Address the dashboard listens on. Anything but loopback needs --token.
+    /// Address the dashboard listens on [default: 127.0.0.1:8080]. Anything but loopback
+    /// needs --token.
     #[arg(long, env = "ZSCOPE_LISTEN")]
     pub listen: Option<SocketAddr>,
 
@@ -35,7 +36,7 @@ pub struct Cli {
     #[arg(long, env = "ZSCOPE_TOKEN")]
     pub token: Option<String>,
 
-    /// Folder for samples.csv and anomalies.csv.
+    /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
     #[arg(long, env = "ZSCOPE_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
 
@@ -43,19 +44,20 @@ pub struct Cli {
     #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG")]
     pub no_samples_log: bool,
 
-    /// Rotate a CSV file when it passes this many megabytes.
+    /// Rotate a CSV file when it passes this many megabytes [default: 64].
     #[arg(long, env = "ZSCOPE_ROTATE_MB")]
     pub rotate_mb: Option<u64>,
 
-    /// Rotated files kept per log (older ones are deleted).
+    /// Rotated files kept per log, older ones deleted [default: 5].
     #[arg(long, env = "ZSCOPE_KEEP_FILES")]
     pub keep_files: Option<u32>,
 
-    /// Sample rate of the emulated device, in Hz (0: as fast as the line carries).
+    /// Sample rate of the emulated device in Hz, 0 for as fast as the line carries
+    /// [default: 50].
     #[arg(long, env = "ZSCOPE_EMULATOR_RATE")]
     pub emulator_rate: Option<u32>,
 
-    /// Seed of the emulated device's simulator.
+    /// Seed of the emulated device's simulator [default: 42].
     #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
     pub emulator_seed: Option<u64>,
 
