@@ -68,7 +68,11 @@ impl Shared {
     pub fn command(&self, make: impl FnOnce(u32) -> HostMsg) -> oneshot::Receiver<Ack> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending().insert(id, tx);
+        let mut pending = self.pending();
+        // Commands whose caller stopped waiting (timed out) are forgotten here.
+        pending.retain(|_, waiting| !waiting.is_closed());
+        pending.insert(id, tx);
+        drop(pending);
         let sent = self
             .commands
             .lock()
@@ -78,12 +82,6 @@ impl Shared {
             self.pending().remove(&id);
         }
         rx
-    }
-
-    /// Forget a command whose acknowledgement will not be waited for any more.
-    pub fn forget(&self, rx: oneshot::Receiver<Ack>) {
-        drop(rx);
-        self.pending().retain(|_, tx| !tx.is_closed());
     }
 
     /// Ask the link thread to end.

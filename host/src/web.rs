@@ -82,7 +82,14 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .with_state(app)
 }
 
+/// Name of the cookie that carries the token for a browser.
+const TOKEN_COOKIE: &str = "zscope_token";
+
 /// Writes need the token whenever one is set; reads need it from anywhere but loopback.
+///
+/// The token comes as `Authorization: Bearer T`, or (for a browser, which cannot set headers on
+/// its script, fetch and WebSocket requests) once as `?token=T` in the page's URL, after which
+/// an HttpOnly, SameSite=Strict cookie carries it.
 async fn guard(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -90,28 +97,44 @@ async fn guard(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = &app.token {
-        let write = request.method() != Method::GET && request.method() != Method::HEAD;
-        let query_token = request.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("token="))
-                .map(str::to_string)
-        });
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+    let Some(token) = &app.token else {
+        return Ok(next.run(request).await);
+    };
+    let write = request.method() != Method::GET && request.method() != Method::HEAD;
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='));
+    let query = request.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
             .map(str::to_string)
-            .or(query_token);
-        let ok = given.as_deref() == Some(token.as_ref());
-        if !ok && (write || !peer.ip().is_loopback()) {
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "this needs the daemon's token: send `Authorization: Bearer TOKEN`".into(),
-            ));
-        }
+    });
+    let matches = |given: Option<&str>| given == Some(token.as_ref());
+    let from_query = matches(query.as_deref());
+    if !(matches(bearer) || matches(cookie) || from_query) && (write || !peer.ip().is_loopback()) {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this needs the daemon's token: send `Authorization: Bearer TOKEN`, or open the \
+             page once as /?token=TOKEN"
+                .into(),
+        ));
     }
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    if from_query
+        && let Ok(value) = header::HeaderValue::from_str(&format!(
+            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 const INDEX: &str = include_str!("../assets/index.html");
@@ -393,5 +416,131 @@ pub async fn broadcaster(shared: Arc<Shared>) {
             // No browser connected is fine.
             let _ = shared.updates.send(Arc::from(m));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        peer: [u8; 4],
+        extra: Option<(&str, &str)>,
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        let mut req = req
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_token_guards_writes_everywhere_and_reads_off_loopback() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, Some("s3cret".into()));
+        let local = [127, 0, 0, 1];
+        let remote = [192, 0, 2, 7];
+        // Reads from loopback are open; writes are not.
+        assert_eq!(
+            call(&app, "GET", "/api/status", local, None).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, None)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // With the token, the write gets through the guard (503: no device here).
+        let bearer = Some(("authorization", "Bearer s3cret"));
+        let wrong = Some(("authorization", "Bearer nope"));
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, bearer)
+                .await
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, wrong)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // From elsewhere, even reads need it.
+        assert_eq!(
+            call(&app, "GET", "/", remote, None).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "GET", "/api/status", remote, bearer)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        // A browser opens /?token=… once and gets a cookie that works for the rest.
+        let first = call(&app, "GET", "/?token=s3cret", remote, None).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let cookie = first.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let jar = cookie.split(';').next().unwrap();
+        assert_eq!(
+            call(&app, "GET", "/app.js", remote, Some(("cookie", jar)))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(
+                &app,
+                "GET",
+                "/app.js",
+                remote,
+                Some(("cookie", "zscope_token=x"))
+            )
+            .await
+            .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_token_everything_is_open_on_loopback() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None);
+        let res = call(&app, "GET", "/api/config", [127, 0, 0, 1], None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // Bad JSON is a 400 that says what to send.
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/api/config")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"threshold\": \"high\"}"))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("send JSON like"), "{text}");
     }
 }

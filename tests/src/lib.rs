@@ -64,27 +64,32 @@ pub fn workspace_root() -> PathBuf {
 /// Uses its own target folder (`target/qemu-tests`), so it never waits on the lock of the
 /// `cargo test` that runs it; the second and later calls only check that it is fresh.
 pub fn build_qemu_firmware() -> PathBuf {
-    let root = workspace_root();
-    let target_dir = root.join("target").join("qemu-tests");
+    let target_dir = workspace_root().join("target").join("qemu-tests");
+    let dir = target_dir.display().to_string();
+    cargo_build(&[
+        "--release",
+        "-p",
+        "zscope-firmware",
+        "--bin",
+        "zscope-firmware-qemu",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "--target-dir",
+        &dir,
+    ]);
+    target_dir.join("thumbv7em-none-eabihf/release/zscope-firmware-qemu")
+}
+
+/// `cargo build --locked ARGS` in the workspace, with the cargo that runs this; panics if it
+/// fails.
+pub fn cargo_build(args: &[&str]) {
     let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "zscope-firmware",
-            "--bin",
-            "zscope-firmware-qemu",
-            "--target",
-            "thumbv7em-none-eabihf",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
+        .current_dir(workspace_root())
+        .args(["build", "--locked"])
+        .args(args)
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building the QEMU firmware failed");
-    target_dir.join("thumbv7em-none-eabihf/release/zscope-firmware-qemu")
+    assert!(status.success(), "cargo build {} failed", args.join(" "));
 }
 
 /// Wait until `f` returns `Some`, or panic with `what` after `timeout`.

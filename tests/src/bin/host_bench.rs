@@ -236,22 +236,8 @@ fn client(
 }
 
 fn build_zscope() -> PathBuf {
-    let root = workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "zscope-host",
-            "--bin",
-            "zscope",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building zscope failed");
-    root.join("target/release/zscope")
+    zscope_tests::cargo_build(&["--release", "-p", "zscope-host", "--bin", "zscope"]);
+    workspace_root().join("target/release/zscope")
 }
 
 fn main() {
