@@ -61,8 +61,10 @@ pub struct Cli {
     #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
     pub emulator_seed: Option<u64>,
 
-    /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`.
-    #[arg(long, env = "ZSCOPE_CONFIG")]
+    /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`, and
+    /// the detector's (`window`, `threshold`, `warmup`, `max_run`, `include_anomalies`) for
+    /// `score` and `eval`.
+    #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -71,6 +73,108 @@ pub struct Cli {
 pub enum Command {
     /// List the serial ports this machine has (pseudo-terminals are not listed).
     Ports,
+    /// Run the detector over a CSV file and write its rows back with the verdicts (no server).
+    Score(ScoreArgs),
+    /// Measure precision, recall, F1 and detection delay on labelled data or the simulator.
+    Eval(EvalArgs),
+}
+
+/// Detector settings on the command line; unset ones come from the file, then the defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DetectorArgs {
+    /// Window length [default: 64].
+    #[arg(long)]
+    pub window: Option<u32>,
+    /// Anomaly when |z| is above this [default: 3].
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Values before the first verdict [default: the window].
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Longest run of flagged values kept out of the window [default: 10].
+    #[arg(long)]
+    pub max_run: Option<u32>,
+    /// Let flagged values into the window (policy `include`).
+    #[arg(long)]
+    pub include_anomalies: bool,
+}
+
+/// Which columns of a CSV file to use.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ColumnArgs {
+    /// Timestamp column [default: guessed: timestamp, time, datetime, date, ts].
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Value column [default: guessed: value, val, y, reading, or the only numeric column].
+    #[arg(long)]
+    pub value_col: Option<String>,
+    /// Label column, 0/1 ground truth [default: guessed: label, is_anomaly, anomaly, labels].
+    #[arg(long)]
+    pub label_col: Option<String>,
+    /// Stop at the first bad row instead of skipping (and counting) it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl ColumnArgs {
+    /// As the dataset reader takes them.
+    pub fn columns(&self) -> crate::dataset::Columns {
+        crate::dataset::Columns {
+            time: self.time_col.clone(),
+            value: self.value_col.clone(),
+            label: self.label_col.clone(),
+        }
+    }
+}
+
+/// `zscope score`.
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// The CSV file to score.
+    pub input: PathBuf,
+    /// Where to write the scored rows.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output layout.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub format: crate::score::Format,
+    /// Columns.
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Detector.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// `zscope eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// A labelled CSV file; without it, the simulator's scenarios.
+    pub input: Option<PathBuf>,
+    /// Simulator scenario: default, small, shifts, fast-wave, or all.
+    #[arg(long, default_value = "all")]
+    pub sim: String,
+    /// Simulated samples per scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub samples: usize,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Samples either side of a label within which a detection counts as a hit.
+    #[arg(long, default_value_t = 2)]
+    pub tolerance: usize,
+    /// Also sweep window x threshold x policy and print the best setting per metric.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Write the sweep as CSV here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Columns (with a file).
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Detector.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
 }
 
 /// The same options, as read from a TOML file.
@@ -87,6 +191,11 @@ pub struct FileSettings {
     keep_files: Option<u32>,
     emulator_rate: Option<u32>,
     emulator_seed: Option<u64>,
+    window: Option<u32>,
+    threshold: Option<f32>,
+    warmup: Option<u32>,
+    max_run: Option<u32>,
+    include_anomalies: Option<bool>,
 }
 
 /// Where samples come from.
@@ -169,6 +278,38 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
 }
 
 impl Cli {
+    /// The detector config for `score` and `eval`: flags over the file over the defaults.
+    pub fn detector(
+        &self,
+        args: &DetectorArgs,
+    ) -> Result<zscope_core::DetectorConfig, SettingsError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let d = zscope_core::DetectorConfig::default();
+        let include = args.include_anomalies || file.include_anomalies.unwrap_or(false);
+        let config = zscope_core::DetectorConfig {
+            window: args.window.or(file.window).unwrap_or(d.window),
+            threshold: args.threshold.or(file.threshold).unwrap_or(d.threshold),
+            warmup: args.warmup.or(file.warmup),
+            policy: if include {
+                zscope_core::AnomalyPolicy::Include
+            } else {
+                zscope_core::AnomalyPolicy::Exclude {
+                    max_run: args
+                        .max_run
+                        .or(file.max_run)
+                        .unwrap_or(zscope_core::DetectorConfig::DEFAULT_MAX_RUN),
+                }
+            },
+        };
+        config
+            .validate(crate::score::HOST_CAPACITY)
+            .map_err(|e| SettingsError::Invalid(format!("invalid detector settings: {e}")))?;
+        Ok(config)
+    }
+
     /// Merge flags and environment (already in `self`) over the file over the defaults.
     pub fn settings(&self) -> Result<Settings, SettingsError> {
         let file = match &self.config {

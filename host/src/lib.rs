@@ -5,10 +5,14 @@
 //! * [`state`]: what the daemon knows; [`state::Ingest`] turns frames into state and log rows.
 //! * [`log`]: the CSV logs.
 //! * [`web`]: the dashboard, the WebSocket and the JSON API.
+//! * [`dataset`], [`score`], [`eval`]: recorded CSV files, batch scoring, evaluation.
 //! * [`run`]: wires them together.
 
 pub mod cli;
+pub mod dataset;
+pub mod eval;
 pub mod log;
+pub mod score;
 pub mod source;
 pub mod state;
 pub mod web;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use zscope_host::cli::{Cli, Command};
+use zscope_host::cli::{Cli, Command, EvalArgs, ScoreArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,60 +15,172 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Some(Command::Ports) = cli.command {
-        return ports();
-    }
-    let settings = match cli.settings() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let result = match &cli.command {
+        Some(Command::Ports) => ports(),
+        Some(Command::Score(args)) => score(&cli, args),
+        Some(Command::Eval(args)) => eval(&cli, args),
+        None => daemon(&cli),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(zscope_host::run(settings)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
 }
 
-fn ports() -> ExitCode {
-    match serialport::available_ports() {
-        Ok(ports) if ports.is_empty() => {
-            println!(
-                "no serial ports found (pseudo-terminals are not listed; pass them with --port)"
+type Failure = (u8, String);
+
+fn usage(e: impl std::fmt::Display) -> Failure {
+    (2, e.to_string())
+}
+
+fn failed(e: impl std::fmt::Display) -> Failure {
+    (1, e.to_string())
+}
+
+fn daemon(cli: &Cli) -> Result<(), Failure> {
+    let settings = cli.settings().map_err(usage)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(zscope_host::run(settings))
+        .map_err(|e| failed(format!("{e:#}")))
+}
+
+fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
+    let job = zscope_host::score::ScoreJob {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        format: args.format,
+        columns: args.columns.columns(),
+        strict: args.columns.strict,
+        detector: cli.detector(&args.detector).map_err(usage)?,
+    };
+    let summary = zscope_host::score::score(&job).map_err(failed)?;
+    println!("{}", zscope_host::score::report(&job, &summary));
+    Ok(())
+}
+
+fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
+    use zscope_host::eval::{Series, scenarios, simulate};
+    let config = cli.detector(&args.detector).map_err(usage)?;
+    let mut series = Vec::new();
+    if let Some(path) = &args.input {
+        let mut data =
+            zscope_host::dataset::Dataset::open(path, &args.columns.columns(), args.columns.strict)
+                .map_err(failed)?;
+        if data.layout.label.is_none() {
+            return Err(usage(format!(
+                "{} has no label column: pass --label-col, or evaluate on the simulator (no file)",
+                path.display()
+            )));
+        }
+        let (mut values, mut labels) = (Vec::new(), Vec::new());
+        while let Some(r) = data.next_record().map_err(failed)? {
+            values.push(r.value);
+            labels.push(r.label == Some(true));
+        }
+        if data.bad_count > 0 {
+            let first = data.bad.first().map_or(0, |b| b.line);
+            eprintln!(
+                "skipped {} bad row(s), the first at line {first}",
+                data.bad_count
             );
-            ExitCode::SUCCESS
         }
-        Ok(ports) => {
-            for p in ports {
-                let kind = match p.port_type {
-                    serialport::SerialPortType::UsbPort(u) => format!(
-                        "USB {:04x}:{:04x} {}",
-                        u.vid,
-                        u.pid,
-                        u.product.unwrap_or_default()
-                    ),
-                    serialport::SerialPortType::PciPort => "PCI".into(),
-                    serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
-                    serialport::SerialPortType::Unknown => String::new(),
-                };
-                println!("{}\t{kind}", p.port_name);
-            }
-            ExitCode::SUCCESS
+        series.push(Series {
+            name: path.display().to_string(),
+            about: format!("{} rows", values.len()),
+            values,
+            labels,
+        });
+    } else {
+        let all = scenarios(args.seed);
+        let chosen: Vec<_> = all
+            .iter()
+            .filter(|s| args.sim == "all" || s.name == args.sim)
+            .collect();
+        if chosen.is_empty() {
+            let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+            return Err(usage(format!(
+                "no scenario '{}': choose one of {}, or all",
+                args.sim,
+                names.join(", ")
+            )));
         }
-        Err(e) => {
-            eprintln!("error: cannot list serial ports: {e}");
-            ExitCode::FAILURE
+        for s in chosen {
+            let (values, labels) =
+                simulate(s.sim, args.samples).map_err(|e| failed(format!("{e}")))?;
+            series.push(Series {
+                name: s.name.into(),
+                about: s.about.into(),
+                values,
+                labels,
+            });
         }
     }
+    let (text, rows) = zscope_host::eval::report(&series, config, args.tolerance, args.sweep)
+        .map_err(|e| usage(format!("invalid detector settings: {e}")))?;
+    print!("{text}");
+    if let Some(out) = &args.out {
+        let mut w = csv::Writer::from_path(out).map_err(failed)?;
+        w.write_record([
+            "series",
+            "window",
+            "threshold",
+            "policy",
+            "precision",
+            "recall",
+            "f1",
+            "mean_delay",
+            "tp",
+            "fp",
+            "fn",
+        ])
+        .map_err(failed)?;
+        for (name, r) in &rows {
+            let m = &r.metrics;
+            w.write_record([
+                name.clone(),
+                r.window.to_string(),
+                r.threshold.to_string(),
+                r.policy.to_string(),
+                format!("{:.4}", m.precision),
+                format!("{:.4}", m.recall),
+                format!("{:.4}", m.f1),
+                format!("{:.2}", m.mean_delay),
+                m.true_positives.to_string(),
+                m.false_positives.to_string(),
+                m.false_negatives.to_string(),
+            ])
+            .map_err(failed)?;
+        }
+        w.flush().map_err(failed)?;
+        println!("\nsweep written to {}", out.display());
+    }
+    Ok(())
+}
+
+fn ports() -> Result<(), Failure> {
+    let ports = serialport::available_ports()
+        .map_err(|e| failed(format!("cannot list serial ports: {e}")))?;
+    if ports.is_empty() {
+        println!("no serial ports found (pseudo-terminals are not listed; pass them with --port)");
+    }
+    for p in ports {
+        let kind = match p.port_type {
+            serialport::SerialPortType::UsbPort(u) => format!(
+                "USB {:04x}:{:04x} {}",
+                u.vid,
+                u.pid,
+                u.product.unwrap_or_default()
+            ),
+            serialport::SerialPortType::PciPort => "PCI".into(),
+            serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
+            serialport::SerialPortType::Unknown => String::new(),
+        };
+        println!("{}\t{kind}", p.port_name);
+    }
+    Ok(())
 }
