@@ -68,6 +68,23 @@ impl Default for AnomalyPolicy {
     }
 }
 
+/// What each value is compared against.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Baseline {
+    /// The rolling window's mean: the plain rolling Z-score.
+    Window,
+    /// A seasonal profile: the value expected at this phase of a `period`-sample cycle (an
+    /// exponentially weighted mean, factor `alpha`, of earlier periods at the same phase); the
+    /// rolling Z-score then judges the residual. `period = 1` is an EWMA baseline, which follows
+    /// level shifts and trends. Used by [`Detector`](crate::Detector).
+    Seasonal {
+        /// Samples per cycle (`1..=` the detector's season capacity).
+        period: u32,
+        /// Weight of the newest period in the profile, `(0, 1]`.
+        alpha: f32,
+    },
+}
+
 /// Settings of a [`RollingZScore`]. This is also what crosses the wire in `SetConfig`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DetectorConfig {
@@ -80,6 +97,8 @@ pub struct DetectorConfig {
     pub warmup: Option<u32>,
     /// What a flagged value does to the window.
     pub policy: AnomalyPolicy,
+    /// What each value is compared against (a [`RollingZScore`] alone uses the window).
+    pub baseline: Baseline,
 }
 
 impl Default for DetectorConfig {
@@ -89,6 +108,7 @@ impl Default for DetectorConfig {
             threshold: Self::DEFAULT_THRESHOLD,
             warmup: None,
             policy: AnomalyPolicy::default(),
+            baseline: Baseline::Window,
         }
     }
 }
@@ -112,6 +132,15 @@ pub enum ConfigError {
         /// The window length it must not exceed.
         window: u32,
     },
+    /// The seasonal period must be between 1 and the detector's season capacity.
+    Period {
+        /// The period asked for.
+        period: u32,
+        /// The longest period this detector holds.
+        capacity: u32,
+    },
+    /// The seasonal profile's weight must be in (0, 1].
+    Alpha,
 }
 
 impl core::fmt::Display for ConfigError {
@@ -127,6 +156,10 @@ impl core::fmt::Display for ConfigError {
                     "warm-up {warmup} is outside 2..={window} (the window length)"
                 )
             }
+            ConfigError::Period { period, capacity } => {
+                write!(f, "seasonal period {period} is outside 1..={capacity}")
+            }
+            ConfigError::Alpha => f.write_str("seasonal alpha must be above 0 and at most 1"),
         }
     }
 }
@@ -148,6 +181,7 @@ impl DetectorConfig {
             policy: AnomalyPolicy::Exclude {
                 max_run: Self::DEFAULT_MAX_RUN,
             },
+            baseline: Baseline::Window,
         }
     }
 
@@ -673,7 +707,7 @@ mod tests {
                 prop_oneof![9 => -1.0..1.0f64, 1 => -20.0..20.0f64], 1..400),
         ) {
             let warmup = warmup_frac.map(|f| 2 + ((window - 2) as f64 * f) as u32);
-            let cfg = DetectorConfig { window, threshold, warmup, policy };
+            let cfg = DetectorConfig { window, threshold, warmup, policy, baseline: Baseline::Window };
             let mut d: RollingZScore<f64, 64> = RollingZScore::new(cfg).unwrap();
             let mut r = Reference { held: Vec::new(), cfg, run: 0 };
             for x in xs {

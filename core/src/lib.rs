@@ -6,6 +6,7 @@
 //!
 //! * [`window`]: a fixed-capacity rolling window with exact O(1) mean and std.
 //! * [`detector`]: [`RollingZScore`], its config, verdicts and anomaly policy.
+//! * [`baseline`]: [`Detector`], the Z-score against the window or a seasonal profile.
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
 //! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
 //!
@@ -26,13 +27,17 @@
 //! ```
 #![no_std]
 
+pub mod baseline;
 pub mod detector;
 pub mod float;
 pub mod simulator;
 pub mod window;
 pub mod wire;
 
-pub use detector::{AnomalyPolicy, Class, ConfigError, DetectorConfig, RollingZScore, Verdict};
+pub use baseline::Detector;
+pub use detector::{
+    AnomalyPolicy, Baseline, Class, ConfigError, DetectorConfig, RollingZScore, Verdict,
+};
 pub use float::Float;
 pub use simulator::{SimConfig, SimConfigError, SimSample, Simulator, Truth};
 pub use window::{Stats, Window, WindowError};

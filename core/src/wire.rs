@@ -48,7 +48,8 @@ use crate::float::Float;
 use crate::simulator::SimConfig;
 
 /// Version of this protocol. A host and a device must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: `DetectorConfig` gained `baseline` (the seasonal detector).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest serialised message, in bytes, before the CRC and COBS.
 pub const MAX_PAYLOAD: usize = 160;
@@ -126,6 +127,8 @@ pub struct Hello {
     pub detector: DetectorConfig,
     /// The simulator's config when the stream is simulated, `None` for a real sensor.
     pub simulator: Option<SimConfig>,
+    /// Longest seasonal period `SetConfig` accepts.
+    pub season_capacity: u32,
 }
 
 /// One judged sample.
@@ -587,6 +590,7 @@ mod tests {
             config_version: 1,
             detector: DetectorConfig::default(),
             simulator: Some(SimConfig::default()),
+            season_capacity: 1024,
         }
     }
 
@@ -613,12 +617,13 @@ mod tests {
                 threshold: 3.5,
                 warmup: Some(32),
                 policy: AnomalyPolicy::Exclude { max_run: 10 },
+                baseline: crate::detector::Baseline::Window,
             },
         };
         assert_eq!(
             frame(&set),
             [
-                1, 4, 7, 128, 1, 1, 11, 96, 64, 1, 32, 1, 10, 78, 146, 192, 183, 0
+                1, 4, 7, 128, 1, 1, 7, 96, 64, 1, 32, 1, 10, 5, 88, 49, 201, 191, 0
             ]
         );
         let ping = frame(&HostMsg::Ping { id: 1 });
@@ -653,6 +658,10 @@ mod tests {
                 threshold: 1.0,
                 warmup: Some(u32::MAX),
                 policy: AnomalyPolicy::Exclude { max_run: u32::MAX },
+                baseline: crate::detector::Baseline::Seasonal {
+                    period: u32::MAX,
+                    alpha: 1.0,
+                },
             },
             simulator: Some(SimConfig {
                 seed: u64::MAX,
@@ -796,13 +805,22 @@ mod tests {
                 Just(AnomalyPolicy::Include),
                 any::<u32>().prop_map(|max_run| AnomalyPolicy::Exclude { max_run })
             ],
+            prop_oneof![
+                Just(crate::detector::Baseline::Window),
+                (any::<u32>(), finite()).prop_map(|(period, alpha)| {
+                    crate::detector::Baseline::Seasonal { period, alpha }
+                })
+            ],
         )
-            .prop_map(|(window, threshold, warmup, policy)| DetectorConfig {
-                window,
-                threshold,
-                warmup,
-                policy,
-            })
+            .prop_map(
+                |(window, threshold, warmup, policy, baseline)| DetectorConfig {
+                    window,
+                    threshold,
+                    warmup,
+                    policy,
+                    baseline,
+                },
+            )
     }
 
     fn sim_config() -> impl Strategy<Value = SimConfig> {
@@ -859,6 +877,7 @@ mod tests {
                         config_version,
                         detector,
                         simulator,
+                        season_capacity: capacity / 2,
                     })
                 },
             );

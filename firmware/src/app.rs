@@ -26,10 +26,12 @@ use zscope_core::wire::{
     self, Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Name, PROTOCOL_VERSION,
     Sample, Status,
 };
-use zscope_core::{Class, DetectorConfig, RollingZScore, SimConfig, Simulator};
+use zscope_core::{Class, Detector, DetectorConfig, SimConfig, Simulator};
 
 /// Window capacity compiled in: the largest window a `SetConfig` may ask for.
 pub const CAPACITY: usize = 1024;
+/// Season capacity compiled in: the longest seasonal period a `SetConfig` may ask for.
+pub const SEASON_CAPACITY: usize = 1024;
 /// Bytes the transmit queue holds (about 34 sample frames).
 pub const TX_QUEUE: usize = 1024;
 /// Room always kept free in the queue for status frames and acknowledgements.
@@ -87,7 +89,7 @@ pub enum SetupError {
 /// The device application.
 pub struct App {
     board: &'static str,
-    detector: RollingZScore<f32, CAPACITY>,
+    detector: Detector<f32, CAPACITY, SEASON_CAPACITY>,
     simulator: Simulator,
     config_version: u32,
     rate_hz: u32,
@@ -115,7 +117,7 @@ impl App {
         }
         Ok(App {
             board: settings.board,
-            detector: RollingZScore::new(settings.detector).map_err(SetupError::Detector)?,
+            detector: Detector::new(settings.detector).map_err(SetupError::Detector)?,
             simulator: Simulator::new(settings.simulator).map_err(SetupError::Simulator)?,
             config_version: 1,
             rate_hz: settings.rate_hz,
@@ -178,6 +180,7 @@ impl App {
             config_version: self.config_version,
             detector: *self.detector.config(),
             simulator: Some(*self.simulator.config()),
+            season_capacity: SEASON_CAPACITY as u32,
         }
     }
 

@@ -302,3 +302,74 @@ fn bad_settings_are_refused() {
         .is_err()
     );
 }
+
+#[test]
+fn the_seasonal_baseline_is_selectable_over_the_wire() {
+    use zscope_core::Baseline;
+    let mut app = App::new(settings()).unwrap();
+    let mut dec = Decoder::new();
+    app.tick(0);
+    drain(&mut app, &mut dec);
+    let seasonal = DetectorConfig {
+        baseline: Baseline::Seasonal {
+            period: 100,
+            alpha: 0.3,
+        },
+        ..DetectorConfig::default()
+    };
+    command(
+        &mut app,
+        HostMsg::SetConfig {
+            id: 1,
+            config: seasonal,
+        },
+        1,
+    );
+    let too_long = DetectorConfig {
+        baseline: Baseline::Seasonal {
+            period: 5000,
+            alpha: 0.3,
+        },
+        ..DetectorConfig::default()
+    };
+    command(
+        &mut app,
+        HostMsg::SetConfig {
+            id: 2,
+            config: too_long,
+        },
+        1,
+    );
+    let msgs = run(&mut app, &mut dec, 10, 6000);
+    let acks: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            DeviceMsg::Ack(a) => Some((a.id, a.result, a.config_version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks[0], (1, AckResult::Ok, 2));
+    assert_eq!(
+        acks[1],
+        (
+            2,
+            AckResult::Rejected(ConfigError::Period {
+                period: 5000,
+                capacity: crate::app::SEASON_CAPACITY as u32
+            }),
+            2
+        )
+    );
+    // The first period fills the profile (warming up), then verdicts resume.
+    let s = samples(&msgs);
+    assert!(
+        s[..100]
+            .iter()
+            .all(|x| x.flags.contains(wire::Flags::WARMING_UP))
+    );
+    assert!(
+        s.iter()
+            .skip(200)
+            .any(|x| !x.flags.contains(wire::Flags::WARMING_UP))
+    );
+}

@@ -62,11 +62,14 @@ pub struct Cli {
     pub emulator_seed: Option<u64>,
 
     /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`, and
-    /// the detector's (`window`, `threshold`, `warmup`, `max_run`, `include_anomalies`) for
-    /// `score` and `eval`.
+    /// the detector's (`window`, `threshold`, `warmup`, `max_run`, `include_anomalies`,
+    /// `seasonal`, `alpha`) for `score` and `eval`.
     #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 }
+
+/// Default weight of the newest cycle in a seasonal profile.
+pub const DEFAULT_ALPHA: f32 = 0.3;
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,13 @@ pub struct DetectorArgs {
     /// Let flagged values into the window (policy `include`).
     #[arg(long)]
     pub include_anomalies: bool,
+    /// Compare each value with a seasonal profile of this many samples per cycle (1: an EWMA
+    /// baseline) instead of the window's mean.
+    #[arg(long)]
+    pub seasonal: Option<u32>,
+    /// Weight of the newest cycle in the seasonal profile, (0, 1] [default: 0.3].
+    #[arg(long)]
+    pub alpha: Option<f32>,
 }
 
 /// Which columns of a CSV file to use.
@@ -196,6 +206,8 @@ pub struct FileSettings {
     warmup: Option<u32>,
     max_run: Option<u32>,
     include_anomalies: Option<bool>,
+    seasonal: Option<u32>,
+    alpha: Option<f32>,
 }
 
 /// Where samples come from.
@@ -303,9 +315,15 @@ impl Cli {
                         .unwrap_or(zscope_core::DetectorConfig::DEFAULT_MAX_RUN),
                 }
             },
+            baseline: match args.seasonal.or(file.seasonal) {
+                Some(period) => zscope_core::Baseline::Seasonal {
+                    period,
+                    alpha: args.alpha.or(file.alpha).unwrap_or(DEFAULT_ALPHA),
+                },
+                None => zscope_core::Baseline::Window,
+            },
         };
-        config
-            .validate(crate::score::HOST_CAPACITY)
+        crate::score::HostDetector::validate(&config)
             .map_err(|e| SettingsError::Invalid(format!("invalid detector settings: {e}")))?;
         Ok(config)
     }

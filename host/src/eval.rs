@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
-use zscope_core::{AnomalyPolicy, Class, DetectorConfig, SimConfig, Simulator};
+use zscope_core::{AnomalyPolicy, Baseline, Class, DetectorConfig, SimConfig, Simulator};
 
 use crate::score::detector;
 
@@ -210,6 +210,8 @@ pub fn simulate(
 /// One point of a parameter sweep.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct SweepRow {
+    /// `window` or `seasonal(P)`.
+    pub baseline: Baseline,
     /// Window length.
     pub window: u32,
     /// Threshold.
@@ -226,33 +228,61 @@ pub const SWEEP_WINDOWS: [u32; 5] = [16, 32, 64, 128, 256];
 /// Thresholds swept.
 pub const SWEEP_THRESHOLDS: [f32; 5] = [2.5, 3.0, 3.5, 4.0, 5.0];
 
-/// Every window × threshold × policy on one labelled series.
-pub fn sweep(values: &[f64], labels: &[bool], tolerance: usize) -> Vec<SweepRow> {
+/// Weight of the newest cycle used by `eval` for the seasonal baseline.
+pub const EVAL_ALPHA: f32 = 0.3;
+
+/// Every baseline × window × threshold × policy on one labelled series; the seasonal baseline
+/// only when the series' period is known.
+pub fn sweep(
+    values: &[f64],
+    labels: &[bool],
+    tolerance: usize,
+    period: Option<u32>,
+) -> Vec<SweepRow> {
+    let mut baselines = vec![Baseline::Window];
+    if let Some(period) = period {
+        baselines.push(Baseline::Seasonal {
+            period,
+            alpha: EVAL_ALPHA,
+        });
+    }
     let mut rows = Vec::new();
-    for window in SWEEP_WINDOWS {
-        for threshold in SWEEP_THRESHOLDS {
-            for (policy, name) in [
-                (AnomalyPolicy::Exclude { max_run: 10 }, "exclude(10)"),
-                (AnomalyPolicy::Include, "include"),
-            ] {
-                let config = DetectorConfig {
-                    window,
-                    threshold,
-                    warmup: None,
-                    policy,
-                };
-                if let Ok(flags) = detect(values, config) {
-                    rows.push(SweepRow {
+    for baseline in baselines {
+        for window in SWEEP_WINDOWS {
+            for threshold in SWEEP_THRESHOLDS {
+                for (policy, name) in [
+                    (AnomalyPolicy::Exclude { max_run: 10 }, "exclude(10)"),
+                    (AnomalyPolicy::Include, "include"),
+                ] {
+                    let config = DetectorConfig {
                         window,
                         threshold,
-                        policy: name,
-                        metrics: evaluate(labels, &flags, tolerance),
-                    });
+                        warmup: None,
+                        policy,
+                        baseline,
+                    };
+                    if let Ok(flags) = detect(values, config) {
+                        rows.push(SweepRow {
+                            baseline,
+                            window,
+                            threshold,
+                            policy: name,
+                            metrics: evaluate(labels, &flags, tolerance),
+                        });
+                    }
                 }
             }
         }
     }
     rows
+}
+
+/// `window` or `seasonal(P)`, for tables.
+pub fn baseline_name(b: Baseline) -> String {
+    match b {
+        Baseline::Window => "window".into(),
+        Baseline::Seasonal { period, .. } => format!("seasonal({period})"),
+    }
 }
 
 /// A labelled series to evaluate.
@@ -265,11 +295,13 @@ pub struct Series {
     pub values: Vec<f64>,
     /// Labels.
     pub labels: Vec<bool>,
+    /// Samples per cycle, when known (the seasonal baseline is evaluated then).
+    pub period: Option<u32>,
 }
 
 fn fmt_row(name: &str, m: &Metrics) -> String {
     format!(
-        "{name:<34} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5}",
+        "{name:<46} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5}",
         m.precision,
         m.recall,
         m.f1,
@@ -305,18 +337,39 @@ pub fn report(
             s.about
         );
         out += &format!(
-            "{:<34} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5}\n",
+            "{:<46} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5}\n",
             "detector", "precision", "recall", "F1", "delay", "TP", "FP", "FN"
         );
         let ours = evaluate(&s.labels, &detect(&s.values, config)?, tolerance);
-        let name = format!("zscope w{} t{} {policy}", config.window, config.threshold);
+        let name = format!(
+            "zscope {} w{} t{} {policy}",
+            baseline_name(config.baseline),
+            config.window,
+            config.threshold
+        );
         out += &fmt_row(&name, &ours);
         out.push('\n');
+        if let (Some(period), Baseline::Window) = (s.period, config.baseline) {
+            let seasonal = DetectorConfig {
+                baseline: Baseline::Seasonal {
+                    period,
+                    alpha: EVAL_ALPHA,
+                },
+                ..config
+            };
+            let m = evaluate(&s.labels, &detect(&s.values, seasonal)?, tolerance);
+            let name = format!(
+                "zscope seasonal({period}) w{} t{}",
+                config.window, config.threshold
+            );
+            out += &fmt_row(&name, &m);
+            out.push('\n');
+        }
         let seed = evaluate(&s.labels, &detect_seed(&s.values), tolerance);
         out += &fmt_row("seed method (w20 t3, self-incl.)", &seed);
         out.push('\n');
         if with_sweep {
-            let rows = sweep(&s.values, &s.labels, tolerance);
+            let rows = sweep(&s.values, &s.labels, tolerance, s.period);
             let best = |key: fn(&Metrics) -> f64| {
                 rows.iter()
                     .max_by(|a, b| key(&a.metrics).total_cmp(&key(&b.metrics)))
@@ -328,7 +381,13 @@ pub fn report(
                 ("best recall", |m: &Metrics| m.recall),
             ] {
                 if let Some(r) = best(key) {
-                    let name = format!("{what}: w{} t{} {}", r.window, r.threshold, r.policy);
+                    let name = format!(
+                        "{what}: {} w{} t{} {}",
+                        baseline_name(r.baseline),
+                        r.window,
+                        r.threshold,
+                        r.policy
+                    );
                     out += &fmt_row(&name, &r.metrics);
                     out.push('\n');
                 }

@@ -94,6 +94,7 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
             about: format!("{} rows", values.len()),
             values,
             labels,
+            period: args.detector.seasonal,
         });
     } else {
         let all = scenarios(args.seed);
@@ -117,6 +118,7 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
                 about: s.about.into(),
                 values,
                 labels,
+                period: Some(s.sim.period),
             });
         }
     }
@@ -127,6 +129,7 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
         let mut w = csv::Writer::from_path(out).map_err(failed)?;
         w.write_record([
             "series",
+            "baseline",
             "window",
             "threshold",
             "policy",
@@ -143,6 +146,7 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
             let m = &r.metrics;
             w.write_record([
                 name.clone(),
+                zscope_host::eval::baseline_name(r.baseline),
                 r.window.to_string(),
                 r.threshold.to_string(),
                 r.policy.to_string(),

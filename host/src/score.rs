@@ -10,19 +10,20 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use zscope_core::{Class, DetectorConfig, RollingZScore};
+use zscope_core::{Class, Detector, DetectorConfig};
 
 use crate::dataset::{BadRow, Columns, Dataset, DatasetError};
 
-/// Largest window the host's detectors hold (f64, 64 KiB: built on the stack, then boxed).
+/// Largest window, and longest seasonal period, the host's detectors hold (f64, 64 KiB each:
+/// built on the stack, then boxed).
 pub const HOST_CAPACITY: usize = 8192;
 
 /// The host's detector.
-pub type HostDetector = RollingZScore<f64, HOST_CAPACITY>;
+pub type HostDetector = Detector<f64, HOST_CAPACITY, HOST_CAPACITY>;
 
-/// A boxed detector (its window is too big for small thread stacks).
+/// A boxed detector (its buffers are too big for small thread stacks).
 pub fn detector(config: DetectorConfig) -> Result<Box<HostDetector>, zscope_core::ConfigError> {
-    RollingZScore::new(config).map(Box::new)
+    Detector::new(config).map(Box::new)
 }
 
 /// Output layout.

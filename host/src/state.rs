@@ -60,6 +60,8 @@ pub struct DeviceInfo {
     pub protocol: u16,
     /// Largest window it accepts.
     pub capacity: u32,
+    /// Longest seasonal period it accepts.
+    pub season_capacity: u32,
     /// Its sample rate (0: as fast as the link carries).
     pub sample_rate_hz: u32,
     /// Whether its stream carries ground truth (a simulator).
@@ -315,6 +317,7 @@ impl Ingest {
             firmware: hello.firmware.to_string(),
             protocol: hello.protocol,
             capacity: hello.capacity,
+            season_capacity: hello.season_capacity,
             sample_rate_hz: hello.sample_rate_hz,
             has_truth: hello.simulator.is_some(),
         });
@@ -449,6 +452,7 @@ mod tests {
             config_version: 1,
             detector: DetectorConfig::default(),
             simulator: Some(SimConfig::default()),
+            season_capacity: 1024,
         })
     }
 

@@ -28,8 +28,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use zscope_core::AnomalyPolicy;
 use zscope_core::wire::{AckResult, HostMsg};
+use zscope_core::{AnomalyPolicy, Baseline};
 
 use crate::source::Shared;
 use crate::state::{Point, State as DaemonState};
@@ -241,6 +241,7 @@ fn config_json(s: &DaemonState) -> Value {
         "version": s.config_version,
         "config": s.config(),
         "capacity": s.device.as_ref().map(|d| d.capacity),
+        "season_capacity": s.device.as_ref().map(|d| d.season_capacity),
     })
 }
 
@@ -256,6 +257,9 @@ struct ConfigChange {
     threshold: Option<f32>,
     warmup: Option<Option<u32>>,
     max_run: Option<Option<u32>>,
+    /// A seasonal period (1: EWMA baseline), or null for the window's mean.
+    seasonal_period: Option<Option<u32>>,
+    alpha: Option<f32>,
 }
 
 async fn set_config(
@@ -271,11 +275,12 @@ async fn set_config(
             ),
         )
     })?;
-    let (current, capacity, connected) = {
+    let (current, capacity, season_capacity, connected) = {
         let s = app.shared.state();
         (
             s.config(),
             s.device.as_ref().map(|d| d.capacity),
+            s.device.as_ref().map_or(0, |d| d.season_capacity),
             s.connected,
         )
     };
@@ -295,6 +300,19 @@ async fn set_config(
     if let Some(w) = change.warmup {
         config.warmup = w;
     }
+    let alpha = change.alpha.unwrap_or(match config.baseline {
+        Baseline::Seasonal { alpha, .. } => alpha,
+        Baseline::Window => crate::cli::DEFAULT_ALPHA,
+    });
+    match change.seasonal_period {
+        Some(Some(period)) => config.baseline = Baseline::Seasonal { period, alpha },
+        Some(None) => config.baseline = Baseline::Window,
+        None => {
+            if let Baseline::Seasonal { period, .. } = config.baseline {
+                config.baseline = Baseline::Seasonal { period, alpha };
+            }
+        }
+    }
     if let Some(m) = change.max_run {
         config.policy = match m {
             Some(max_run) => AnomalyPolicy::Exclude { max_run },
@@ -303,6 +321,18 @@ async fn set_config(
     }
     config
         .validate(capacity as usize)
+        .and_then(|()| match config.baseline {
+            Baseline::Seasonal { period, .. } if !(1..=season_capacity).contains(&period) => {
+                Err(zscope_core::ConfigError::Period {
+                    period,
+                    capacity: season_capacity,
+                })
+            }
+            Baseline::Seasonal { alpha, .. } if !(alpha > 0.0 && alpha <= 1.0) => {
+                Err(zscope_core::ConfigError::Alpha)
+            }
+            _ => Ok(()),
+        })
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid config: {e}")))?;
     let rx = app.shared.command(|id| HostMsg::SetConfig { id, config });
     let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {

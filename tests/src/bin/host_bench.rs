@@ -47,6 +47,7 @@ fn frames(n: u64) -> Vec<Vec<u8>> {
         config_version: 1,
         detector: DetectorConfig::default(),
         simulator: Some(SimConfig::default()),
+        season_capacity: 1024,
     });
     let k = wire::encode(&hello, &mut buf).expect("fits");
     out.push(buf[..k].to_vec());
