@@ -28,28 +28,28 @@ pub struct Cli {
 
     /// Address the dashboard listens on [default: 127.0.0.1:8080]. Anything but loopback
     /// needs --token.
-    #[arg(long, env = "ZSCOPE_LISTEN")]
+    #[arg(long, env = "ZSCOPE_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
 
     /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
     /// reading from anywhere but loopback.
-    #[arg(long, env = "ZSCOPE_TOKEN")]
+    #[arg(long, env = "ZSCOPE_TOKEN", global = true)]
     pub token: Option<String>,
 
     /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
-    #[arg(long, env = "ZSCOPE_LOG_DIR")]
+    #[arg(long, env = "ZSCOPE_LOG_DIR", global = true)]
     pub log_dir: Option<PathBuf>,
 
     /// Log only anomalies, not every sample.
-    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG")]
+    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG", global = true)]
     pub no_samples_log: bool,
 
     /// Rotate a CSV file when it passes this many megabytes [default: 64].
-    #[arg(long, env = "ZSCOPE_ROTATE_MB")]
+    #[arg(long, env = "ZSCOPE_ROTATE_MB", global = true)]
     pub rotate_mb: Option<u64>,
 
     /// Rotated files kept per log, older ones deleted [default: 5].
-    #[arg(long, env = "ZSCOPE_KEEP_FILES")]
+    #[arg(long, env = "ZSCOPE_KEEP_FILES", global = true)]
     pub keep_files: Option<u32>,
 
     /// Sample rate of the emulated device in Hz, 0 for as fast as the line carries
@@ -60,6 +60,11 @@ pub struct Cli {
     /// Seed of the emulated device's simulator [default: 42].
     #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
     pub emulator_seed: Option<u64>,
+
+    /// Append the raw frames read from the device to this file, to replay them later
+    /// (`zscope replay FILE`) with exactly the device's verdicts.
+    #[arg(long, env = "ZSCOPE_RECORD")]
+    pub record: Option<PathBuf>,
 
     /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`, and
     /// the detector's (`window`, `threshold`, `warmup`, `max_run`, `include_anomalies`,
@@ -80,6 +85,27 @@ pub enum Command {
     Score(ScoreArgs),
     /// Measure precision, recall, F1 and detection delay on labelled data or the simulator.
     Eval(EvalArgs),
+    /// Stream a CSV file (or a --record recording) through the detector and the dashboard.
+    Replay(ReplayArgs),
+}
+
+/// `zscope replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// A CSV file, or a recording made with --record.
+    pub input: PathBuf,
+    /// Replay at this multiple of real time, e.g. 10x [default: 1x].
+    #[arg(long, conflicts_with = "max")]
+    pub speed: Option<String>,
+    /// Replay as fast as possible.
+    #[arg(long)]
+    pub max: bool,
+    /// Columns (CSV).
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Detector (CSV).
+    #[command(flatten)]
+    pub detector: DetectorArgs,
 }
 
 /// Detector settings on the command line; unset ones come from the file, then the defaults.
@@ -227,6 +253,26 @@ pub enum SourceSetting {
         /// Simulator seed.
         seed: u64,
     },
+    /// A CSV file judged by the host's detector.
+    ReplayCsv {
+        /// The file.
+        path: PathBuf,
+        /// Pacing.
+        speed: crate::replay::Speed,
+        /// Columns.
+        columns: crate::dataset::Columns,
+        /// Stop at the first bad row.
+        strict: bool,
+        /// Detector settings.
+        detector: zscope_core::DetectorConfig,
+    },
+    /// A recording of raw frames, shown as the device judged it.
+    ReplayFrames {
+        /// The file.
+        path: PathBuf,
+        /// Pacing.
+        speed: crate::replay::Speed,
+    },
 }
 
 /// Everything the daemon needs, resolved.
@@ -246,6 +292,8 @@ pub struct Settings {
     pub rotate_bytes: u64,
     /// Rotated files kept.
     pub keep_files: u32,
+    /// Where to record raw frames (serial and emulated sources).
+    pub record: Option<PathBuf>,
 }
 
 /// Why the settings cannot be used.
@@ -369,6 +417,7 @@ impl Cli {
             samples_log: !self.no_samples_log && file.samples_log.unwrap_or(true),
             rotate_bytes: rotate_mb * 1024 * 1024,
             keep_files: self.keep_files.or(file.keep_files).unwrap_or(5),
+            record: self.record.clone(),
         })
     }
 }

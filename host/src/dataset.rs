@@ -17,7 +17,7 @@
 use std::path::Path;
 
 /// Which columns to use; `None` means guess.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Columns {
     /// Timestamp column.
     pub time: Option<String>,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dataset;
 pub mod eval;
 pub mod log;
+pub mod replay;
 pub mod score;
 pub mod source;
 pub mod state;
@@ -40,6 +41,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (port, baud, emulator) = match &settings.source {
         SourceSetting::Serial { port, baud } => (port.clone(), *baud, None),
+        SourceSetting::ReplayCsv { path, .. } | SourceSetting::ReplayFrames { path, .. } => {
+            (path.display().to_string(), 0, None)
+        }
         SourceSetting::Emulated { rate_hz, seed } => {
             let emulator = Emulator::spawn(zscope_firmware::Settings {
                 board: BOARD,
@@ -67,14 +71,42 @@ pub async fn serve(
     };
     let anomalies_log = CsvLog::open(dir, "anomalies", settings.rotate_bytes, settings.keep_files)?;
     let (shared, commands) = source::Shared::new(port.clone());
-    let link = source::spawn(
-        shared.clone(),
-        commands,
-        Ingest::new(samples_log, anomalies_log),
-        port.clone(),
-        baud,
-    )
-    .context("cannot start the serial reader thread")?;
+    let ingest = Ingest::new(samples_log, anomalies_log);
+    let link = match &settings.source {
+        SourceSetting::ReplayCsv {
+            path,
+            speed,
+            columns,
+            strict,
+            detector,
+        } => {
+            let data = dataset::Dataset::open(path, columns, *strict)?;
+            let detector = score::detector(*detector)
+                .map_err(|e| anyhow::anyhow!("invalid detector settings: {e}"))?;
+            replay::spawn_csv(shared.clone(), commands, ingest, data, detector, *speed)
+        }
+        SourceSetting::ReplayFrames { path, speed } => {
+            replay::spawn_frames(shared.clone(), commands, ingest, path.clone(), *speed)
+        }
+        _ => {
+            let recorder = match &settings.record {
+                Some(path) => Some(
+                    source::Recorder::open(path)
+                        .with_context(|| format!("cannot open the recording {}", path.display()))?,
+                ),
+                None => None,
+            };
+            source::spawn(
+                shared.clone(),
+                commands,
+                ingest,
+                port.clone(),
+                baud,
+                recorder,
+            )
+        }
+    }
+    .context("cannot start the reader thread")?;
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -85,9 +117,10 @@ pub async fn serve(
             )
         })?;
     let addr = listener.local_addr()?;
-    let device = match &emulator {
-        Some(_) => format!("emulated device on {port}"),
-        None => format!("{port} at {baud} baud"),
+    let device = match (&emulator, &settings.source) {
+        (Some(_), _) => format!("emulated device on {port}"),
+        (None, SourceSetting::Serial { .. }) => format!("{port} at {baud} baud"),
+        _ => format!("replay of {port}"),
     };
     println!("zscope: dashboard on http://{addr}/");
     println!("zscope: device: {device}");

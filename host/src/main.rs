@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use zscope_host::cli::{Cli, Command, EvalArgs, ScoreArgs};
+use zscope_host::cli::{Cli, Command, EvalArgs, ReplayArgs, ScoreArgs, SourceSetting};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(Command::Ports) => ports(),
         Some(Command::Score(args)) => score(&cli, args),
         Some(Command::Eval(args)) => eval(&cli, args),
+        Some(Command::Replay(args)) => replay(&cli, args),
         None => daemon(&cli),
     };
     match result {
@@ -42,6 +43,38 @@ fn failed(e: impl std::fmt::Display) -> Failure {
 
 fn daemon(cli: &Cli) -> Result<(), Failure> {
     let settings = cli.settings().map_err(usage)?;
+    start(settings)
+}
+
+fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
+    use zscope_host::replay::{Speed, is_recording, parse_speed};
+    let mut settings = cli.settings().map_err(usage)?;
+    let speed = match (&args.speed, args.max) {
+        (_, true) => Speed::Max,
+        (Some(s), false) => Speed::Factor(parse_speed(s).map_err(usage)?),
+        (None, false) => Speed::Factor(1.0),
+    };
+    let recording = is_recording(&args.input)
+        .map_err(|e| failed(format!("cannot read {}: {e}", args.input.display())))?;
+    settings.source = if recording {
+        SourceSetting::ReplayFrames {
+            path: args.input.clone(),
+            speed,
+        }
+    } else {
+        SourceSetting::ReplayCsv {
+            path: args.input.clone(),
+            speed,
+            columns: args.columns.columns(),
+            strict: args.columns.strict,
+            detector: cli.detector(&args.detector).map_err(usage)?,
+        }
+    };
+    settings.record = None;
+    start(settings)
+}
+
+fn start(settings: zscope_host::cli::Settings) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
     runtime

@@ -88,15 +88,68 @@ impl Shared {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hand acknowledgements to the requests waiting for them.
+    pub fn complete(&self, acks: impl IntoIterator<Item = Ack>) {
+        let mut pending = self.pending();
+        for ack in acks {
+            if let Some(tx) = pending.remove(&ack.id) {
+                let _ = tx.send(ack);
+            }
+        }
+    }
 }
 
-/// Start the thread that owns `port` at `baud`.
+/// Appends every byte read from the line to a file (`--record`), to be replayed later with
+/// exactly the device's verdicts.
+pub struct Recorder {
+    file: std::fs::File,
+    path: String,
+    failed: bool,
+}
+
+impl Recorder {
+    /// Open `path` for appending; a recording starts with a 0x00 (so a replay drops any partial
+    /// frame before it, and `zscope replay` knows the file for a recording).
+    pub fn open(path: &std::path::Path) -> std::io::Result<Recorder> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(&[0])?;
+        Ok(Recorder {
+            file,
+            path: path.display().to_string(),
+            failed: false,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8], state: &mut State) {
+        if let Err(e) = self.file.write_all(bytes) {
+            if !self.failed {
+                tracing::error!("cannot write the recording {}: {e}", self.path);
+            }
+            self.failed = true;
+            state.link_error = Some(format!("recording {}: {e}", self.path));
+        } else {
+            self.failed = false;
+        }
+    }
+}
+
+/// Start the thread that owns `port` at `baud`, recording what it reads if asked.
 pub fn spawn(
     shared: Arc<Shared>,
     commands: Receiver<HostMsg>,
     mut ingest: Ingest,
     port: String,
     baud: u32,
+    mut recorder: Option<Recorder>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("zscope-link".into())
@@ -111,7 +164,7 @@ pub fn spawn(
                         tracing::info!("connected to {port} at {baud} baud");
                         shared.state().connected();
                         last_error.clear();
-                        let why = run(&shared, &commands, &mut ingest, serial);
+                        let why = run(&shared, &commands, &mut ingest, serial, &mut recorder);
                         if shared.stop.load(Ordering::Relaxed) {
                             break;
                         }
@@ -146,6 +199,7 @@ fn run(
     commands: &Receiver<HostMsg>,
     ingest: &mut Ingest,
     mut serial: Box<dyn serialport::SerialPort>,
+    recorder: &mut Option<Recorder>,
 ) -> String {
     let mut decoder: Decoder = Decoder::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -181,6 +235,11 @@ fn run(
         let mut acks = Vec::new();
         {
             let mut state = shared.state();
+            if let Some(rec) = recorder
+                && n > 0
+            {
+                rec.write(&buf[..n], &mut state);
+            }
             while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
                 match result {
                     Ok(msg) => acks.extend(ingest.handle(&mut state, msg, now)),
@@ -202,12 +261,7 @@ fn run(
             }
         }
         if !acks.is_empty() {
-            let mut pending = shared.pending();
-            for ack in acks {
-                if let Some(tx) = pending.remove(&ack.id) {
-                    let _ = tx.send(ack);
-                }
-            }
+            shared.complete(acks);
         }
     }
 }

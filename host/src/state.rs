@@ -154,6 +154,8 @@ pub struct State {
     pub config_events: u64,
     /// CSV log counters.
     pub logs: Vec<LogStatus>,
+    /// Why the config cannot be changed (a replay of recorded frames), if so.
+    pub read_only: Option<String>,
     next_seq: Option<u64>,
     anchor: Option<(u64, f64)>,
     last_t: f64,
@@ -182,10 +184,20 @@ impl State {
             outbox: Vec::new(),
             config_events: 0,
             logs: Vec::new(),
+            read_only: None,
             next_seq: None,
             anchor: None,
             last_t: 0.0,
             truth: false,
+        }
+    }
+
+    /// Whether samples carry ground truth (set by a hello from a simulator, or by a replayed
+    /// file with a label column).
+    pub fn set_ground_truth(&mut self, truth: bool) {
+        self.truth = truth;
+        if let Some(d) = &mut self.device {
+            d.has_truth = truth;
         }
     }
 

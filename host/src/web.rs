@@ -275,6 +275,9 @@ async fn set_config(
             ),
         )
     })?;
+    if let Some(why) = app.shared.state().read_only.clone() {
+        return Err(ApiError(StatusCode::CONFLICT, why));
+    }
     let (current, capacity, season_capacity, connected) = {
         let s = app.shared.state();
         (

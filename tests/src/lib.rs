@@ -306,6 +306,7 @@ impl Daemon {
             samples_log: true,
             rotate_bytes: 64 << 20,
             keep_files: 5,
+            record: None,
         };
         adjust(&mut settings);
         let log_dir = settings.log_dir.clone();

@@ -82,6 +82,20 @@ mod firmware {
             );
         }
 
+        let seasonal = DetectorConfig {
+            baseline: zscope_core::Baseline::Seasonal {
+                period: 100,
+                alpha: 0.3,
+            },
+            ..DetectorConfig::with_window(64)
+        };
+        let mut ds: zscope_core::Detector<f32, 1024, 1024> =
+            zscope_core::Detector::new(seasonal).unwrap_or_else(|_| panic!());
+        let n = per_call(&tim, overhead, |i| {
+            core::hint::black_box(ds.update(data[(i & 1023) as usize]));
+        });
+        hprintln!("detector update, f32, seasonal(100), window 64: {}", n);
+
         let n = per_call(&tim, overhead, |_| {
             core::hint::black_box(sim.next_sample());
         });

@@ -1,0 +1,249 @@
+//! `zscope replay`: a recorded file streamed through the same ingest, logs and dashboard as a
+//! live device.
+//!
+//! * A CSV file (see [`crate::dataset`]) is judged by the host's
+//!   [`Detector`](zscope_core::Detector) as it is read;
+//!   the page's controls change that detector's config, acknowledged like a device's.
+//! * A recording of raw frames (`zscope --record FILE`; it starts with a 0x00 byte) is decoded
+//!   and shown exactly as the device judged it: the verdicts are the device's own, so the
+//!   config cannot be changed (the API says so).
+//!
+//! Pacing follows the file's timestamps (the CSV's time column, or the samples' device time),
+//! sped up by `--speed` (e.g. `10x`), or none at all with `--max`.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use zscope_core::wire::{
+    Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, Name, PROTOCOL_VERSION, Sample,
+};
+
+use crate::dataset::Dataset;
+use crate::score::{HOST_CAPACITY, HostDetector};
+use crate::source::Shared;
+use crate::state::Ingest;
+
+/// How fast to replay: a multiple of real time, or as fast as possible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// Real time × this factor.
+    Factor(f64),
+    /// No waiting.
+    Max,
+}
+
+/// `10x`, `10`, `0.5x`.
+pub fn parse_speed(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches(['x', 'X']);
+    match n.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(format!("--speed '{s}' is not a positive factor like 10x")),
+    }
+}
+
+/// Whether `path` is a recording of raw frames (it starts with a 0x00 byte).
+pub fn is_recording(path: &std::path::Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    let n = std::fs::File::open(path)?.read(&mut first)?;
+    Ok(n == 1 && first[0] == 0)
+}
+
+struct Pacer {
+    speed: Speed,
+    start: Instant,
+    t0: Option<i64>,
+}
+
+impl Pacer {
+    fn new(speed: Speed) -> Self {
+        Pacer {
+            speed,
+            start: Instant::now(),
+            t0: None,
+        }
+    }
+
+    /// Wait until the moment `t_ms` (file time) is due; false if the daemon is stopping.
+    fn wait(&mut self, t_ms: i64, shared: &Shared) -> bool {
+        let Speed::Factor(f) = self.speed else {
+            return !shared.stopping();
+        };
+        let t0 = *self.t0.get_or_insert(t_ms);
+        let due = self.start + Duration::from_secs_f64(((t_ms - t0).max(0) as f64 / 1000.0) / f);
+        loop {
+            if shared.stopping() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= due {
+                return true;
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+fn name(s: &str) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
+/// Replay a CSV file through `detector`.
+pub fn spawn_csv(
+    shared: Arc<Shared>,
+    commands: Receiver<HostMsg>,
+    mut ingest: Ingest,
+    mut data: Dataset,
+    mut detector: Box<HostDetector>,
+    speed: Speed,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("zscope-replay".into())
+        .spawn(move || {
+            let hello = Hello {
+                protocol: PROTOCOL_VERSION,
+                firmware: name(env!("CARGO_PKG_VERSION")),
+                board: name("replay"),
+                capacity: HOST_CAPACITY as u32,
+                sample_rate_hz: 0,
+                config_version: 1,
+                detector: *detector.config(),
+                simulator: None,
+                season_capacity: HOST_CAPACITY as u32,
+            };
+            {
+                let mut state = shared.state();
+                state.connected();
+                ingest.handle(&mut state, DeviceMsg::Hello(hello), chrono::Utc::now());
+                state.set_ground_truth(data.layout.label.is_some());
+            }
+            let mut version = 1u32;
+            let mut pacer = Pacer::new(speed);
+            let (mut seq, mut t0) = (0u64, None);
+            let outcome = loop {
+                while let Ok(cmd) = commands.try_recv() {
+                    let ack = execute(&mut detector, &mut version, cmd);
+                    let mut state = shared.state();
+                    let acks = ingest.handle(&mut state, DeviceMsg::Ack(ack), chrono::Utc::now());
+                    drop(state);
+                    shared.complete(acks);
+                }
+                let rec = match data.next_record() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break format!("replay finished: {seq} rows"),
+                    Err(e) => break format!("replay stopped: {e}"),
+                };
+                if !pacer.wait(rec.time_ms, &shared) {
+                    return;
+                }
+                let start = *t0.get_or_insert(rec.time_ms);
+                let v = detector.update(rec.value);
+                let sample = Sample::from_verdict(
+                    seq,
+                    (rec.time_ms - start).max(0) as u64,
+                    &v,
+                    rec.label == Some(true),
+                    version,
+                );
+                seq += 1;
+                let mut state = shared.state();
+                ingest.handle(&mut state, DeviceMsg::Sample(sample), chrono::Utc::now());
+            };
+            let outcome = if data.bad_count > 0 {
+                let first = data.bad.first().map_or(0, |b| b.line);
+                format!(
+                    "{outcome}, {} bad rows skipped (the first at line {first})",
+                    data.bad_count
+                )
+            } else {
+                outcome
+            };
+            tracing::info!("{outcome}");
+            let mut state = shared.state();
+            ingest.housekeeping(&mut state);
+            state.disconnected(outcome);
+        })
+}
+
+/// A device's answer to a command, for the replayed detector.
+fn execute(detector: &mut HostDetector, version: &mut u32, cmd: HostMsg) -> Ack {
+    let (id, result) = match cmd {
+        HostMsg::SetConfig { id, config } => match detector.set_config(config) {
+            Ok(()) => {
+                *version += 1;
+                (id, AckResult::Ok)
+            }
+            Err(e) => (id, AckResult::Rejected(e)),
+        },
+        HostMsg::Reset { id } => {
+            detector.reset();
+            (id, AckResult::Ok)
+        }
+        HostMsg::Ping { id } => (id, AckResult::Ok),
+        HostMsg::SetRate { id, hz } => (id, AckResult::RateRejected { hz, max: 0 }),
+    };
+    Ack {
+        id,
+        result,
+        config_version: *version,
+        config: *detector.config(),
+    }
+}
+
+/// Replay a recording of raw frames exactly as the device judged it.
+pub fn spawn_frames(
+    shared: Arc<Shared>,
+    commands: Receiver<HostMsg>,
+    mut ingest: Ingest,
+    path: std::path::PathBuf,
+    speed: Speed,
+) -> std::io::Result<JoinHandle<()>> {
+    let bytes = std::fs::read(&path)?;
+    std::thread::Builder::new()
+        .name("zscope-replay".into())
+        .spawn(move || {
+            {
+                let mut state = shared.state();
+                state.connected();
+                state.read_only = Some(format!(
+                    "{} is a recording of the device's frames: its verdicts are the device's \
+                     own and cannot be changed (replay the CSV log to try other settings)",
+                    path.display()
+                ));
+            }
+            let mut decoder: Decoder = Decoder::new();
+            let mut pacer = Pacer::new(speed);
+            let mut input = &bytes[..];
+            let mut frames = 0u64;
+            while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
+                // Commands cannot be carried out; the API refuses them before they get here.
+                while commands.try_recv().is_ok() {}
+                let Ok(msg) = result else {
+                    shared.state().set_decode(decoder.stats());
+                    continue;
+                };
+                if let DeviceMsg::Sample(s) = &msg
+                    && !pacer.wait(s.time_ms as i64, &shared)
+                {
+                    return;
+                }
+                frames += 1;
+                let mut state = shared.state();
+                ingest.handle(&mut state, msg, chrono::Utc::now());
+                state.set_decode(decoder.stats());
+            }
+            let outcome = format!("replay finished: {frames} frames from {}", path.display());
+            tracing::info!("{outcome}");
+            let mut state = shared.state();
+            ingest.housekeeping(&mut state);
+            state.disconnected(outcome);
+        })
+}
