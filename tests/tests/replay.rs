@@ -13,9 +13,14 @@ use zscope_host::replay::Speed;
 use zscope_tests::{Daemon, wait_for};
 
 fn rows(path: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
+    let mut r = csv::Reader::from_path(path).expect("the CSV log exists");
     r.records()
-        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .map(|rec| {
+            rec.expect("a valid CSV row")
+                .iter()
+                .map(str::to_string)
+                .collect()
+        })
         .collect()
 }
 
