@@ -476,4 +476,55 @@ mod tests {
         assert!(ours.recall > seed.recall + 0.2, "{ours:?} vs {seed:?}");
         assert!(ours.f1 > seed.f1, "{ours:?} vs {seed:?}");
     }
+
+    /// A hand-made labelled file, worked out by hand: a wiggle of ±0.1 with spikes of +50 at
+    /// rows 30, 50 and 70 (the detector, window 8, flags exactly those), and labels at rows 31,
+    /// 50 and 90. With tolerance 1: the window [30, 32] holds the detection at 30 (TP, delay
+    /// -1), [49, 51] holds 50 (TP, delay 0), [89, 91] holds none (FN), and 70 is outside every
+    /// window (FP). Precision 2/3, recall 2/3, F1 2/3, mean delay -0.5.
+    #[test]
+    fn metrics_of_a_hand_made_labelled_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labelled.csv");
+        let mut text = String::from("timestamp,value,label\n");
+        for i in 0..100 {
+            let value = if [30, 50, 70].contains(&i) {
+                50.0
+            } else if i % 2 == 0 {
+                0.1
+            } else {
+                -0.1
+            };
+            let label = [31, 50, 90].contains(&i) as u8;
+            text += &format!(
+                "2026-11-24 10:00:{:02}.{:03},{value},{label}\n",
+                i / 10,
+                (i % 10) * 100
+            );
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut data = crate::dataset::Dataset::open(&path, &Default::default(), true).unwrap();
+        let (mut values, mut labels) = (Vec::new(), Vec::new());
+        while let Some(r) = data.next_record().unwrap() {
+            values.push(r.value);
+            labels.push(r.label == Some(true));
+        }
+        let flags = detect(&values, DetectorConfig::with_window(8)).unwrap();
+        let flagged: Vec<usize> = flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(flagged, [30, 50, 70]);
+        let m = evaluate(&labels, &flags, 1);
+        assert_eq!(
+            (m.true_positives, m.false_positives, m.false_negatives),
+            (2, 1, 1)
+        );
+        assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.f1 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.mean_delay, -0.5);
+    }
 }
