@@ -63,6 +63,17 @@ const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 /// A board or firmware name as it crosses the wire.
 pub type Name = heapless::String<24>;
 
+/// `s` as a [`Name`], cut to its first 24 bytes' worth of whole characters.
+pub fn name(s: &str) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
 /// Per-sample flags, one byte on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Flags(pub u8);
@@ -672,6 +683,16 @@ mod tests {
         };
         let n = frame(&DeviceMsg::Hello(big_hello)).len();
         assert!(n <= MAX_FRAME, "{n} > {MAX_FRAME}");
+    }
+
+    #[test]
+    fn names_are_cut_at_whole_characters() {
+        assert_eq!(
+            super::name("qemu-netduinoplus2").as_str(),
+            "qemu-netduinoplus2"
+        );
+        assert_eq!(super::name(&"é".repeat(20)).as_str(), "é".repeat(12));
+        assert_eq!(super::name(&"x".repeat(30)).len(), 24);
     }
 
     #[test]

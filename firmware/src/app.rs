@@ -23,8 +23,8 @@
 
 use heapless::Deque;
 use zscope_core::wire::{
-    self, Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Name, PROTOCOL_VERSION,
-    Sample, Status,
+    self, Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, PROTOCOL_VERSION, Sample,
+    Status, name,
 };
 use zscope_core::{Class, Detector, DetectorConfig, SimConfig, Simulator};
 
@@ -329,16 +329,6 @@ impl App {
             self.tx.pop_front();
         }
     }
-}
-
-fn name(s: &str) -> Name {
-    let mut n = Name::new();
-    for c in s.chars() {
-        if n.push(c).is_err() {
-            break;
-        }
-    }
-    n
 }
 
 /// One step of the main loop: read what the host sent, make what is due, write what the line

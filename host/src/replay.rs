@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use zscope_core::wire::{
-    Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, Name, PROTOCOL_VERSION, Sample,
+    Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, PROTOCOL_VERSION, Sample, name,
 };
 
 use crate::dataset::Dataset;
@@ -84,16 +84,6 @@ impl Pacer {
             std::thread::sleep((due - now).min(Duration::from_millis(50)));
         }
     }
-}
-
-fn name(s: &str) -> Name {
-    let mut n = Name::new();
-    for c in s.chars() {
-        if n.push(c).is_err() {
-            break;
-        }
-    }
-    n
 }
 
 /// Replay a CSV file through `detector`.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
-use zscope_core::wire::{self, DeviceMsg, Hello, Name, PROTOCOL_VERSION, Sample};
+use zscope_core::wire::{self, DeviceMsg, Hello, PROTOCOL_VERSION, Sample};
 use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
 use zscope_tests::{wait_for, workspace_root};
 
@@ -40,8 +40,8 @@ fn frames(n: u64) -> Vec<Vec<u8>> {
     let mut buf = [0u8; wire::MAX_FRAME];
     let hello = DeviceMsg::Hello(Hello {
         protocol: PROTOCOL_VERSION,
-        firmware: Name::try_from("bench").unwrap_or_default(),
-        board: Name::try_from("host-bench").unwrap_or_default(),
+        firmware: wire::name("bench"),
+        board: wire::name("host-bench"),
         capacity: 1024,
         sample_rate_hz: 0,
         config_version: 1,
