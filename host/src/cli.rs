@@ -187,6 +187,14 @@ pub struct ScoreArgs {
 pub struct EvalArgs {
     /// A labelled CSV file; without it, the simulator's scenarios.
     pub input: Option<PathBuf>,
+    /// Score the detector on a Numenta Anomaly Benchmark checkout (its `data/`,
+    /// `labels/combined_windows.json` and `config/profiles.json`) with NAB's own rules.
+    #[arg(long, value_name = "DIR", conflicts_with = "input")]
+    pub nab: Option<PathBuf>,
+    /// With --nab: score this NAB results folder (`<category>/<detector>_<file>.csv` with an
+    /// `anomaly_score` column) instead of running the detector.
+    #[arg(long, value_name = "DIR", requires = "nab")]
+    pub results: Option<PathBuf>,
     /// Simulator scenario: default, small, shifts, fast-wave, or all.
     #[arg(long, default_value = "all")]
     pub sim: String,

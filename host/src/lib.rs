@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dataset;
 pub mod eval;
 pub mod log;
+pub mod nab;
 pub mod replay;
 pub mod score;
 pub mod source;

@@ -99,6 +99,9 @@ fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
 fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
     use zscope_host::eval::{Series, scenarios, simulate};
     let config = cli.detector(&args.detector).map_err(usage)?;
+    if let Some(dir) = &args.nab {
+        return nab(dir, args.results.as_deref(), config);
+    }
     let mut series = Vec::new();
     if let Some(path) = &args.input {
         let mut data =
@@ -219,5 +222,66 @@ fn ports() -> Result<(), Failure> {
         };
         println!("{}\t{kind}", p.port_name);
     }
+    Ok(())
+}
+
+fn nab(
+    dir: &std::path::Path,
+    results: Option<&std::path::Path>,
+    config: zscope_core::DetectorConfig,
+) -> Result<(), Failure> {
+    let t0 = std::time::Instant::now();
+    let corpus = zscope_host::nab::Corpus::load(dir).map_err(failed)?;
+    let t1 = std::time::Instant::now();
+    let (scores, flags) = match results {
+        Some(r) => (corpus.read_results(r).map_err(failed)?, None),
+        None => {
+            let mut scores = Vec::new();
+            let mut flags = Vec::new();
+            for f in &corpus.files {
+                let mut det = zscope_host::score::detector(config).map_err(usage)?;
+                let (s, g): (Vec<f64>, Vec<f64>) = f
+                    .values
+                    .iter()
+                    .map(|&x| {
+                        let v = det.update(x);
+                        let a = v.class == zscope_core::Class::Anomaly;
+                        (
+                            if v.class == zscope_core::Class::WarmingUp {
+                                0.0
+                            } else {
+                                v.score
+                            },
+                            if a { 1.0 } else { 0.0 },
+                        )
+                    })
+                    .unzip();
+                scores.push(s);
+                flags.push(g);
+            }
+            (scores, Some(flags))
+        }
+    };
+    let t2 = std::time::Instant::now();
+    for p in corpus.score(&scores).map_err(failed)? {
+        println!(
+            "optimised {:<20} {:8.4}  threshold {:.6} windows {}/{} fp {}",
+            p.profile, p.normalized, p.threshold, p.windows_hit, corpus.windows, p.fp_rows
+        );
+    }
+    if let Some(flags) = flags {
+        for p in corpus.score_at(&flags, 1.0).map_err(failed)? {
+            println!(
+                "configured {:<20} {:8.4}  windows {}/{} fp {}",
+                p.profile, p.normalized, p.windows_hit, corpus.windows, p.fp_rows
+            );
+        }
+    }
+    eprintln!(
+        "load {:?} detect {:?} score {:?}",
+        t1 - t0,
+        t2 - t1,
+        t2.elapsed()
+    );
     Ok(())
 }
