@@ -5,8 +5,8 @@
 //! run bit-identically on a Cortex-M, in host emulation and in tests.
 //!
 //! * [`window`]: a fixed-capacity rolling window with exact O(1) mean and std.
-//! * [`detector`]: [`RollingZScore`], its config, verdicts and anomaly policy.
-//! * [`baseline`]: [`Detector`], the Z-score against the window or a seasonal profile.
+//! * [`zscore`]: [`RollingZScore`], the rolling Z-score against a window.
+//! * [`detector`]: [`Detector`], the one detector every side runs, its config and verdicts.
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
 //! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
 //!
@@ -27,17 +27,17 @@
 //! ```
 #![no_std]
 
-pub mod baseline;
 pub mod detector;
 pub mod float;
 pub mod simulator;
 pub mod window;
 pub mod wire;
+pub mod zscore;
 
-pub use baseline::Detector;
 pub use detector::{
-    AnomalyPolicy, Baseline, Class, ConfigError, DetectorConfig, RollingZScore, Verdict,
+    AnomalyPolicy, Baseline, Class, ConfigError, Detector, DetectorConfig, Verdict,
 };
 pub use float::Float;
 pub use simulator::{SimConfig, SimConfigError, SimSample, Simulator, Truth};
 pub use window::{Stats, Window, WindowError};
+pub use zscore::RollingZScore;
