@@ -23,6 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::{LevelNovelty, PeriodFinder, Tail};
 use crate::float::Float;
 use crate::zscore::RollingZScore;
 
@@ -63,6 +64,19 @@ pub enum Baseline {
         /// Weight of the newest period in the profile, `(0, 1]`.
         alpha: f32,
     },
+    /// The adaptive detector, the default (see [`crate::adaptive`]): the first `learn` values
+    /// set a grid of levels over their range and, where the stream repeats, its period. From
+    /// then on a value on a level never visited is an anomaly (then `rest` values of quiet
+    /// for further novelty), and so is a residual (against the window, or the value's phase
+    /// of the period) beyond `threshold` standard deviations times the tail factor, which
+    /// grows with how bursty the stream has shown itself to be.
+    Adaptive {
+        /// Values that set the level grid and the period (`16..=100000`). The residual
+        /// channel judges from the start.
+        learn: u32,
+        /// Values after a novel level during which further novelty is not reported.
+        rest: u32,
+    },
 }
 
 /// Settings of a [`RollingZScore`]. This is also what crosses the wire in `SetConfig`.
@@ -88,7 +102,10 @@ impl Default for DetectorConfig {
             threshold: Self::DEFAULT_THRESHOLD,
             warmup: None,
             policy: AnomalyPolicy::default(),
-            baseline: Baseline::Window,
+            baseline: Baseline::Adaptive {
+                learn: Self::DEFAULT_LEARN,
+                rest: Self::DEFAULT_REST,
+            },
         }
     }
 }
@@ -121,6 +138,11 @@ pub enum ConfigError {
     },
     /// The seasonal profile's weight must be in (0, 1].
     Alpha,
+    /// The adaptive detector's learning phase must be 16 to 100000 values.
+    Learn {
+        /// The length asked for.
+        learn: u32,
+    },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -140,6 +162,9 @@ impl core::fmt::Display for ConfigError {
                 write!(f, "seasonal period {period} is outside 1..={capacity}")
             }
             ConfigError::Alpha => f.write_str("seasonal alpha must be above 0 and at most 1"),
+            ConfigError::Learn { learn } => {
+                write!(f, "learning phase {learn} is outside 16..=100000 values")
+            }
         }
     }
 }
@@ -151,8 +176,13 @@ impl DetectorConfig {
     pub const DEFAULT_THRESHOLD: f32 = 3.0;
     /// Default longest run of flagged values kept out of the window.
     pub const DEFAULT_MAX_RUN: u32 = 10;
+    /// Default learning phase of the adaptive detector.
+    pub const DEFAULT_LEARN: u32 = 600;
+    /// Default rest after a novel level.
+    pub const DEFAULT_REST: u32 = 100;
 
-    /// The defaults with another window length.
+    /// The rolling Z-score ([`Baseline::Window`]) over `window` values, with the default
+    /// threshold and policy.
     pub const fn with_window(window: u32) -> Self {
         DetectorConfig {
             window,
@@ -165,9 +195,13 @@ impl DetectorConfig {
         }
     }
 
-    /// The warm-up in force: `warmup`, or the window length when unset.
+    /// The warm-up in force: `warmup`, or when unset the window length (half of it for the
+    /// adaptive detector, whose residual channel starts judging early).
     pub fn effective_warmup(&self) -> u32 {
-        self.warmup.unwrap_or(self.window)
+        match self.baseline {
+            Baseline::Adaptive { .. } => self.warmup.unwrap_or((self.window / 2).max(2)),
+            _ => self.warmup.unwrap_or(self.window),
+        }
     }
 
     /// Check every field against a detector of window capacity `capacity`.
@@ -240,9 +274,42 @@ pub struct Detector<F: Float, const N: usize, const S: usize> {
     profile: [F; S],
     phase: usize,
     filled: bool,
+    adaptive: AdaptiveState<F>,
+}
+
+/// What the adaptive detector keeps besides the window and the profile (which is its scratch
+/// space while it learns, then the seasonal profile if a period was found).
+#[derive(Debug, Clone, Copy, Default)]
+struct AdaptiveState<F: Float> {
+    /// Valid and invalid values seen (saturating).
+    seen: u32,
+    novelty: LevelNovelty<F>,
+    finder: PeriodFinder<F>,
+    /// Samples per cycle; 0 when none was found (or not yet).
+    period: usize,
+    /// Burst envelope: decays by 10% a value, raised to a third of each residual.
+    envelope: F,
+    tail: Tail<F>,
+    /// Smallest non-zero step between consecutive valid values (the data's resolution).
+    quantum: F,
+    last: Option<F>,
+    /// Consecutive residual flags kept out of the window.
+    run: u32,
+}
+
+/// Where the learning phase's values and lag products go in the profile array.
+fn scratch_split(learn: usize, capacity: usize) -> (usize, usize) {
+    let buffered = learn.min(capacity * 2 / 3);
+    let lags = (buffered / 2).min(capacity.saturating_sub(buffered + 1));
+    (buffered, lags)
 }
 
 fn check_baseline(config: &DetectorConfig, season_capacity: usize) -> Result<(), ConfigError> {
+    if let Baseline::Adaptive { learn, .. } = config.baseline
+        && !(16..=100_000).contains(&learn)
+    {
+        return Err(ConfigError::Learn { learn });
+    }
     if let Baseline::Seasonal { period, alpha } = config.baseline {
         let cap = u32::try_from(season_capacity).unwrap_or(u32::MAX);
         if !(1..=cap).contains(&period) {
@@ -267,6 +334,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             profile: [F::ZERO; S],
             phase: 0,
             filled: false,
+            adaptive: AdaptiveState::default(),
         })
     }
 
@@ -291,6 +359,12 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         S
     }
 
+    /// The period the adaptive detector found in its learning phase (`None` before the end of
+    /// learning, when none showed, and for the other baselines).
+    pub fn found_period(&self) -> Option<usize> {
+        (self.adaptive.period > 0).then_some(self.adaptive.period)
+    }
+
     /// Apply a new config at once. A new baseline (or period) starts its profile afresh and
     /// the window with it, since residuals against another baseline are other numbers; other
     /// changes keep everything. Refused configs change nothing.
@@ -298,6 +372,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         check_baseline(&config, S)?;
         let restart = match (self.config().baseline, config.baseline) {
             (Baseline::Window, Baseline::Window) => false,
+            (Baseline::Adaptive { learn: a, .. }, Baseline::Adaptive { learn: b, .. }) => a != b,
             (Baseline::Seasonal { period: a, .. }, Baseline::Seasonal { period: b, .. }) => a != b,
             _ => true,
         };
@@ -313,13 +388,16 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         self.inner.reset();
         self.phase = 0;
         self.filled = false;
+        self.adaptive = AdaptiveState::default();
     }
 
     /// Judge `x`.
     #[inline]
     pub fn update(&mut self, x: F) -> Verdict<F> {
-        let Baseline::Seasonal { period, alpha } = self.inner.config().baseline else {
-            return self.inner.update(x);
+        let (period, alpha) = match self.inner.config().baseline {
+            Baseline::Window => return self.inner.update(x),
+            Baseline::Adaptive { learn, rest } => return self.adaptive(x, learn, rest),
+            Baseline::Seasonal { period, alpha } => (period, alpha),
         };
         let period = period as usize;
         let p = self.phase;
@@ -370,6 +448,173 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         v.value = x;
         v.mean = base + v.mean;
         v
+    }
+}
+
+/// The adaptive detector's update, apart from the others for reading.
+impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
+    /// Weight of a residual in its phase's profile slot.
+    const PROFILE_ALPHA: f32 = 0.1;
+    /// A residual raises the burst envelope to this fraction of itself.
+    const ENVELOPE_SHARE: f32 = 1.0 / 3.0;
+    /// The burst envelope's decay per value.
+    const ENVELOPE_DECAY: f32 = 0.9;
+
+    fn adaptive(&mut self, x: F, learn: u32, rest: u32) -> Verdict<F> {
+        let config = *self.inner.config();
+        let learn = learn as usize;
+        let (buffered, lags) = scratch_split(learn, S);
+        let a = &mut self.adaptive;
+        let index = a.seen as usize;
+        a.seen = a.seen.saturating_add(1);
+        let learning = index < learn;
+        let valid = x.is_finite();
+
+        // The learning phase: the level range, and the values for the period finder.
+        if learning {
+            if valid {
+                a.novelty.learn(x);
+            }
+            let (buf, acc) = self.profile.split_at_mut(buffered);
+            a.finder.push(valid.then_some(x), buf, &mut acc[..lags]);
+        }
+        // Phase of the cycle (positional: invalid values take their place too).
+        let slot = if a.period > 0 {
+            let p = self.phase;
+            self.phase = (self.phase + 1) % a.period;
+            Some(p)
+        } else {
+            None
+        };
+        let end_of_learning = index + 1 == learn;
+        if !valid {
+            if end_of_learning {
+                self.finish_learning(buffered, lags);
+            }
+            let stats = self.inner.window().stats();
+            return Verdict {
+                value: x,
+                mean: stats.mean,
+                std: stats.std,
+                z: F::ZERO,
+                score: F::ZERO,
+                class: Class::Invalid,
+                excluded: true,
+            };
+        }
+
+        // The residual channel: x against the window (of residuals against the profile).
+        let base = slot.map_or(F::ZERO, |p| self.profile[p]);
+        let a = &mut self.adaptive;
+        let r = x - base;
+        let stats = self.inner.window().stats();
+        let level = base + stats.mean;
+        let mut scale = stats.std;
+        for floor in [
+            a.envelope,
+            a.quantum,
+            level.abs() * F::from_f32(1e-3),
+            F::from_f32(1e-30),
+        ] {
+            if floor > scale {
+                scale = floor;
+            }
+        }
+        let judged = stats.count >= config.effective_warmup() as usize;
+        let dev = r - stats.mean;
+        let z = if judged { dev / scale } else { F::ZERO };
+        let abs_z = z.abs();
+        let threshold = F::from_f32(config.threshold) * a.tail.factor();
+        let flagged = judged && abs_z > threshold;
+        if stats.count >= 2 {
+            a.tail.push(dev);
+            let e = dev.abs() * F::from_f32(Self::ENVELOPE_SHARE);
+            a.envelope = a.envelope * F::from_f32(Self::ENVELOPE_DECAY);
+            if e > a.envelope {
+                a.envelope = e;
+            }
+        }
+        if let Some(last) = a.last {
+            let step = (x - last).abs();
+            if step > F::ZERO && (a.quantum == F::ZERO || step < a.quantum) {
+                a.quantum = step;
+            }
+        }
+        a.last = Some(x);
+        let excluded = flagged
+            && match config.policy {
+                AnomalyPolicy::Include => false,
+                AnomalyPolicy::Exclude { max_run } => a.run < max_run,
+            };
+        if flagged {
+            a.run = a.run.saturating_add(1);
+        } else {
+            a.run = 0;
+        }
+        if let Some(p) = slot {
+            // The phase's slot moves toward the value, by at most three standard deviations.
+            let limit = scale * F::from_f32(3.0);
+            let d = if dev > limit {
+                limit
+            } else if dev < -limit {
+                -limit
+            } else {
+                dev
+            };
+            self.profile[p] += F::from_f32(Self::PROFILE_ALPHA) * d;
+        }
+        if !excluded {
+            // x is finite, so the window takes it.
+            let _ = self.inner.window_mut().push(r);
+        }
+
+        // The novelty channel, once the grid is set.
+        let a = &mut self.adaptive;
+        let novel = !learning && a.novelty.update(x, rest);
+        if end_of_learning {
+            self.finish_learning(buffered, lags);
+        }
+        let score = if novel {
+            // 0.75..1, ordered by how far the value is from what the window expected.
+            F::from_f32(0.75) + F::from_f32(0.25) * abs_z / (abs_z + threshold)
+        } else if flagged {
+            F::from_f32(0.5) + F::from_f32(0.25) * (abs_z - threshold) / abs_z
+        } else {
+            F::from_f32(0.5) * abs_z / (abs_z + threshold)
+        };
+        let class = if novel || flagged {
+            Class::Anomaly
+        } else if judged {
+            Class::Normal
+        } else {
+            Class::WarmingUp
+        };
+        Verdict {
+            value: x,
+            mean: level,
+            std: scale,
+            z,
+            score,
+            class,
+            excluded,
+        }
+    }
+
+    /// End of the learning phase: fix the level grid, look for a period, and if one shows,
+    /// fold the learnt values into the seasonal profile and start the window afresh on
+    /// residuals against it.
+    fn finish_learning(&mut self, buffered: usize, lags: usize) {
+        let a = &mut self.adaptive;
+        a.novelty.fix_grid();
+        let (buf, acc) = self.profile.split_at_mut(buffered);
+        if let Some(period) = a.finder.period(buf, &mut acc[..lags]) {
+            a.finder.fold(buf, period);
+            a.period = period;
+            self.phase = a.finder.len() % period;
+            self.inner.window_mut().clear();
+            a.envelope = F::ZERO;
+            a.run = 0;
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! run bit-identically on a Cortex-M, in host emulation and in tests.
 //!
 //! * [`window`]: a fixed-capacity rolling window with exact O(1) mean and std.
+//! * [`adaptive`]: the parts of the adaptive detector, the default.
 //! * [`zscore`]: [`RollingZScore`], the rolling Z-score against a window.
 //! * [`detector`]: [`Detector`], the one detector every side runs, its config and verdicts.
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
@@ -27,6 +28,7 @@
 //! ```
 #![no_std]
 
+pub mod adaptive;
 pub mod detector;
 pub mod float;
 pub mod simulator;

@@ -49,7 +49,8 @@ use crate::simulator::SimConfig;
 
 /// Version of this protocol. A host and a device must speak the same one.
 /// 2: `DetectorConfig` gained `baseline` (the seasonal detector).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: `Baseline::Adaptive` (the adaptive detector, the default) and `ConfigError::Learn`.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest serialised message, in bytes, before the CRC and COBS.
 pub const MAX_PAYLOAD: usize = 160;
@@ -637,6 +638,17 @@ mod tests {
                 1, 4, 7, 128, 1, 1, 7, 96, 64, 1, 32, 1, 10, 5, 88, 49, 201, 191, 0
             ]
         );
+        // The adaptive baseline: variant 2, varint learn 600 (216, 4), varint rest 100.
+        let set = HostMsg::SetConfig {
+            id: 7,
+            config: DetectorConfig::default(),
+        };
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let n = postcard::to_slice(&set, &mut payload).unwrap().len();
+        assert_eq!(
+            &payload[..n],
+            [0, 7, 64, 0, 0, 64, 64, 0, 1, 10, 2, 216, 4, 100]
+        );
         let ping = frame(&HostMsg::Ping { id: 1 });
         assert_eq!(ping.len(), 8);
         assert_eq!(&ping[..3], [7, 2, 1]);
@@ -681,7 +693,19 @@ mod tests {
             }),
             ..hello()
         };
-        let n = frame(&DeviceMsg::Hello(big_hello)).len();
+        let n = frame(&DeviceMsg::Hello(big_hello.clone())).len();
+        assert!(n <= MAX_FRAME, "{n} > {MAX_FRAME}");
+        let adaptive = Hello {
+            detector: DetectorConfig {
+                baseline: crate::detector::Baseline::Adaptive {
+                    learn: u32::MAX,
+                    rest: u32::MAX,
+                },
+                ..big_hello.detector
+            },
+            ..big_hello
+        };
+        let n = frame(&DeviceMsg::Hello(adaptive)).len();
         assert!(n <= MAX_FRAME, "{n} > {MAX_FRAME}");
     }
 
@@ -830,6 +854,9 @@ mod tests {
                 Just(crate::detector::Baseline::Window),
                 (any::<u32>(), finite()).prop_map(|(period, alpha)| {
                     crate::detector::Baseline::Seasonal { period, alpha }
+                }),
+                (any::<u32>(), any::<u32>()).prop_map(|(learn, rest)| {
+                    crate::detector::Baseline::Adaptive { learn, rest }
                 })
             ],
         )

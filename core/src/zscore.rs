@@ -68,7 +68,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
             window,
             config,
             threshold: F::from_f32(config.threshold),
-            warmup: config.effective_warmup() as usize,
+            warmup: config.warmup.unwrap_or(config.window) as usize,
             flagged_run: 0,
         })
     }
@@ -88,6 +88,11 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
         &self.window
     }
 
+    /// The window, for a detector that feeds it itself (the adaptive detector's residuals).
+    pub(crate) fn window_mut(&mut self) -> &mut Window<F, N> {
+        &mut self.window
+    }
+
     /// Apply a new config at once, keeping the newest values. Refused configs change nothing.
     pub fn set_config(&mut self, config: DetectorConfig) -> Result<(), ConfigError> {
         config.validate(N)?;
@@ -99,7 +104,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
             })?;
         self.config = config;
         self.threshold = F::from_f32(config.threshold);
-        self.warmup = config.effective_warmup() as usize;
+        self.warmup = config.warmup.unwrap_or(config.window) as usize;
         Ok(())
     }
 
@@ -209,7 +214,7 @@ mod tests {
             } else {
                 f64::INFINITY.copysign(x - mean)
             };
-            let class = if n < self.cfg.effective_warmup() as usize {
+            let class = if n < self.cfg.warmup.unwrap_or(self.cfg.window) as usize {
                 Class::WarmingUp
             } else if z.abs() > self.cfg.threshold as f64 {
                 Class::Anomaly

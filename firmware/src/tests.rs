@@ -3,9 +3,9 @@
 extern crate std;
 use std::vec::Vec;
 
-use crate::app::{App, CAPACITY, STATUS_PERIOD_MS, Settings, TX_QUEUE};
+use crate::app::{App, CAPACITY, SEASON_CAPACITY, STATUS_PERIOD_MS, Settings, TX_QUEUE};
 use zscope_core::wire::{self, AckResult, Decoder, DeviceMsg, HostMsg, Sample};
-use zscope_core::{ConfigError, DetectorConfig, RollingZScore, SimConfig, Simulator};
+use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 
 /// Drain the app's transmit queue and decode everything in it.
 fn drain(app: &mut App, decoder: &mut Decoder) -> Vec<DeviceMsg> {
@@ -108,8 +108,8 @@ fn verdicts_are_bit_identical_to_the_core_run_directly() {
         got.extend(samples(&drain(&mut app, &mut dec)));
     }
     let mut sim = Simulator::new(SimConfig::default()).unwrap();
-    let mut det: RollingZScore<f32, CAPACITY> =
-        RollingZScore::new(DetectorConfig::default()).unwrap();
+    let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
+        Box::new(Detector::new(DetectorConfig::default()).unwrap());
     for (i, s) in got.iter().enumerate() {
         let x = sim.next_sample();
         let v = det.update(x.value);

@@ -108,16 +108,32 @@ pub struct ReplayArgs {
     pub detector: DetectorArgs,
 }
 
+/// Which detector judges the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The default: novel levels plus a residual Z-score calibrated to the stream's tails,
+    /// against a period it finds by itself.
+    Adaptive,
+    /// The rolling Z-score against the window's mean (the seed's method).
+    Zscore,
+    /// The rolling Z-score against a seasonal profile of a given period.
+    Seasonal,
+}
+
 /// Detector settings on the command line; unset ones come from the file, then the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DetectorArgs {
+    /// Detector [default: adaptive; seasonal when --seasonal is given].
+    #[arg(long, value_enum)]
+    pub detector: Option<Method>,
     /// Window length [default: 64].
     #[arg(long)]
     pub window: Option<u32>,
-    /// Anomaly when |z| is above this [default: 3].
+    /// Anomaly when |z| is above this (adaptive: times the stream's tail factor) [default: 3].
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Values before the first verdict [default: the window].
+    /// Values in the window before the first verdict [default: the window; adaptive: half].
     #[arg(long)]
     pub warmup: Option<u32>,
     /// Longest run of flagged values kept out of the window [default: 10].
@@ -126,13 +142,106 @@ pub struct DetectorArgs {
     /// Let flagged values into the window (policy `include`).
     #[arg(long)]
     pub include_anomalies: bool,
-    /// Compare each value with a seasonal profile of this many samples per cycle (1: an EWMA
-    /// baseline) instead of the window's mean.
+    /// Adaptive: values that set the level grid and the period [default: 600].
     #[arg(long)]
-    pub seasonal: Option<u32>,
-    /// Weight of the newest cycle in the seasonal profile, (0, 1] [default: 0.3].
+    pub learn: Option<u32>,
+    /// Adaptive: values of quiet after a novel level [default: 100].
+    #[arg(long)]
+    pub rest: Option<u32>,
+    /// Seasonal: the period, in samples (`288`) or as a duration (`1d`, `12h`, `30m`, `90s`,
+    /// `500ms`, `1w`) converted with the data's sampling interval. 1 sample: an EWMA baseline.
+    #[arg(long, value_name = "PERIOD")]
+    pub seasonal: Option<String>,
+    /// Seasonal: weight of the newest cycle in the profile, (0, 1] [default: 0.3].
     #[arg(long)]
     pub alpha: Option<f32>,
+}
+
+/// A seasonal period as given: in samples, or as a duration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Period {
+    /// Samples per cycle.
+    Samples(u32),
+    /// A duration in milliseconds, converted with the data's sampling interval.
+    Millis(f64),
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<u32>() {
+            return Ok(Period::Samples(n));
+        }
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let factor = match unit.trim() {
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" | "min" => 60e3,
+            "h" => 3600e3,
+            "d" => 86_400e3,
+            "w" => 7.0 * 86_400e3,
+            _ => f64::NAN,
+        };
+        match num.parse::<f64>() {
+            Ok(n) if factor.is_finite() && n > 0.0 && n.is_finite() => {
+                Ok(Period::Millis(n * factor))
+            }
+            _ => Err(format!(
+                "period {s:?} is neither a number of samples (288) nor a duration (1d, 12h, 30m, \
+                 90s, 500ms, 1w)"
+            )),
+        }
+    }
+}
+
+/// A detector config whose seasonal period may still wait for the data's sampling interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorSpec {
+    /// The config (with the period in samples, or a placeholder of 1 for a duration).
+    pub config: zscope_core::DetectorConfig,
+    /// A period given as a duration, in ms.
+    pub period_ms: Option<f64>,
+}
+
+impl DetectorSpec {
+    /// The config, with a duration turned into samples at `interval_ms` per sample.
+    pub fn resolve(
+        &self,
+        interval_ms: Option<f64>,
+    ) -> Result<zscope_core::DetectorConfig, SettingsError> {
+        let mut config = self.config;
+        if let (Some(ms), zscope_core::Baseline::Seasonal { alpha, .. }) =
+            (self.period_ms, config.baseline)
+        {
+            let interval = interval_ms.filter(|i| *i > 0.0).ok_or_else(|| {
+                SettingsError::Invalid(
+                    "a seasonal period given as a duration needs timestamps to convert it: \
+                     give the period in samples instead"
+                        .into(),
+                )
+            })?;
+            let samples = (ms / interval).round();
+            if !(1.0..=u32::MAX as f64).contains(&samples) {
+                return Err(SettingsError::Invalid(format!(
+                    "a period of {ms} ms is {samples} samples at {interval} ms per sample"
+                )));
+            }
+            config.baseline = zscope_core::Baseline::Seasonal {
+                period: samples as u32,
+                alpha,
+            };
+            crate::score::HostDetector::validate(&config).map_err(|e| {
+                SettingsError::Invalid(format!(
+                    "invalid detector settings: {e} ({ms} ms at {interval} ms per sample)"
+                ))
+            })?;
+        }
+        Ok(config)
+    }
 }
 
 /// Which columns of a CSV file to use.
@@ -240,7 +349,10 @@ pub struct FileSettings {
     warmup: Option<u32>,
     max_run: Option<u32>,
     include_anomalies: Option<bool>,
-    seasonal: Option<u32>,
+    detector: Option<Method>,
+    learn: Option<u32>,
+    rest: Option<u32>,
+    seasonal: Option<String>,
     alpha: Option<f32>,
 }
 
@@ -346,42 +458,105 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
 }
 
 impl Cli {
-    /// The detector config for `score` and `eval`: flags over the file over the defaults.
-    pub fn detector(
-        &self,
-        args: &DetectorArgs,
-    ) -> Result<zscope_core::DetectorConfig, SettingsError> {
+    /// The detector config for `score`, `eval` and `replay`: flags over the file over the
+    /// defaults. A flag that would have no effect in the chosen combination is an error.
+    pub fn detector(&self, args: &DetectorArgs) -> Result<DetectorSpec, SettingsError> {
+        use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let d = zscope_core::DetectorConfig::default();
+        let d = DetectorConfig::default();
         let include = args.include_anomalies || file.include_anomalies.unwrap_or(false);
-        let config = zscope_core::DetectorConfig {
+        let seasonal = match args.seasonal.as_ref().or(file.seasonal.as_ref()) {
+            Some(p) => Some(p.parse::<Period>().map_err(SettingsError::Invalid)?),
+            None => None,
+        };
+        let method = args
+            .detector
+            .or(file.detector)
+            .unwrap_or(if seasonal.is_some() {
+                Method::Seasonal
+            } else {
+                Method::Adaptive
+            });
+        let ignored = |flag: &str, why: &str| {
+            Err(SettingsError::Invalid(format!(
+                "{flag} has no effect {why}"
+            )))
+        };
+        let max_run = args.max_run.or(file.max_run);
+        if include && max_run.is_some() {
+            return ignored(
+                "--max-run",
+                "with --include-anomalies (every value enters the window)",
+            );
+        }
+        let (learn, rest) = (args.learn.or(file.learn), args.rest.or(file.rest));
+        let alpha = args.alpha.or(file.alpha);
+        if method != Method::Adaptive {
+            if learn.is_some() {
+                return ignored(
+                    "--learn",
+                    "outside the adaptive detector (--detector adaptive)",
+                );
+            }
+            if rest.is_some() {
+                return ignored(
+                    "--rest",
+                    "outside the adaptive detector (--detector adaptive)",
+                );
+            }
+        }
+        if method != Method::Seasonal {
+            if seasonal.is_some() {
+                return ignored(
+                    "--seasonal",
+                    "outside the seasonal detector (drop --detector, or --detector seasonal)",
+                );
+            }
+            if alpha.is_some() {
+                return ignored("--alpha", "without a seasonal profile (--seasonal PERIOD)");
+            }
+        }
+        let (baseline, period_ms) = match method {
+            Method::Zscore => (Baseline::Window, None),
+            Method::Adaptive => (
+                Baseline::Adaptive {
+                    learn: learn.unwrap_or(DetectorConfig::DEFAULT_LEARN),
+                    rest: rest.unwrap_or(DetectorConfig::DEFAULT_REST),
+                },
+                None,
+            ),
+            Method::Seasonal => {
+                let alpha = alpha.unwrap_or(DEFAULT_ALPHA);
+                match seasonal {
+                    None => {
+                        return Err(SettingsError::Invalid(
+                            "the seasonal detector needs its period: --seasonal PERIOD".into(),
+                        ));
+                    }
+                    Some(Period::Samples(period)) => (Baseline::Seasonal { period, alpha }, None),
+                    Some(Period::Millis(ms)) => (Baseline::Seasonal { period: 1, alpha }, Some(ms)),
+                }
+            }
+        };
+        let config = DetectorConfig {
             window: args.window.or(file.window).unwrap_or(d.window),
             threshold: args.threshold.or(file.threshold).unwrap_or(d.threshold),
             warmup: args.warmup.or(file.warmup),
             policy: if include {
-                zscope_core::AnomalyPolicy::Include
+                AnomalyPolicy::Include
             } else {
-                zscope_core::AnomalyPolicy::Exclude {
-                    max_run: args
-                        .max_run
-                        .or(file.max_run)
-                        .unwrap_or(zscope_core::DetectorConfig::DEFAULT_MAX_RUN),
+                AnomalyPolicy::Exclude {
+                    max_run: max_run.unwrap_or(DetectorConfig::DEFAULT_MAX_RUN),
                 }
             },
-            baseline: match args.seasonal.or(file.seasonal) {
-                Some(period) => zscope_core::Baseline::Seasonal {
-                    period,
-                    alpha: args.alpha.or(file.alpha).unwrap_or(DEFAULT_ALPHA),
-                },
-                None => zscope_core::Baseline::Window,
-            },
+            baseline,
         };
         crate::score::HostDetector::validate(&config)
             .map_err(|e| SettingsError::Invalid(format!("invalid detector settings: {e}")))?;
-        Ok(config)
+        Ok(DetectorSpec { config, period_ms })
     }
 
     /// Merge flags and environment (already in `self`) over the file over the defaults.

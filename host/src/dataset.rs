@@ -252,6 +252,23 @@ fn fast_datetime(s: &[u8]) -> Option<i64> {
     Some(((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
 }
 
+/// The median step between the first (up to 1,000) timestamps, in ms: the sampling interval
+/// a seasonal period given as a duration is converted with. `None` with fewer than two
+/// timestamps or no positive step.
+pub fn median_interval(times_ms: &[i64]) -> Option<f64> {
+    let mut steps: Vec<i64> = times_ms
+        .windows(2)
+        .take(1000)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .filter(|d| *d > 0)
+        .collect();
+    if steps.is_empty() {
+        return None;
+    }
+    steps.sort_unstable();
+    Some(steps[steps.len() / 2] as f64)
+}
+
 /// Parse one timestamp into ms since the epoch.
 pub fn parse_time(field: &str) -> Option<i64> {
     let f = field.trim();

@@ -282,6 +282,7 @@ pub fn baseline_name(b: Baseline) -> String {
     match b {
         Baseline::Window => "window".into(),
         Baseline::Seasonal { period, .. } => format!("seasonal({period})"),
+        Baseline::Adaptive { learn, rest } => format!("adaptive(learn {learn}, rest {rest})"),
     }
 }
 
@@ -473,8 +474,8 @@ mod tests {
             2,
         );
         let seed = evaluate(&labels, &detect_seed(&values), 2);
-        assert!(ours.recall > seed.recall + 0.2, "{ours:?} vs {seed:?}");
-        assert!(ours.f1 > seed.f1, "{ours:?} vs {seed:?}");
+        assert!(ours.recall > seed.recall + 0.15, "{ours:?} vs {seed:?}");
+        assert!(ours.f1 > seed.f1 + 0.1, "{ours:?} vs {seed:?}");
     }
 
     /// A hand-made labelled file, worked out by hand: a wiggle of ±0.1 with spikes of +50 at

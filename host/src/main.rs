@@ -67,7 +67,10 @@ fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
             speed,
             columns: args.columns.columns(),
             strict: args.columns.strict,
-            detector: cli.detector(&args.detector).map_err(usage)?,
+            detector: cli
+                .detector(&args.detector)
+                .and_then(|d| d.resolve(None))
+                .map_err(usage)?,
         }
     };
     settings.record = None;
@@ -89,7 +92,10 @@ fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
         format: args.format,
         columns: args.columns.columns(),
         strict: args.columns.strict,
-        detector: cli.detector(&args.detector).map_err(usage)?,
+        detector: cli
+            .detector(&args.detector)
+            .and_then(|d| d.resolve(None))
+            .map_err(usage)?,
     };
     let summary = zscope_host::score::score(&job).map_err(failed)?;
     println!("{}", zscope_host::score::report(&job, &summary));
@@ -98,10 +104,12 @@ fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
 
 fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
     use zscope_host::eval::{Series, scenarios, simulate};
-    let config = cli.detector(&args.detector).map_err(usage)?;
+    let spec = cli.detector(&args.detector).map_err(usage)?;
     if let Some(dir) = &args.nab {
+        let config = spec.resolve(None).map_err(usage)?;
         return nab(dir, args.results.as_deref(), config);
     }
+    let config;
     let mut series = Vec::new();
     if let Some(path) = &args.input {
         let mut data =
@@ -113,11 +121,15 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
                 path.display()
             )));
         }
-        let (mut values, mut labels) = (Vec::new(), Vec::new());
+        let (mut values, mut labels, mut times) = (Vec::new(), Vec::new(), Vec::new());
         while let Some(r) = data.next_record().map_err(failed)? {
             values.push(r.value);
             labels.push(r.label == Some(true));
+            times.push(r.time_ms);
         }
+        config = spec
+            .resolve(zscope_host::dataset::median_interval(&times))
+            .map_err(usage)?;
         if data.bad_count > 0 {
             let first = data.bad.first().map_or(0, |b| b.line);
             eprintln!(
@@ -130,9 +142,13 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
             about: format!("{} rows", values.len()),
             values,
             labels,
-            period: args.detector.seasonal,
+            period: match config.baseline {
+                zscope_core::Baseline::Seasonal { period, .. } => Some(period),
+                _ => None,
+            },
         });
     } else {
+        config = spec.resolve(None).map_err(usage)?;
         let all = scenarios(args.seed);
         let chosen: Vec<_> = all
             .iter()

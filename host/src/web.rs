@@ -305,7 +305,7 @@ async fn set_config(
     }
     let alpha = change.alpha.unwrap_or(match config.baseline {
         Baseline::Seasonal { alpha, .. } => alpha,
-        Baseline::Window => crate::cli::DEFAULT_ALPHA,
+        Baseline::Window | Baseline::Adaptive { .. } => crate::cli::DEFAULT_ALPHA,
     });
     match change.seasonal_period {
         Some(Some(period)) => config.baseline = Baseline::Seasonal { period, alpha },

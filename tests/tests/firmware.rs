@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use zscope_core::wire::{AckResult, DeviceMsg, Flags, HostMsg, PROTOCOL_VERSION, Sample};
-use zscope_core::{ConfigError, DetectorConfig, RollingZScore, SimConfig, Simulator};
+use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
-use zscope_firmware::app::CAPACITY;
+use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY};
 use zscope_firmware::emulator::{BOARD, Emulator};
 use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, have_tools};
 
@@ -28,8 +28,8 @@ fn verdict_bits(s: &Sample) -> (u64, u32, u32, u32, u32, Flags, u32) {
 /// The same stream computed by the core directly, with `change` applied before sample `at`.
 fn reference(n: u64, change: Option<(u64, DetectorConfig)>) -> Vec<Sample> {
     let mut sim = Simulator::new(SimConfig::default()).expect("default config is valid");
-    let mut det: RollingZScore<f32, CAPACITY> =
-        RollingZScore::new(DetectorConfig::default()).expect("default config is valid");
+    let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
+        Box::new(Detector::new(DetectorConfig::default()).expect("default config is valid"));
     let mut version = 1;
     (0..n)
         .map(|seq| {

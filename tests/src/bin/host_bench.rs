@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
 use zscope_core::wire::{self, DeviceMsg, Hello, PROTOCOL_VERSION, Sample};
-use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
+use zscope_core::{Detector, DetectorConfig, SimConfig, Simulator};
 use zscope_tests::{wait_for, workspace_root};
 
 const CLIENTS: usize = 20;
@@ -34,8 +34,8 @@ type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 /// Pre-encoded frames: a hello, then `n` samples.
 fn frames(n: u64) -> Vec<Vec<u8>> {
     let mut sim = Simulator::new(SimConfig::default()).expect("valid");
-    let mut det: RollingZScore<f32, 1024> =
-        RollingZScore::new(DetectorConfig::default()).expect("valid");
+    let mut det: Box<Detector<f32, 1024, 1024>> =
+        Box::new(Detector::new(DetectorConfig::default()).expect("valid"));
     let mut out = Vec::with_capacity(n as usize + 1);
     let mut buf = [0u8; wire::MAX_FRAME];
     let hello = DeviceMsg::Hello(Hello {
