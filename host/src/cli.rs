@@ -12,12 +12,31 @@ use serde::Deserialize;
 /// zscope: real-time anomaly detection for data streams. With no arguments it starts the
 /// daemon against an emulated device and serves the dashboard on http://127.0.0.1:8080.
 #[derive(Debug, Parser)]
-#[command(name = "zscope", version)]
+#[command(name = "zscope", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: run the daemon).
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The device (daemon only).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
+    /// The dashboard and the logs (daemon and replay).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Settings file (TOML) with any of the options, e.g. `port = "/dev/ttyACM0"`, and the
+    /// detector's (`detector`, `window`, `threshold`, `warmup`, `max_run`,
+    /// `include_anomalies`, `learn`, `rest`, `seasonal`, `alpha`) for `score`, `eval` and
+    /// `replay`.
+    #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Where the daemon's samples come from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeviceArgs {
     /// Serial port of a device, e.g. /dev/ttyACM0. Without it: an emulated device on a pty.
     #[arg(long, env = "ZSCOPE_PORT")]
     pub port: Option<String>,
@@ -25,32 +44,6 @@ pub struct Cli {
     /// Baud rate of the serial port [default: 115200].
     #[arg(long, env = "ZSCOPE_BAUD")]
     pub baud: Option<u32>,
-
-    /// Address the dashboard listens on [default: 127.0.0.1:8080]. Anything but loopback
-    /// needs --token.
-    #[arg(long, env = "ZSCOPE_LISTEN", global = true)]
-    pub listen: Option<SocketAddr>,
-
-    /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
-    /// reading from anywhere but loopback.
-    #[arg(long, env = "ZSCOPE_TOKEN", global = true)]
-    pub token: Option<String>,
-
-    /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
-    #[arg(long, env = "ZSCOPE_LOG_DIR", global = true)]
-    pub log_dir: Option<PathBuf>,
-
-    /// Log only anomalies, not every sample.
-    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG", global = true)]
-    pub no_samples_log: bool,
-
-    /// Rotate a CSV file when it passes this many megabytes [default: 64].
-    #[arg(long, env = "ZSCOPE_ROTATE_MB", global = true)]
-    pub rotate_mb: Option<u64>,
-
-    /// Rotated files kept per log, older ones deleted [default: 5].
-    #[arg(long, env = "ZSCOPE_KEEP_FILES", global = true)]
-    pub keep_files: Option<u32>,
 
     /// Sample rate of the emulated device in Hz, 0 for as fast as the line carries
     /// [default: 50].
@@ -65,12 +58,36 @@ pub struct Cli {
     /// (`zscope replay FILE`) with exactly the device's verdicts.
     #[arg(long, env = "ZSCOPE_RECORD")]
     pub record: Option<PathBuf>,
+}
 
-    /// Settings file (TOML) with any of the options above, e.g. `port = "/dev/ttyACM0"`, and
-    /// the detector's (`window`, `threshold`, `warmup`, `max_run`, `include_anomalies`,
-    /// `seasonal`, `alpha`) for `score` and `eval`.
-    #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
+/// The dashboard and the CSV logs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address the dashboard listens on [default: 127.0.0.1:8080]. Anything but loopback
+    /// needs --token.
+    #[arg(long, env = "ZSCOPE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
+    /// reading from anywhere but loopback.
+    #[arg(long, env = "ZSCOPE_TOKEN")]
+    pub token: Option<String>,
+
+    /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
+    #[arg(long, env = "ZSCOPE_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Log only anomalies, not every sample.
+    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG")]
+    pub no_samples_log: bool,
+
+    /// Rotate a CSV file when it passes this many megabytes [default: 64].
+    #[arg(long, env = "ZSCOPE_ROTATE_MB")]
+    pub rotate_mb: Option<u64>,
+
+    /// Rotated files kept per log, older ones deleted [default: 5].
+    #[arg(long, env = "ZSCOPE_KEEP_FILES")]
+    pub keep_files: Option<u32>,
 }
 
 /// Default weight of the newest cycle in a seasonal profile.
@@ -106,6 +123,9 @@ pub struct ReplayArgs {
     /// Detector (CSV).
     #[command(flatten)]
     pub detector: DetectorArgs,
+    /// The dashboard and the logs.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Which detector judges the values.
@@ -256,7 +276,7 @@ pub struct ColumnArgs {
     /// Label column, 0/1 ground truth [default: guessed: label, is_anomaly, anomaly, labels].
     #[arg(long)]
     pub label_col: Option<String>,
-    /// Stop at the first bad row instead of skipping (and counting) it.
+    /// Stop at the first row with a problem instead of counting it and going on.
     #[arg(long)]
     pub strict: bool,
 }
@@ -275,9 +295,10 @@ impl ColumnArgs {
 /// `zscope score`.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    /// The CSV file to score.
+    /// The CSV file to score, `-` for standard input, or a folder (every *.csv below it).
     pub input: PathBuf,
-    /// Where to write the scored rows.
+    /// Where to write the scored rows: a file, `-` for standard output, or a folder for a
+    /// folder of inputs (same relative layout).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Output layout.
@@ -559,32 +580,42 @@ impl Cli {
         Ok(DetectorSpec { config, period_ms })
     }
 
-    /// Merge flags and environment (already in `self`) over the file over the defaults.
+    /// The daemon's settings: flags and environment over the file over the defaults.
     pub fn settings(&self) -> Result<Settings, SettingsError> {
+        self.resolve(&self.device, &self.serve)
+    }
+
+    /// `replay`'s settings: its dashboard and log flags, no device.
+    pub fn replay_settings(&self, args: &ReplayArgs) -> Result<Settings, SettingsError> {
+        self.resolve(&DeviceArgs::default(), &args.serve)
+    }
+
+    /// Merge `device` and `serve` (flags and environment) over the file over the defaults.
+    fn resolve(&self, device: &DeviceArgs, serve: &ServeArgs) -> Result<Settings, SettingsError> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let baud = self.baud.or(file.baud).unwrap_or(115_200);
+        let baud = device.baud.or(file.baud).unwrap_or(115_200);
         if baud == 0 {
             return Err(SettingsError::Invalid("--baud must be above 0".into()));
         }
-        let source = match self.port.clone().or(file.port) {
+        let source = match device.port.clone().or(file.port) {
             Some(port) => SourceSetting::Serial { port, baud },
             None => SourceSetting::Emulated {
-                rate_hz: self.emulator_rate.or(file.emulator_rate).unwrap_or(50),
-                seed: self.emulator_seed.or(file.emulator_seed).unwrap_or(42),
+                rate_hz: device.emulator_rate.or(file.emulator_rate).unwrap_or(50),
+                seed: device.emulator_seed.or(file.emulator_seed).unwrap_or(42),
             },
         };
-        let listen = self
+        let listen = serve
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let token = self.token.clone().or(file.token).filter(|t| !t.is_empty());
+        let token = serve.token.clone().or(file.token).filter(|t| !t.is_empty());
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(SettingsError::OpenWithoutToken(listen));
         }
-        let rotate_mb = self.rotate_mb.or(file.rotate_mb).unwrap_or(64);
+        let rotate_mb = serve.rotate_mb.or(file.rotate_mb).unwrap_or(64);
         if rotate_mb == 0 {
             return Err(SettingsError::Invalid("--rotate-mb must be above 0".into()));
         }
@@ -592,15 +623,15 @@ impl Cli {
             source,
             listen,
             token,
-            log_dir: self
+            log_dir: serve
                 .log_dir
                 .clone()
                 .or(file.log_dir)
                 .unwrap_or_else(|| PathBuf::from("zscope-log")),
-            samples_log: !self.no_samples_log && file.samples_log.unwrap_or(true),
+            samples_log: !serve.no_samples_log && file.samples_log.unwrap_or(true),
             rotate_bytes: rotate_mb * 1024 * 1024,
-            keep_files: self.keep_files.or(file.keep_files).unwrap_or(5),
-            record: self.record.clone(),
+            keep_files: serve.keep_files.or(file.keep_files).unwrap_or(5),
+            record: device.record.clone(),
         })
     }
 }

@@ -8,11 +8,13 @@
 //! * Timestamps: RFC 3339 (`2026-11-24T10:00:00.5Z`, offsets allowed), `YYYY-MM-DD HH:MM:SS`
 //!   (with optional fraction, taken as UTC), or epoch seconds or milliseconds (numbers; above
 //!   10¹¹ they are milliseconds).
-//! * A UTF-8 byte-order mark and CRLF line ends are accepted.
-//! * Bad rows (a number that does not parse, a missing field, a timestamp going backwards) are
-//!   reported with their line number and skipped, and counted; with `strict` the first one is
-//!   an error. `NaN` and numbers too large for f64 are valid rows whose value the detector
-//!   reports as invalid.
+//! * A UTF-8 byte-order mark and CRLF line ends are accepted. `-` reads standard input.
+//! * Every data row comes out as one [`Row`], so a scored file has exactly one output row per
+//!   input row. A row whose value is missing or not a number has no value (its verdict is
+//!   empty); a timestamp that does not parse or goes backwards, and a label that is not 0/1,
+//!   are kept as they are, since the detector does not use them. Each such problem is counted
+//!   and reported with its line number; with `strict` the first one is an error. `NaN` and
+//!   numbers too large for f64 are values the detector reports as invalid.
 
 use std::path::Path;
 
@@ -83,12 +85,26 @@ pub enum DatasetError {
     },
 }
 
-/// One good row.
+/// One data row, good or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    /// Line number in the file (1 is the header).
+    pub line: u64,
+    /// Milliseconds since the Unix epoch, when the timestamp parses.
+    pub time_ms: Option<i64>,
+    /// The value, when it parses (may be NaN or infinite: the detector reports it invalid).
+    pub value: Option<f64>,
+    /// The label, when the file has a label column and it reads 0 or 1.
+    pub label: Option<bool>,
+}
+
+/// One row with a value, for readers that need a time for every value (eval, replay).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record {
     /// Line number in the file (1 is the header).
     pub line: u64,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch (a row whose timestamp does not parse gets the one
+    /// before it).
     pub time_ms: i64,
     /// The value (may be NaN or infinite: the detector reports it invalid).
     pub value: f64,
@@ -96,7 +112,7 @@ pub struct Record {
     pub label: Option<bool>,
 }
 
-/// A skipped row.
+/// A problem with one row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BadRow {
     /// 1-based line number.
@@ -303,7 +319,7 @@ fn parse_label(field: &str) -> Option<bool> {
 
 /// Reads a data file row by row.
 pub struct Dataset {
-    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    reader: csv::Reader<Box<dyn std::io::Read + Send>>,
     /// The chosen columns.
     pub layout: Layout,
     path: String,
@@ -311,28 +327,44 @@ pub struct Dataset {
     record: csv::ByteRecord,
     pending: Option<csv::ByteRecord>,
     last_time: Option<i64>,
-    /// Rows skipped so far (all of them counted, the first 1000 kept for the report).
+    /// Problems so far (all of them counted, the first 1000 kept for the report).
     pub bad: Vec<BadRow>,
-    /// Bad rows in all.
+    /// Rows without a usable value (missing or not a number).
     pub bad_count: u64,
-    /// Good rows so far.
+    /// Rows whose timestamp does not parse or goes backwards (kept, and judged).
+    pub time_issues: u64,
+    /// Rows whose label is not 0 or 1 (kept, without a label).
+    pub label_issues: u64,
+    /// Data rows so far.
     pub rows: u64,
 }
 
 const KEEP_BAD: usize = 1000;
 
 impl Dataset {
-    /// Open `path` and choose its columns.
+    /// Open `path` (`-`: standard input) and choose its columns.
     pub fn open(path: &Path, cols: &Columns, strict: bool) -> Result<Dataset, DatasetError> {
-        let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| DatasetError::Io {
-            path: name.clone(),
-            source,
-        })?;
+        let stdin = path.as_os_str() == "-";
+        let name = if stdin {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let input: Box<dyn std::io::Read + Send> = if stdin {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(
+                std::fs::File::open(path).map_err(|source| DatasetError::Io {
+                    path: name.clone(),
+                    source,
+                })?,
+            )
+        };
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
-            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
         let header: Vec<String> = reader
             .headers()
             .map_err(|e| DatasetError::Csv {
@@ -363,8 +395,15 @@ impl Dataset {
             last_time: None,
             bad: Vec::new(),
             bad_count: 0,
+            time_issues: 0,
+            label_issues: 0,
             rows: 0,
         })
+    }
+
+    /// The name the file is reported by (`<stdin>` for standard input).
+    pub fn name(&self) -> &str {
+        &self.path
     }
 
     /// Bytes of the file read so far.
@@ -377,23 +416,9 @@ impl Dataset {
         &self.record
     }
 
-    fn skip(&mut self, line: u64, problem: String) -> Result<(), DatasetError> {
-        if self.strict {
-            return Err(DatasetError::BadRow {
-                path: self.path.clone(),
-                line,
-                problem,
-            });
-        }
-        self.bad_count += 1;
-        if self.bad.len() < KEEP_BAD {
-            self.bad.push(BadRow { line, problem });
-        }
-        Ok(())
-    }
-
-    /// The next good row, skipping (and counting) bad ones; `None` at the end.
-    pub fn next_record(&mut self) -> Result<Option<Record>, DatasetError> {
+    /// The next data row, whatever is wrong with it (counted and reported); `None` at the
+    /// end. With `strict`, the first problem is an error instead.
+    pub fn next_row(&mut self) -> Result<Option<Row>, DatasetError> {
         loop {
             if let Some(first) = self.pending.take() {
                 self.record = first;
@@ -404,8 +429,16 @@ impl Dataset {
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line());
                         if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                            self.skip(line, "not valid UTF-8".into())?;
-                            continue;
+                            // The csv reader hands back no fields for such a row.
+                            self.rows += 1;
+                            self.bad_count += 1;
+                            self.note(line, "not valid UTF-8".into())?;
+                            return Ok(Some(Row {
+                                line,
+                                time_ms: None,
+                                value: None,
+                                label: None,
+                            }));
                         }
                         return Err(DatasetError::Csv {
                             path: self.path.clone(),
@@ -414,58 +447,150 @@ impl Dataset {
                     }
                 }
             }
+            self.rows += 1;
             let line = self.record.position().map_or(0, |p| p.line());
-            let field = |i: usize| self.record.get(i).and_then(|f| std::str::from_utf8(f).ok());
+            let field = |i: usize| {
+                self.record
+                    .get(i)
+                    .map(|f| std::str::from_utf8(f).map_err(|_| ()))
+            };
             let l = &self.layout;
-            let (Some(t), Some(v)) = (field(l.time), field(l.value)) else {
-                let missing = if field(l.time).is_none() {
-                    &l.header[l.time]
-                } else {
-                    &l.header[l.value]
-                };
-                let problem = format!("missing field '{missing}'");
-                self.skip(line, problem)?;
-                continue;
-            };
-            let Some(time_ms) = parse_time(t) else {
-                let problem = format!("'{t}' is not a timestamp");
-                self.skip(line, problem)?;
-                continue;
-            };
-            let value = match v.trim().parse::<f64>() {
-                Ok(v) => v,
-                Err(_) => {
-                    let problem = format!("'{v}' is not a number");
-                    self.skip(line, problem)?;
-                    continue;
+            let (time_name, value_name) = (l.header[l.time].clone(), l.header[l.value].clone());
+            let label_index = l.label;
+            let time_field = field(l.time);
+            let value_field = field(l.value);
+            let label_field = label_index.map(field);
+
+            let mut problems: Vec<String> = Vec::new();
+            let value = match value_field {
+                None => {
+                    problems.push(format!("missing field '{value_name}'"));
+                    None
                 }
-            };
-            let label = match l.label {
-                Some(i) => match field(i).map(parse_label) {
-                    Some(Some(b)) => Some(b),
-                    _ => {
-                        let problem = format!("label '{}' is not 0 or 1", field(i).unwrap_or(""));
-                        self.skip(line, problem)?;
-                        continue;
+                Some(Err(())) => {
+                    problems.push(format!("field '{value_name}' is not valid UTF-8"));
+                    None
+                }
+                Some(Ok(v)) => match v.trim().parse::<f64>() {
+                    Ok(x) => Some(x),
+                    Err(_) => {
+                        problems.push(format!("'{}' is not a number", clip(v)));
+                        None
                     }
                 },
-                None => None,
             };
-            if let Some(last) = self.last_time
-                && time_ms < last
-            {
-                self.skip(line, format!("timestamp '{t}' goes backwards"))?;
-                continue;
+            let value_bad = value.is_none();
+            let time_ms = match time_field {
+                None => {
+                    problems.push(format!("missing field '{time_name}'"));
+                    None
+                }
+                Some(Err(())) => {
+                    problems.push(format!("field '{time_name}' is not valid UTF-8"));
+                    None
+                }
+                Some(Ok(t)) => match parse_time(t) {
+                    None => {
+                        problems.push(format!("'{}' is not a timestamp", clip(t)));
+                        None
+                    }
+                    Some(ms) => {
+                        if let Some(last) = self.last_time
+                            && ms < last
+                        {
+                            problems.push(format!("timestamp '{}' goes backwards", clip(t)));
+                        } else {
+                            self.last_time = Some(ms);
+                        }
+                        Some(ms)
+                    }
+                },
+            };
+            let time_bad = problems.len() > value_bad as usize;
+            let label = match label_field {
+                None => None,
+                Some(f) => match f.and_then(Result::ok).map(parse_label) {
+                    Some(Some(b)) => Some(b),
+                    _ => {
+                        self.label_issues += 1;
+                        let text = f.and_then(Result::ok).unwrap_or("");
+                        problems.push(format!("label '{}' is not 0 or 1", clip(text)));
+                        None
+                    }
+                },
+            };
+            self.bad_count += value_bad as u64;
+            self.time_issues += time_bad as u64;
+            if !problems.is_empty() {
+                self.note(line, problems.join("; "))?;
             }
-            self.last_time = Some(time_ms);
-            self.rows += 1;
-            return Ok(Some(Record {
+            return Ok(Some(Row {
                 line,
                 time_ms,
                 value,
                 label,
             }));
         }
+    }
+
+    fn note(&mut self, line: u64, problem: String) -> Result<(), DatasetError> {
+        if self.strict {
+            return Err(DatasetError::BadRow {
+                path: self.path.clone(),
+                line,
+                problem,
+            });
+        }
+        if self.bad.len() < KEEP_BAD {
+            self.bad.push(BadRow { line, problem });
+        }
+        Ok(())
+    }
+
+    /// The next row that has a value, skipping (and counting) those without; a row whose
+    /// timestamp does not parse gets the last good one. `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<Record>, DatasetError> {
+        while let Some(row) = self.next_row()? {
+            let Some(value) = row.value else { continue };
+            return Ok(Some(Record {
+                line: row.line,
+                time_ms: row.time_ms.or(self.last_time).unwrap_or(0),
+                value,
+                label: row.label,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// A short summary of the problems: their count and the first few, one per line.
+    pub fn problems(&self) -> Option<String> {
+        let total = self.bad_count + self.time_issues + self.label_issues;
+        if total == 0 && self.bad.is_empty() {
+            return None;
+        }
+        let mut out = format!(
+            "{}: {} row(s) without a usable value, {} with a bad or backwards timestamp, {} with \
+             a bad label",
+            self.path, self.bad_count, self.time_issues, self.label_issues
+        );
+        for b in self.bad.iter().take(10) {
+            out += &format!("\n  line {}: {}", b.line, b.problem);
+        }
+        if self.bad.len() > 10 {
+            out += &format!("\n  ... ({} more lines)", self.bad.len() - 10);
+        }
+        Some(out)
+    }
+}
+
+/// A field as shown in a message: at most 60 characters.
+fn clip(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}... ({} bytes)", s.len())
     }
 }
 

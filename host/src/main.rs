@@ -48,7 +48,7 @@ fn daemon(cli: &Cli) -> Result<(), Failure> {
 
 fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     use zscope_host::replay::{Speed, is_recording, parse_speed};
-    let mut settings = cli.settings().map_err(usage)?;
+    let mut settings = cli.replay_settings(args).map_err(usage)?;
     let speed = match (&args.speed, args.max) {
         (_, true) => Speed::Max,
         (Some(s), false) => Speed::Factor(parse_speed(s).map_err(usage)?),
@@ -86,19 +86,39 @@ fn start(settings: zscope_host::cli::Settings) -> Result<(), Failure> {
 }
 
 fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
-    let job = zscope_host::score::ScoreJob {
+    use zscope_host::score::{ScoreJob, report, score, score_folder};
+    let job = ScoreJob {
         input: args.input.clone(),
         output: args.output.clone(),
         format: args.format,
         columns: args.columns.columns(),
         strict: args.columns.strict,
-        detector: cli
-            .detector(&args.detector)
-            .and_then(|d| d.resolve(None))
-            .map_err(usage)?,
+        detector: cli.detector(&args.detector).map_err(usage)?,
     };
-    let summary = zscope_host::score::score(&job).map_err(failed)?;
-    println!("{}", zscope_host::score::report(&job, &summary));
+    if args.input.is_dir() {
+        let done = score_folder(&job).map_err(failed)?;
+        let (mut rows, mut flagged) = (0, 0);
+        for (input, summary) in &done {
+            let one = ScoreJob {
+                input: input.clone(),
+                output: job
+                    .output
+                    .join(input.strip_prefix(&job.input).unwrap_or(input)),
+                ..job.clone()
+            };
+            eprintln!("{}", report(&one, summary));
+            rows += summary.rows;
+            flagged += summary.anomalies;
+        }
+        eprintln!(
+            "{} files, {rows} rows, {flagged} flagged, written below {}",
+            done.len(),
+            job.output.display()
+        );
+        return Ok(());
+    }
+    let summary = score(&job).map_err(failed)?;
+    eprintln!("{}", report(&job, &summary));
     Ok(())
 }
 
@@ -130,12 +150,8 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
         config = spec
             .resolve(zscope_host::dataset::median_interval(&times))
             .map_err(usage)?;
-        if data.bad_count > 0 {
-            let first = data.bad.first().map_or(0, |b| b.line);
-            eprintln!(
-                "skipped {} bad row(s), the first at line {first}",
-                data.bad_count
-            );
+        if let Some(problems) = data.problems() {
+            eprintln!("{problems}");
         }
         series.push(Series {
             name: path.display().to_string(),

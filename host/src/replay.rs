@@ -147,14 +147,9 @@ pub fn spawn_csv(
                 let mut state = shared.state();
                 ingest.handle(&mut state, DeviceMsg::Sample(sample), chrono::Utc::now());
             };
-            let outcome = if data.bad_count > 0 {
-                let first = data.bad.first().map_or(0, |b| b.line);
-                format!(
-                    "{outcome}, {} bad rows skipped (the first at line {first})",
-                    data.bad_count
-                )
-            } else {
-                outcome
+            let outcome = match data.problems() {
+                Some(problems) => format!("{outcome}; {problems}"),
+                None => outcome,
             };
             tracing::info!("{outcome}");
             let mut state = shared.state();

@@ -1,10 +1,15 @@
-//! `zscope score`: run the detector over a data file, as fast as the disk allows, and write the
-//! rows back with the detector's verdicts.
+//! `zscope score`: run the detector over a data file (or standard input, or a folder of files),
+//! as fast as the disk allows, and write the rows back with the detector's verdicts.
 //!
-//! Plain output: every good input row, its fields as they were, plus `mean,std,z,anomaly_score,
-//! is_anomaly`. `--format nab`: `timestamp,value,anomaly_score,label` in that order, the file the
-//! Numenta Anomaly Benchmark's scorer reads. During warm-up the score is 0 and nothing is
-//! flagged; an invalid value (NaN, ±∞, or too large for f64) gets an empty z and score 0.
+//! Plain output: every input row, its fields as they were, plus `mean,std,z,anomaly_score,
+//! is_anomaly`. `--format nab`: `timestamp,value,anomaly_score,label` in that order, the file
+//! the Numenta Anomaly Benchmark's scorer reads. Exactly one output row per input data row:
+//! during warm-up the score is 0 and nothing is flagged; an invalid value (NaN, ±∞, too large
+//! for f64) gets an empty z and score 0; a row without a usable value (missing, not a number)
+//! gets an empty verdict in plain output (score 0, not flagged, in NAB output, whose scorer
+//! needs a number) and goes to the detector as a missing value, so a seasonal phase stays in
+//! step. Numbers are written at full precision (the shortest digits that read back exactly).
+//! The output is `-` for standard output; the summary goes to standard error.
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +17,8 @@ use std::time::Instant;
 
 use zscope_core::{Class, Detector, DetectorConfig};
 
-use crate::dataset::{BadRow, Columns, Dataset, DatasetError};
+use crate::cli::DetectorSpec;
+use crate::dataset::{BadRow, Columns, Dataset, DatasetError, Row, median_interval};
 
 /// Largest window, and longest seasonal period, the host's detectors hold (f64, 64 KiB each:
 /// built on the stack, then boxed).
@@ -38,9 +44,9 @@ pub enum Format {
 /// What `score` was asked to do.
 #[derive(Debug, Clone)]
 pub struct ScoreJob {
-    /// Input file.
+    /// Input file (`-`: standard input).
     pub input: PathBuf,
-    /// Output file.
+    /// Output file (`-`: standard output).
     pub output: PathBuf,
     /// Output layout.
     pub format: Format,
@@ -48,18 +54,23 @@ pub struct ScoreJob {
     pub columns: Columns,
     /// Stop at the first bad row.
     pub strict: bool,
-    /// Detector settings.
-    pub detector: DetectorConfig,
+    /// Detector settings (a seasonal period given as a duration is resolved with the file's
+    /// sampling interval).
+    pub detector: DetectorSpec,
 }
 
 /// What happened.
 #[derive(Debug, Clone, Default)]
 pub struct ScoreSummary {
-    /// Rows scored.
+    /// Data rows read, and written.
     pub rows: u64,
-    /// Rows skipped.
+    /// Rows without a usable value (empty verdict).
     pub bad_rows: u64,
-    /// The first skipped rows, with line numbers.
+    /// Rows with a bad or backwards timestamp (judged all the same).
+    pub time_issues: u64,
+    /// Rows with a label that is not 0 or 1.
+    pub label_issues: u64,
+    /// The first problems, with line numbers.
     pub bad: Vec<BadRow>,
     /// Rows whose value the detector could not judge (NaN, ±∞).
     pub invalid: u64,
@@ -77,7 +88,7 @@ pub enum ScoreError {
     Input(#[from] DatasetError),
     /// The detector settings.
     #[error("invalid detector settings: {0}")]
-    Config(zscope_core::ConfigError),
+    Config(String),
     /// The output.
     #[error("cannot write {path}: {source}")]
     Output {
@@ -86,11 +97,18 @@ pub enum ScoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// A folder of inputs needs a folder to write to.
+    #[error("{0}")]
+    Layout(String),
 }
 
 fn out_err(path: &Path) -> impl Fn(std::io::Error) -> ScoreError + '_ {
     move |source| ScoreError::Output {
-        path: path.display().to_string(),
+        path: if path.as_os_str() == "-" {
+            "<stdout>".into()
+        } else {
+            path.display().to_string()
+        },
         source,
     }
 }
@@ -114,17 +132,48 @@ fn push_field(line: &mut Vec<u8>, field: &[u8]) {
     }
 }
 
-/// Score `job.input` into `job.output`.
+/// Rows read ahead to find the sampling interval before the detector starts, when a seasonal
+/// period was given as a duration.
+const LOOKAHEAD: usize = 1000;
+
+/// Score `job.input` into `job.output`: one file (or standard input) into one file (or
+/// standard output).
 ///
-/// Lines are assembled by hand (input fields re-quoted only where needed, computed numbers at
-/// f32 precision, the shortest digits that read back exactly): the csv writer's per-field
-/// overhead made writing, not parsing, the bottleneck.
+/// Lines are assembled by hand (input fields re-quoted only where needed, numbers as the
+/// shortest digits that read back exactly): the csv writer's per-field overhead made writing,
+/// not parsing, the bottleneck.
 pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
     let started = Instant::now();
     let mut data = Dataset::open(&job.input, &job.columns, job.strict)?;
-    let mut det = detector(job.detector).map_err(ScoreError::Config)?;
-    let file = std::fs::File::create(&job.output).map_err(out_err(&job.output))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    // A duration needs the interval: read ahead (bounded), then replay those rows.
+    let mut ahead: Vec<(Row, csv::ByteRecord)> = Vec::new();
+    let interval = if job.detector.period_ms.is_some() {
+        while ahead.len() < LOOKAHEAD {
+            match data.next_row()? {
+                Some(row) => ahead.push((row, data.fields().clone())),
+                None => break,
+            }
+        }
+        let times: Vec<i64> = ahead.iter().filter_map(|(r, _)| r.time_ms).collect();
+        median_interval(&times)
+    } else {
+        None
+    };
+    let config = job
+        .detector
+        .resolve(interval)
+        .map_err(|e| ScoreError::Config(e.to_string()))?;
+    let mut det = detector(config).map_err(|e| ScoreError::Config(e.to_string()))?;
+    let to_stdout = job.output.as_os_str() == "-";
+    let sink: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        if let Some(parent) = job.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(out_err(&job.output))?;
+        }
+        Box::new(std::fs::File::create(&job.output).map_err(out_err(&job.output))?)
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut line: Vec<u8> = Vec::with_capacity(256);
     match job.format {
         Format::Plain => {
@@ -139,7 +188,11 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
         Format::Nab => line.extend_from_slice(b"timestamp,value,anomaly_score,label\n"),
     }
     out.write_all(&line).map_err(out_err(&job.output))?;
-    let size = std::fs::metadata(&job.input).map(|m| m.len()).unwrap_or(0);
+    let size = if job.input.as_os_str() == "-" {
+        0
+    } else {
+        std::fs::metadata(&job.input).map(|m| m.len()).unwrap_or(0)
+    };
     let progress = (size > 64 << 20 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(size);
         bar.set_style(
@@ -153,15 +206,24 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
     let mut summary = ScoreSummary::default();
     let mut num = ryu::Buffer::new();
     let columns = data.layout.header.len();
-    while let Some(rec) = data.next_record()? {
-        let v = det.update(rec.value);
+    let (time_col, value_col) = (data.layout.time, data.layout.value);
+    let mut ahead = ahead.into_iter();
+    loop {
+        let (row, fields) = match ahead.next() {
+            Some((row, fields)) => (row, std::borrow::Cow::Owned(fields)),
+            None => match data.next_row()? {
+                Some(row) => (row, std::borrow::Cow::Borrowed(data.fields())),
+                None => break,
+            },
+        };
+        let v = det.update(row.value.unwrap_or(f64::NAN));
         let judged = matches!(v.class, Class::Normal | Class::Anomaly);
         let anomaly = v.class == Class::Anomaly;
         summary.anomalies += anomaly as u64;
-        summary.invalid += (v.class == Class::Invalid) as u64;
+        let has_value = row.value.is_some();
+        summary.invalid += (has_value && v.class == Class::Invalid) as u64;
         let score = if judged { v.score } else { 0.0 };
         line.clear();
-        let fields = data.fields();
         match job.format {
             Format::Plain => {
                 for i in 0..columns {
@@ -170,25 +232,29 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
                     }
                     push_field(&mut line, fields.get(i).unwrap_or_default());
                 }
-                line.push(b',');
-                line.extend_from_slice(fmt_f32(&mut num, v.mean).as_bytes());
-                line.push(b',');
-                line.extend_from_slice(fmt_f32(&mut num, v.std).as_bytes());
-                line.push(b',');
-                if v.class != Class::Invalid {
-                    line.extend_from_slice(fmt_f32(&mut num, v.z).as_bytes());
+                if has_value {
+                    line.push(b',');
+                    line.extend_from_slice(fmt_f64(&mut num, v.mean).as_bytes());
+                    line.push(b',');
+                    line.extend_from_slice(fmt_f64(&mut num, v.std).as_bytes());
+                    line.push(b',');
+                    if v.class != Class::Invalid {
+                        line.extend_from_slice(fmt_f64(&mut num, v.z).as_bytes());
+                    }
+                    line.push(b',');
+                    line.extend_from_slice(fmt_f64(&mut num, score).as_bytes());
+                    line.extend_from_slice(if anomaly { b",1\n" } else { b",0\n" });
+                } else {
+                    line.extend_from_slice(b",,,,,\n");
                 }
-                line.push(b',');
-                line.extend_from_slice(fmt_f32(&mut num, score).as_bytes());
-                line.extend_from_slice(if anomaly { b",1\n" } else { b",0\n" });
             }
             Format::Nab => {
-                push_field(&mut line, fields.get(data.layout.time).unwrap_or_default());
+                push_field(&mut line, fields.get(time_col).unwrap_or_default());
                 line.push(b',');
-                push_field(&mut line, fields.get(data.layout.value).unwrap_or_default());
+                push_field(&mut line, fields.get(value_col).unwrap_or_default());
                 line.push(b',');
-                line.extend_from_slice(fmt_f32(&mut num, score).as_bytes());
-                line.extend_from_slice(if rec.label == Some(true) {
+                line.extend_from_slice(fmt_f64(&mut num, score).as_bytes());
+                line.extend_from_slice(if row.label == Some(true) {
                     b",1\n"
                 } else {
                     b",0\n"
@@ -208,14 +274,60 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
         bar.finish_and_clear();
     }
     summary.bad_rows = data.bad_count;
+    summary.time_issues = data.time_issues;
+    summary.label_issues = data.label_issues;
     summary.bad = std::mem::take(&mut data.bad);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// `x` at f32 precision: shortest digits that read back to the same f32; `inf`, `-inf`, `NaN`.
-fn fmt_f32(buf: &mut ryu::Buffer, x: f64) -> &str {
-    let x = x as f32;
+/// Score every `*.csv` below the folder `job.input` into the folder `job.output`, with the same
+/// relative layout. Returns each file's input and summary, in path order.
+pub fn score_folder(job: &ScoreJob) -> Result<Vec<(PathBuf, ScoreSummary)>, ScoreError> {
+    if job.output.as_os_str() == "-" || job.output.is_file() {
+        return Err(ScoreError::Layout(format!(
+            "{} is a folder: give a folder to write into (-o DIR), not a file or -",
+            job.input.display()
+        )));
+    }
+    let mut files = Vec::new();
+    collect_csv(&job.input, &mut files).map_err(|source| ScoreError::Output {
+        path: job.input.display().to_string(),
+        source,
+    })?;
+    files.sort();
+    let mut done = Vec::with_capacity(files.len());
+    for file in files {
+        let relative = file.strip_prefix(&job.input).unwrap_or(&file).to_path_buf();
+        let one = ScoreJob {
+            input: file.clone(),
+            output: job.output.join(&relative),
+            ..job.clone()
+        };
+        let summary = score(&one)?;
+        done.push((file, summary));
+    }
+    Ok(done)
+}
+
+fn collect_csv(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_csv(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `x` at full precision: the shortest digits that read back to the same f64; `inf`, `-inf`,
+/// `NaN`.
+fn fmt_f64(buf: &mut ryu::Buffer, x: f64) -> &str {
     if x.is_finite() {
         buf.format_finite(x)
     } else if x.is_nan() {
@@ -226,13 +338,21 @@ fn fmt_f32(buf: &mut ryu::Buffer, x: f64) -> &str {
         "-inf"
     }
 }
+
 /// The summary a user reads after `zscope score`.
 pub fn report(job: &ScoreJob, s: &ScoreSummary) -> String {
+    let name = |p: &Path, stdio: &str| {
+        if p.as_os_str() == "-" {
+            stdio.to_string()
+        } else {
+            p.display().to_string()
+        }
+    };
     let mut out = format!(
         "scored {} rows of {} into {} in {:.2} s ({:.1} M rows/s): {} flagged",
         s.rows,
-        job.input.display(),
-        job.output.display(),
+        name(&job.input, "<stdin>"),
+        name(&job.output, "<stdout>"),
         s.seconds,
         s.rows as f64 / s.seconds.max(1e-9) / 1e6,
         s.anomalies
@@ -243,14 +363,18 @@ pub fn report(job: &ScoreJob, s: &ScoreSummary) -> String {
             s.invalid
         );
     }
-    if s.bad_rows > 0 {
-        let noun = if s.bad_rows == 1 { "row" } else { "rows" };
-        out += &format!("\nskipped {} bad {noun}:", s.bad_rows);
+    let problems = s.bad_rows + s.time_issues + s.label_issues;
+    if problems > 0 {
+        out += &format!(
+            "\n{} row(s) without a usable value (empty verdict), {} with a bad or backwards \
+             timestamp (judged), {} with a bad label:",
+            s.bad_rows, s.time_issues, s.label_issues
+        );
         for b in s.bad.iter().take(10) {
             out += &format!("\n  line {}: {}", b.line, b.problem);
         }
-        if s.bad_rows > 10 {
-            out += &format!("\n  … and {} more", s.bad_rows - 10);
+        if s.bad.len() > 10 {
+            out += &format!("\n  … and more ({} lines kept)", s.bad.len());
         }
     }
     out
@@ -269,7 +393,10 @@ mod tests {
             format,
             columns: Columns::default(),
             strict: false,
-            detector: DetectorConfig::with_window(4),
+            detector: DetectorSpec {
+                config: DetectorConfig::with_window(4),
+                period_ms: None,
+            },
         }
     }
 
@@ -345,8 +472,9 @@ mod tests {
             e.contains("cannot tell which column is the value") && e.contains("--value-col"),
             "{e}"
         );
-        // Bad rows: non-numeric, missing field, bad timestamp, time going backwards: skipped
-        // with their line numbers; NaN and huge numbers are rows the detector calls invalid.
+        // One output row per input row. Without a usable value (non-numeric, missing field):
+        // an empty verdict, counted. A bad or backwards timestamp: judged, counted. NaN and
+        // huge numbers are rows the detector calls invalid.
         let input = "timestamp,value\n\
             2026-11-24 10:00:00,1.0\n\
             2026-11-24 10:00:01,abc\n\
@@ -358,7 +486,7 @@ mod tests {
             2026-11-24 10:00:05,2.0\n";
         let (r, out, _d) = run(input, Format::Plain);
         let s = r.unwrap();
-        assert_eq!((s.rows, s.bad_rows, s.invalid), (4, 4, 2));
+        assert_eq!((s.rows, s.bad_rows, s.time_issues, s.invalid), (8, 2, 2, 2));
         let lines: Vec<(u64, &str)> = s.bad.iter().map(|b| (b.line, b.problem.as_str())).collect();
         assert_eq!(lines[0], (3, "'abc' is not a number"));
         assert_eq!(lines[1], (4, "missing field 'value'"));
@@ -367,7 +495,17 @@ mod tests {
             lines[3],
             (8, "timestamp '2026-11-24 09:00:00' goes backwards")
         );
-        assert!(out.contains("2026-11-24 10:00:03,NaN,"), "{out}");
+        let rows: Vec<&str> = out.lines().collect();
+        assert_eq!(rows.len(), 9, "{out}");
+        assert_eq!(rows[2], "2026-11-24 10:00:01,abc,,,,,");
+        assert_eq!(rows[3], "2026-11-24 10:00:02,,,,,,");
+        assert!(
+            rows[4].starts_with("not-a-time,1.0,") && rows[4].ends_with(",0"),
+            "{}",
+            rows[4]
+        );
+        assert!(rows[5].starts_with("2026-11-24 10:00:03,NaN,"), "{out}");
+        assert!(rows[7].starts_with("2026-11-24 09:00:00,1.0,"), "{out}");
         let report = report(&job(Path::new("/tmp"), "", Format::Plain), &s);
         assert!(report.contains("line 3: 'abc' is not a number"), "{report}");
         // --strict stops at the first.
