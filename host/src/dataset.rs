@@ -419,118 +419,116 @@ impl Dataset {
     /// The next data row, whatever is wrong with it (counted and reported); `None` at the
     /// end. With `strict`, the first problem is an error instead.
     pub fn next_row(&mut self) -> Result<Option<Row>, DatasetError> {
-        loop {
-            if let Some(first) = self.pending.take() {
-                self.record = first;
-            } else {
-                match self.reader.read_byte_record(&mut self.record) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(None),
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                            // The csv reader hands back no fields for such a row.
-                            self.rows += 1;
-                            self.bad_count += 1;
-                            self.note(line, "not valid UTF-8".into())?;
-                            return Ok(Some(Row {
-                                line,
-                                time_ms: None,
-                                value: None,
-                                label: None,
-                            }));
-                        }
-                        return Err(DatasetError::Csv {
-                            path: self.path.clone(),
-                            message: e.to_string(),
-                        });
+        if let Some(first) = self.pending.take() {
+            self.record = first;
+        } else {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                        // The csv reader hands back no fields for such a row.
+                        self.rows += 1;
+                        self.bad_count += 1;
+                        self.note(line, "not valid UTF-8".into())?;
+                        return Ok(Some(Row {
+                            line,
+                            time_ms: None,
+                            value: None,
+                            label: None,
+                        }));
                     }
+                    return Err(DatasetError::Csv {
+                        path: self.path.clone(),
+                        message: e.to_string(),
+                    });
                 }
             }
-            self.rows += 1;
-            let line = self.record.position().map_or(0, |p| p.line());
-            let field = |i: usize| {
-                self.record
-                    .get(i)
-                    .map(|f| std::str::from_utf8(f).map_err(|_| ()))
-            };
-            let l = &self.layout;
-            let (time_name, value_name) = (l.header[l.time].clone(), l.header[l.value].clone());
-            let label_index = l.label;
-            let time_field = field(l.time);
-            let value_field = field(l.value);
-            let label_field = label_index.map(field);
-
-            let mut problems: Vec<String> = Vec::new();
-            let value = match value_field {
-                None => {
-                    problems.push(format!("missing field '{value_name}'"));
-                    None
-                }
-                Some(Err(())) => {
-                    problems.push(format!("field '{value_name}' is not valid UTF-8"));
-                    None
-                }
-                Some(Ok(v)) => match v.trim().parse::<f64>() {
-                    Ok(x) => Some(x),
-                    Err(_) => {
-                        problems.push(format!("'{}' is not a number", clip(v)));
-                        None
-                    }
-                },
-            };
-            let value_bad = value.is_none();
-            let time_ms = match time_field {
-                None => {
-                    problems.push(format!("missing field '{time_name}'"));
-                    None
-                }
-                Some(Err(())) => {
-                    problems.push(format!("field '{time_name}' is not valid UTF-8"));
-                    None
-                }
-                Some(Ok(t)) => match parse_time(t) {
-                    None => {
-                        problems.push(format!("'{}' is not a timestamp", clip(t)));
-                        None
-                    }
-                    Some(ms) => {
-                        if let Some(last) = self.last_time
-                            && ms < last
-                        {
-                            problems.push(format!("timestamp '{}' goes backwards", clip(t)));
-                        } else {
-                            self.last_time = Some(ms);
-                        }
-                        Some(ms)
-                    }
-                },
-            };
-            let time_bad = problems.len() > value_bad as usize;
-            let label = match label_field {
-                None => None,
-                Some(f) => match f.and_then(Result::ok).map(parse_label) {
-                    Some(Some(b)) => Some(b),
-                    _ => {
-                        self.label_issues += 1;
-                        let text = f.and_then(Result::ok).unwrap_or("");
-                        problems.push(format!("label '{}' is not 0 or 1", clip(text)));
-                        None
-                    }
-                },
-            };
-            self.bad_count += value_bad as u64;
-            self.time_issues += time_bad as u64;
-            if !problems.is_empty() {
-                self.note(line, problems.join("; "))?;
-            }
-            return Ok(Some(Row {
-                line,
-                time_ms,
-                value,
-                label,
-            }));
         }
+        self.rows += 1;
+        let line = self.record.position().map_or(0, |p| p.line());
+        let field = |i: usize| {
+            self.record
+                .get(i)
+                .map(|f| std::str::from_utf8(f).map_err(|_| ()))
+        };
+        let l = &self.layout;
+        let (time_name, value_name) = (l.header[l.time].clone(), l.header[l.value].clone());
+        let label_index = l.label;
+        let time_field = field(l.time);
+        let value_field = field(l.value);
+        let label_field = label_index.map(field);
+
+        let mut problems: Vec<String> = Vec::new();
+        let value = match value_field {
+            None => {
+                problems.push(format!("missing field '{value_name}'"));
+                None
+            }
+            Some(Err(())) => {
+                problems.push(format!("field '{value_name}' is not valid UTF-8"));
+                None
+            }
+            Some(Ok(v)) => match v.trim().parse::<f64>() {
+                Ok(x) => Some(x),
+                Err(_) => {
+                    problems.push(format!("'{}' is not a number", clip(v)));
+                    None
+                }
+            },
+        };
+        let value_bad = value.is_none();
+        let time_ms = match time_field {
+            None => {
+                problems.push(format!("missing field '{time_name}'"));
+                None
+            }
+            Some(Err(())) => {
+                problems.push(format!("field '{time_name}' is not valid UTF-8"));
+                None
+            }
+            Some(Ok(t)) => match parse_time(t) {
+                None => {
+                    problems.push(format!("'{}' is not a timestamp", clip(t)));
+                    None
+                }
+                Some(ms) => {
+                    if let Some(last) = self.last_time
+                        && ms < last
+                    {
+                        problems.push(format!("timestamp '{}' goes backwards", clip(t)));
+                    } else {
+                        self.last_time = Some(ms);
+                    }
+                    Some(ms)
+                }
+            },
+        };
+        let time_bad = problems.len() > value_bad as usize;
+        let label = match label_field {
+            None => None,
+            Some(f) => match f.and_then(Result::ok).map(parse_label) {
+                Some(Some(b)) => Some(b),
+                _ => {
+                    self.label_issues += 1;
+                    let text = f.and_then(Result::ok).unwrap_or("");
+                    problems.push(format!("label '{}' is not 0 or 1", clip(text)));
+                    None
+                }
+            },
+        };
+        self.bad_count += value_bad as u64;
+        self.time_issues += time_bad as u64;
+        if !problems.is_empty() {
+            self.note(line, problems.join("; "))?;
+        }
+        Ok(Some(Row {
+            line,
+            time_ms,
+            value,
+            label,
+        }))
     }
 
     fn note(&mut self, line: u64, problem: String) -> Result<(), DatasetError> {
