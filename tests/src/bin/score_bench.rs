@@ -91,7 +91,10 @@ fn main() {
             format,
             columns: Columns::default(),
             strict: true,
-            detector: DetectorConfig::default(),
+            detector: zscope_host::cli::DetectorSpec {
+                config: DetectorConfig::default(),
+                period_ms: None,
+            },
         };
         let s = score(&job).expect("score");
         let out = std::fs::metadata(&job.output).map(|m| m.len()).unwrap_or(0);
