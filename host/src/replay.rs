@@ -118,6 +118,7 @@ pub fn spawn_csv(
             let mut version = 1u32;
             let mut pacer = Pacer::new(speed);
             let (mut seq, mut t0) = (0u64, None);
+            let mut last_time = 0i64;
             let outcome = loop {
                 while let Ok(cmd) = commands.try_recv() {
                     let ack = execute(&mut detector, &mut version, cmd);
@@ -126,21 +127,25 @@ pub fn spawn_csv(
                     drop(state);
                     shared.complete(acks);
                 }
-                let rec = match data.next_record() {
+                // Every row, as `score` sees it: one without a usable value is a missing
+                // value to the detector (shown as invalid), so both flag the same rows.
+                let row = match data.next_row() {
                     Ok(Some(r)) => r,
                     Ok(None) => break format!("replay finished: {seq} rows"),
                     Err(e) => break format!("replay stopped: {e}"),
                 };
-                if !pacer.wait(rec.time_ms, &shared) {
+                let time_ms = row.time_ms.unwrap_or(last_time);
+                last_time = time_ms;
+                if !pacer.wait(time_ms, &shared) {
                     return;
                 }
-                let start = *t0.get_or_insert(rec.time_ms);
-                let v = detector.update(rec.value);
+                let start = *t0.get_or_insert(time_ms);
+                let v = detector.update(row.value.unwrap_or(f64::NAN));
                 let sample = Sample::from_verdict(
                     seq,
-                    (rec.time_ms - start).max(0) as u64,
+                    (time_ms - start).max(0) as u64,
                     &v,
-                    rec.label == Some(true),
+                    row.label == Some(true),
                     version,
                 );
                 seq += 1;

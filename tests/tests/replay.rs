@@ -122,7 +122,10 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
         format: zscope_host::score::Format::Plain,
         columns: Default::default(),
         strict: false,
-        detector: DetectorConfig::default(),
+        detector: zscope_host::cli::DetectorSpec {
+            config: DetectorConfig::default(),
+            period_ms: None,
+        },
     })
     .unwrap();
     let scored: Vec<bool> = rows(&out).iter().map(|r| r[7] == "1").collect();
@@ -138,10 +141,11 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
         |_| {},
     );
     let status = finished(&replay);
-    assert_eq!(status["counters"]["samples"], json!(3000), "{status}");
+    assert_eq!(status["counters"]["samples"], json!(3001), "{status}");
     let msg = status["link_error"].as_str().unwrap_or("");
     assert!(
-        msg.contains("1 bad rows skipped (the first at line 3002)"),
+        msg.contains("1 row(s) without a usable value")
+            && msg.contains("line 3002: 'not-a-number' is not a number"),
         "{msg}"
     );
     assert!(
