@@ -193,11 +193,11 @@ impl<F: Float> PeriodFinder<F> {
     /// finder cannot take more values after this). Among the local maxima of `r` above 0.5
     /// that rise at least 0.3 above the lowest point before them, the shortest lag within 90%
     /// of the highest wins (a cycle's multiples, which noise can lift a little, do not), then
-    /// it is refined by one sample either way to the lag whose multiples repeat the values
-    /// most closely. Exact for periods up to a sixth of the buffer; with only two or three
-    /// cycles buffered, a period can come out one sample off.
+    /// it is refined, within 10% either way, to the lag whose multiples repeat the values most
+    /// closely. Exact for periods up to a sixth of the buffer; with only two or three cycles
+    /// buffered, a period can come out a sample or two off.
     pub fn period(&mut self, buf: &[F], acc: &mut [F]) -> Option<usize> {
-        let lags = self.correlate(buf, acc);
+        let (lags, line) = self.correlate(buf, acc);
         let r = &acc[..lags];
         let at = |l: usize| r[l - 1].to_f64();
         let mut peaks = (2..lags).filter(|&l| {
@@ -209,52 +209,86 @@ impl<F: Float> PeriodFinder<F> {
         });
         let best = peaks.clone().map(at).fold(0.0, f64::max);
         let p = peaks.find(|&l| at(l) >= 0.9 * best)?;
-        // The autocorrelation is flat at its top, and spikes move its maximum: pick among
-        // p - 1, p, p + 1 the lag whose multiples differ least from the values a cycle before
-        // (mean absolute difference: a spike counts once, not squared).
+        // The autocorrelation is flat at its top, and spikes and slow trends move its maximum:
+        // search 10% either way for the lag whose multiples differ least from the values a
+        // cycle before (mean absolute difference of the detrended values: a spike counts
+        // once, not squared).
         let n = self.n;
+        let e = |i: usize| buf[i].to_f64() - line.0 - line.1 * i as f64;
         let cycles = ((n / 2) / (p + 1)).max(1);
         let amdf = |l: usize| {
-            let d: f64 = (l..n).map(|i| (buf[i] - buf[i - l]).abs().to_f64()).sum();
+            let d: f64 = (l..n).map(|i| (e(i) - e(i - l)).abs()).sum();
             d / (n - l) as f64
         };
         let misfit = |q: usize| (1..=cycles).map(|k| amdf(k * q)).sum::<f64>();
+        let reach = (p / 10).max(1);
         let mut chosen = (p, misfit(p));
-        for q in [p - 1, p + 1] {
+        for q in p.saturating_sub(reach).max(2)..=(p + reach).min(n / 2) {
             let m = misfit(q);
-            if q >= 2 && m < chosen.1 {
+            if m < chosen.1 {
                 chosen = (q, m);
             }
         }
         Some(chosen.0)
     }
 
-    /// Replace the lag products in `acc` by the autocorrelation `r(1..=lags)`, mean removed;
-    /// returns `lags` (0 when there is no variance).
-    fn correlate(&mut self, buf: &[F], acc: &mut [F]) -> usize {
+    /// Replace the lag products in `acc` by the autocorrelation `r(1..=lags)` of the values
+    /// less their least-squares line (a slow trend, or a longer cycle, would otherwise move
+    /// the peaks); returns `lags` (0 when nothing varies) and the line `(a, b)`: `a + b i`.
+    fn correlate(&mut self, buf: &[F], acc: &mut [F]) -> (usize, (f64, f64)) {
         let n = self.n;
         let buf = &buf[..n];
         let lags = acc.len().min(n / 2);
         if n < 8 || lags < 3 {
-            return 0;
+            return (0, (0.0, 0.0));
         }
-        let total: f64 = buf.iter().map(|y| y.to_f64()).sum();
-        let m = total / n as f64;
-        let c0 = self.acc0.to_f64() - 2.0 * m * total + n as f64 * m * m;
+        let nf = n as f64;
+        // Sums over i < k of 1, i, i^2.
+        let s1 = |k: usize| k as f64;
+        let si = |k: usize| (k as f64) * (k as f64 - 1.0) / 2.0;
+        let si2 = |k: usize| (k as f64 - 1.0) * k as f64 * (2.0 * k as f64 - 1.0) / 6.0;
+        let y = |i: usize| buf[i].to_f64();
+        let total: f64 = (0..n).map(y).sum();
+        let total_i: f64 = (0..n).map(|i| i as f64 * y(i)).sum();
+        let mean_i = si(n) / nf;
+        let var_i = si2(n) - nf * mean_i * mean_i;
+        let b = (total_i - mean_i * total) / var_i;
+        let a = total / nf - b * mean_i;
+        let c0: f64 = (0..n)
+            .map(|i| {
+                let e = y(i) - a - b * i as f64;
+                e * e
+            })
+            .sum();
         if c0 <= 0.0 {
-            return 0;
+            return (0, (a, b));
         }
-        let (mut head, mut tail) = (0.0, 0.0);
+        // Prefix sums from the front (i < l) and the back (i >= n - l) of y and i*y.
+        let (mut head, mut head_i, mut back, mut back_i) = (0.0, 0.0, 0.0, 0.0);
         for l in 1..=lags {
-            head += buf[l - 1].to_f64();
-            tail += buf[n - l].to_f64();
-            let c = acc[l - 1].to_f64() - m * ((total - head) + (total - tail))
-                + (n - l) as f64 * m * m;
+            head += y(l - 1);
+            head_i += (l - 1) as f64 * y(l - 1);
+            back += y(n - l);
+            back_i += (n - l) as f64 * y(n - l);
+            let lf = l as f64;
+            // Over i in [l, n): y_i, i*y_i; over j = i - l in [0, n - l): y_j, j*y_j.
+            let (s_y, s_iy) = (total - head, total_i - head_i);
+            let (s_yj, s_jyj) = (total - back, total_i - back_i);
+            // The line's own terms over i in [l, n): u_i = a + b i.
+            let m = s1(n) - s1(l);
+            let sum_i = si(n) - si(l);
+            let sum_i2 = si2(n) - si2(l);
+            let sum_u = a * m + b * sum_i;
+            let sum_u2 = a * a * m + 2.0 * a * b * sum_i + b * b * sum_i2;
+            let c = acc[l - 1].to_f64()
+                - (a * s_y + b * (s_iy - lf * s_y))
+                - (a * s_yj + b * (s_jyj + lf * s_yj))
+                + (sum_u2 - b * lf * sum_u);
             // Unbiased: each lag's mean product over the whole buffer's variance (dividing by
             // the full sum instead would tilt a long period's peak toward shorter lags).
-            acc[l - 1] = F::from_f64((c / (n - l) as f64) / (c0 / n as f64));
+            acc[l - 1] = F::from_f64((c / (nf - lf)) / (c0 / nf));
         }
-        lags
+        (lags, (a, b))
     }
 
     /// Fold the buffer into a profile of `period` slots in place (`buf[k]` becomes the mean
@@ -371,6 +405,55 @@ mod tests {
                 .collect();
             assert_eq!(find(&values, 300), Some(period), "period {period}");
         }
+    }
+
+    #[test]
+    fn the_detrended_autocorrelation_matches_a_direct_computation() {
+        let mut rnd = noise(3);
+        let values: std::vec::Vec<f64> = (0..200)
+            .map(|i| 5.0 + 0.05 * i as f64 + (i as f64 / 7.0).sin() + rnd())
+            .collect();
+        let mut buf = vec![0.0f64; values.len()];
+        let mut acc = vec![0.0f64; 50];
+        let mut p = PeriodFinder::default();
+        for &v in &values {
+            p.push(Some(v), &mut buf, &mut acc);
+        }
+        let (lags, (a, b)) = p.correlate(&buf, &mut acc);
+        assert_eq!(lags, 50);
+        let n = values.len();
+        let e: std::vec::Vec<f64> = (0..n).map(|i| buf[i] - a - b * i as f64).collect();
+        assert!(
+            e.iter().sum::<f64>().abs() < 1e-9,
+            "the line is a least-squares fit"
+        );
+        let c0: f64 = e.iter().map(|x| x * x).sum::<f64>() / n as f64;
+        for l in 1..=lags {
+            let c: f64 = (l..n).map(|i| e[i] * e[i - l]).sum::<f64>() / (n - l) as f64;
+            assert!(
+                (acc[l - 1] - c / c0).abs() < 1e-9,
+                "lag {l}: {} vs {}",
+                acc[l - 1],
+                c / c0
+            );
+        }
+    }
+
+    /// Four daily cycles (the detector buffers twice its learning phase of 600) find a daily
+    /// period under a weekly one within a sample (two cycles were seen 7 to 11 short).
+    #[test]
+    fn a_daily_cycle_on_a_weekly_one_is_found_exactly() {
+        let mut rnd = noise(9);
+        let values: std::vec::Vec<f64> = (0..1200)
+            .map(|i| {
+                let t = i as f64;
+                0.5 * (core::f64::consts::TAU * t / 288.0).sin()
+                    + 0.3 * (core::f64::consts::TAU * t / 2016.0).sin()
+                    + 0.2 * rnd()
+            })
+            .collect();
+        let p = find(&values, 600).expect("a period");
+        assert!(p.abs_diff(288) <= 1, "{p}");
     }
 
     #[test]

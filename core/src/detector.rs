@@ -297,9 +297,11 @@ struct AdaptiveState<F: Float> {
     run: u32,
 }
 
-/// Where the learning phase's values and lag products go in the profile array.
+/// Where the period finder's values and lag products go in the profile array: it buffers
+/// twice the learning phase (a daily cycle of 288 samples needs about four cycles to be found
+/// to the sample, under a weekly one), as far as two thirds of the capacity allow.
 fn scratch_split(learn: usize, capacity: usize) -> (usize, usize) {
-    let buffered = learn.min(capacity * 2 / 3);
+    let buffered = learn.saturating_mul(2).min(capacity * 2 / 3);
     let lags = (buffered / 2).min(capacity.saturating_sub(buffered + 1));
     (buffered, lags)
 }
@@ -470,11 +472,11 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         let learning = index < learn;
         let valid = x.is_finite();
 
-        // The learning phase: the level range, and the values for the period finder.
-        if learning {
-            if valid {
-                a.novelty.learn(x);
-            }
+        // The learning phase sets the level range; the period finder buffers on a while longer.
+        if learning && valid {
+            a.novelty.learn(x);
+        }
+        if index < buffered {
             let (buf, acc) = self.profile.split_at_mut(buffered);
             a.finder.push(valid.then_some(x), buf, &mut acc[..lags]);
         }
@@ -487,9 +489,13 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             None
         };
         let end_of_learning = index + 1 == learn;
+        let end_of_buffering = index + 1 == buffered;
         if !valid {
             if end_of_learning {
-                self.finish_learning(buffered, lags);
+                self.adaptive.novelty.fix_grid();
+            }
+            if end_of_buffering {
+                self.find_period(buffered, lags);
             }
             let stats = self.inner.window().stats();
             return Verdict {
@@ -572,7 +578,10 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         let a = &mut self.adaptive;
         let novel = !learning && a.novelty.update(x, rest);
         if end_of_learning {
-            self.finish_learning(buffered, lags);
+            a.novelty.fix_grid();
+        }
+        if end_of_buffering {
+            self.find_period(buffered, lags);
         }
         let score = if novel {
             // 0.75..1, ordered by how far the value is from what the window expected.
@@ -600,12 +609,11 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         }
     }
 
-    /// End of the learning phase: fix the level grid, look for a period, and if one shows,
-    /// fold the learnt values into the seasonal profile and start the window afresh on
-    /// residuals against it.
-    fn finish_learning(&mut self, buffered: usize, lags: usize) {
+    /// The period finder's buffer is full: look for a period, and if one shows, fold the
+    /// buffered values into the seasonal profile and start the window afresh on residuals
+    /// against it.
+    fn find_period(&mut self, buffered: usize, lags: usize) {
         let a = &mut self.adaptive;
-        a.novelty.fix_grid();
         let (buf, acc) = self.profile.split_at_mut(buffered);
         if let Some(period) = a.finder.period(buf, &mut acc[..lags]) {
             a.finder.fold(buf, period);

@@ -30,8 +30,10 @@ use zscope_core::{Class, Detector, DetectorConfig, SimConfig, Simulator};
 
 /// Window capacity compiled in: the largest window a `SetConfig` may ask for.
 pub const CAPACITY: usize = 1024;
-/// Season capacity compiled in: the longest seasonal period a `SetConfig` may ask for.
-pub const SEASON_CAPACITY: usize = 1024;
+/// Season capacity compiled in: the longest seasonal period a `SetConfig` may ask for, and the
+/// adaptive detector's scratch space while it looks for a period (1200 values and 600 lags
+/// for the default learning phase of 600).
+pub const SEASON_CAPACITY: usize = 2048;
 /// Bytes the transmit queue holds (about 34 sample frames).
 pub const TX_QUEUE: usize = 1024;
 /// Room always kept free in the queue for status frames and acknowledgements.

@@ -337,7 +337,8 @@ pub struct EvalArgs {
     /// Samples either side of a label within which a detection counts as a hit.
     #[arg(long, default_value_t = 2)]
     pub tolerance: usize,
-    /// Also sweep window x threshold x policy and print the best setting per metric.
+    /// Also sweep window x threshold x policy and print the best setting per metric; with
+    /// --nab, compare the detectors and the default's main settings on the corpus.
     #[arg(long)]
     pub sweep: bool,
     /// Write the sweep as CSV here.

@@ -152,48 +152,111 @@ pub struct Scenario {
     pub about: &'static str,
     /// The stream.
     pub sim: SimConfig,
+    /// What is done to the simulator's values, for what real data has and it lacks.
+    pub shape: Shape,
 }
 
-/// The simulator's defaults and three harder settings.
+/// A change to a simulated stream (labels stay the simulator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The values as simulated.
+    Plain,
+    /// Integer event counts (`round(10 + 20 x)`, at least 0: one count is half a noise
+    /// sigma), with a run of 150 zeros every 4000 samples (an outage that recurs, not
+    /// labelled).
+    Counts,
+    /// A random walk added (steps of 0.05 sigma): the level wanders about 16 sigma in 100k
+    /// samples.
+    Walk,
+    /// About 2% of samples missing (NaN), in runs of 1 to 20.
+    Missing,
+    /// A daily cycle of 288 samples (5-minute samples) plus a weekly one of 2016.
+    Weekly,
+}
+
+/// The simulator's defaults, three harder settings, and four shapes real data has.
 pub fn scenarios(seed: u64) -> Vec<Scenario> {
     let d = SimConfig {
         seed,
         ..SimConfig::default()
     };
+    let plain = |name, about, sim| Scenario {
+        name,
+        about,
+        sim,
+        shape: Shape::Plain,
+    };
     vec![
-        Scenario {
-            name: "default",
-            about: "wave 0.5, period 5000, 1% spikes of 6-10 sigma",
-            sim: d,
-        },
-        Scenario {
-            name: "small",
-            about: "spikes of only 3-5 sigma",
-            sim: SimConfig {
+        plain(
+            "default",
+            "wave 0.5, period 5000, 1% spikes of 6-10 sigma",
+            d,
+        ),
+        plain(
+            "small",
+            "spikes of only 3-5 sigma",
+            SimConfig {
                 magnitude_min: 3.0,
                 magnitude_max: 5.0,
                 ..d
             },
-        },
-        Scenario {
-            name: "shifts",
-            about: "level shifts instead of spikes, 0.2% of samples",
-            sim: SimConfig {
+        ),
+        plain(
+            "shifts",
+            "level shifts instead of spikes, 0.2% of samples",
+            SimConfig {
                 anomaly_rate: 0.002,
                 level_shift_share: 1.0,
                 ..d
             },
-        },
-        Scenario {
-            name: "fast-wave",
-            about: "wave of amplitude 1 (10 sigma), period 100 samples",
-            sim: SimConfig {
+        ),
+        plain(
+            "fast-wave",
+            "wave of amplitude 1 (10 sigma), period 100 samples",
+            SimConfig {
                 amplitude: 1.0,
                 period: 100,
                 ..d
             },
+        ),
+        Scenario {
+            name: "counts",
+            about: "integer counts (1 count = 0.5 sigma), 150 zeros every 4000 samples",
+            sim: d,
+            shape: Shape::Counts,
+        },
+        Scenario {
+            name: "walk",
+            about: "the default plus a random walk (16 sigma over 100k samples)",
+            sim: d,
+            shape: Shape::Walk,
+        },
+        Scenario {
+            name: "missing",
+            about: "the default with 2% of samples missing (NaN), in runs of 1-20",
+            sim: d,
+            shape: Shape::Missing,
+        },
+        Scenario {
+            name: "weekly",
+            about: "daily cycle of 288 samples plus a weekly one of 2016 (amplitude 0.3)",
+            sim: SimConfig { period: 288, ..d },
+            shape: Shape::Weekly,
         },
     ]
+}
+
+/// A seeded stream of uniform numbers in [0, 1) (splitmix64), for the shapes.
+fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// `n` values of a simulated stream and their labels.
@@ -205,6 +268,55 @@ pub fn simulate(
     Ok(s.take(n)
         .map(|x| (x.value as f64, x.truth.is_anomaly()))
         .unzip())
+}
+
+/// `n` values of a scenario (its shape applied) and their labels.
+pub fn simulate_scenario(
+    scenario: &Scenario,
+    n: usize,
+) -> Result<(Vec<f64>, Vec<bool>), zscope_core::SimConfigError> {
+    let (mut values, mut labels) = simulate(scenario.sim, n)?;
+    let mut rnd = uniform(scenario.sim.seed);
+    let sigma = f64::from(scenario.sim.sigma);
+    match scenario.shape {
+        Shape::Plain => {}
+        Shape::Counts => {
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = if i % 4000 >= 3850 {
+                    0.0
+                } else {
+                    (10.0 + 20.0 * *v).round().max(0.0)
+                };
+            }
+        }
+        Shape::Walk => {
+            let mut level = 0.0;
+            for v in values.iter_mut() {
+                // Uniform steps of the same variance as N(0, (0.05 sigma)^2).
+                level += (rnd() - 0.5) * 12f64.sqrt() * 0.05 * sigma;
+                *v += level;
+            }
+        }
+        Shape::Missing => {
+            let mut left = 0usize;
+            for (v, l) in values.iter_mut().zip(labels.iter_mut()) {
+                if left == 0 && rnd() < 0.002 {
+                    left = 1 + (rnd() * 20.0) as usize;
+                }
+                if left > 0 {
+                    left -= 1;
+                    *v = f64::NAN;
+                    *l = false;
+                }
+            }
+        }
+        Shape::Weekly => {
+            for (i, v) in values.iter_mut().enumerate() {
+                *v += 0.3 * (std::f64::consts::TAU * i as f64 / 2016.0).sin();
+            }
+        }
+    }
+    Ok((values, labels))
 }
 
 /// One point of a parameter sweep.
@@ -397,6 +509,249 @@ pub fn report(
         }
     }
     Ok((out, all))
+}
+
+/// What runs over a NAB corpus: a detector config, or the seed method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NabCandidate {
+    /// zscope's detector with this config.
+    Detector(DetectorConfig),
+    /// The seed method (0/1 flags only).
+    Seed,
+}
+
+/// One candidate's NAB result.
+#[derive(Debug, Clone)]
+pub struct NabRun {
+    /// The candidate.
+    pub candidate: NabCandidate,
+    /// Per profile, with NAB's optimised threshold.
+    pub optimised: Vec<crate::nab::ProfileScore>,
+    /// Per profile, the `is_anomaly` flags as 0/1 detections.
+    pub configured: Vec<crate::nab::ProfileScore>,
+    /// Scored rows that share the top score, and scored rows in all.
+    pub ties: (usize, usize),
+    /// Time to run the detector over the corpus, and to score it.
+    pub seconds: (f64, f64),
+}
+
+/// Per file of a corpus, one number per row.
+pub type PerFile = Vec<Vec<f64>>;
+
+/// Run `candidate` over every file of `corpus` (files spread over the machine's cores), one
+/// fresh detector per file: scores (0 while warming up) and 0/1 flags.
+pub fn nab_outputs(
+    corpus: &crate::nab::Corpus,
+    candidate: NabCandidate,
+) -> Result<(PerFile, PerFile), zscope_core::ConfigError> {
+    if let NabCandidate::Detector(config) = candidate {
+        crate::score::HostDetector::validate(&config)?;
+    }
+    let one = |values: &[f64]| -> (Vec<f64>, Vec<f64>) {
+        match candidate {
+            NabCandidate::Seed => {
+                let flags: Vec<f64> = detect_seed(values)
+                    .iter()
+                    .map(|&b| b as u8 as f64)
+                    .collect();
+                (flags.clone(), flags)
+            }
+            NabCandidate::Detector(config) => {
+                let Ok(mut det) = detector(config) else {
+                    return (vec![0.0; values.len()], vec![0.0; values.len()]);
+                };
+                values
+                    .iter()
+                    .map(|&x| {
+                        let v = det.update(x);
+                        let judged = matches!(v.class, Class::Normal | Class::Anomaly);
+                        (
+                            if judged { v.score } else { 0.0 },
+                            (v.class == Class::Anomaly) as u8 as f64,
+                        )
+                    })
+                    .unzip()
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let files = &corpus.files;
+    let mut out: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; files.len()];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(&mut out);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    let r = one(&f.values);
+                    if let Ok(mut d) = done.lock() {
+                        d[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    Ok(out.into_iter().map(Option::unwrap_or_default).unzip())
+}
+
+/// Score `candidate` on `corpus`: optimised and as configured, with its ties.
+pub fn nab_run(corpus: &crate::nab::Corpus, candidate: NabCandidate) -> Result<NabRun, String> {
+    let t = std::time::Instant::now();
+    let (scores, flags) = nab_outputs(corpus, candidate).map_err(|e| e.to_string())?;
+    let detect = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let optimised = corpus.score(&scores).map_err(|e| e.to_string())?;
+    let configured = corpus.score_at(&flags, 1.0).map_err(|e| e.to_string())?;
+    let (_, tied, scored) = corpus.top_ties(&scores);
+    Ok(NabRun {
+        candidate,
+        optimised,
+        configured,
+        ties: (tied, scored),
+        seconds: (detect, t.elapsed().as_secs_f64()),
+    })
+}
+
+/// A short name for a candidate, for tables.
+pub fn candidate_name(c: NabCandidate) -> String {
+    match c {
+        NabCandidate::Seed => "seed method (w20 t3, self-incl.)".into(),
+        NabCandidate::Detector(d) => {
+            let policy = match d.policy {
+                zscope_core::AnomalyPolicy::Include => "include".to_string(),
+                zscope_core::AnomalyPolicy::Exclude { max_run } => format!("exclude({max_run})"),
+            };
+            let warmup = d
+                .warmup
+                .map(|w| format!(" warm-up {w}"))
+                .unwrap_or_default();
+            format!(
+                "{} w{} t{}{warmup} {policy}",
+                baseline_name(d.baseline),
+                d.window,
+                d.threshold
+            )
+        }
+    }
+}
+
+/// The candidates `eval --nab --sweep` compares: the default, its main settings one at a
+/// time, the other detectors at their defaults and at their best settings known, and the seed.
+pub fn nab_candidates(default: DetectorConfig) -> Vec<NabCandidate> {
+    use zscope_core::{AnomalyPolicy, Baseline};
+    let mut out = vec![NabCandidate::Detector(default)];
+    if let Baseline::Adaptive { learn, rest } = default.baseline {
+        for threshold in [2.5, 4.0] {
+            out.push(NabCandidate::Detector(DetectorConfig {
+                threshold,
+                ..default
+            }));
+        }
+        for r in [50, 200] {
+            out.push(NabCandidate::Detector(DetectorConfig {
+                baseline: Baseline::Adaptive { learn, rest: r },
+                ..default
+            }));
+        }
+        for l in [300, 1000] {
+            out.push(NabCandidate::Detector(DetectorConfig {
+                baseline: Baseline::Adaptive { learn: l, rest },
+                ..default
+            }));
+        }
+    }
+    let long = DetectorConfig {
+        window: 6400,
+        warmup: Some(64),
+        policy: AnomalyPolicy::Include,
+        ..DetectorConfig::with_window(6400)
+    };
+    out.push(NabCandidate::Detector(DetectorConfig::with_window(64)));
+    out.push(NabCandidate::Detector(long));
+    out.push(NabCandidate::Detector(DetectorConfig {
+        window: 8192,
+        baseline: Baseline::Seasonal {
+            period: 1,
+            alpha: 0.02,
+        },
+        ..long
+    }));
+    out.push(NabCandidate::Seed);
+    out
+}
+
+/// The published results in a NAB checkout (`results/final_results.json`), best first:
+/// (detector, standard, low FP, low FN).
+pub fn nab_published(dir: &std::path::Path) -> Vec<(String, f64, f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(dir.join("results").join("final_results.json")) else {
+        return Vec::new();
+    };
+    let Ok(map) = serde_json::from_str::<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+    >(&text) else {
+        return Vec::new();
+    };
+    let mut rows: Vec<_> = map
+        .into_iter()
+        .map(|(name, p)| {
+            let get = |k: &str| p.get(k).copied().unwrap_or(f64::NAN);
+            (
+                name,
+                get("standard"),
+                get("reward_low_FP_rate"),
+                get("reward_low_FN_rate"),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rows
+}
+
+/// The table `eval --nab` prints for `runs` (and the published anchors, when known).
+pub fn nab_table(runs: &[NabRun], windows: usize, published: &[(String, f64, f64, f64)]) -> String {
+    let by =
+        |v: &[crate::nab::ProfileScore], name: &str| v.iter().find(|p| p.profile == name).cloned();
+    let mut out = format!(
+        "{:<50} {:>9} {:>8} {:>8} {:>10} {:>9} {:>9} {:>9}\n",
+        "detector (NAB, normalised scores)",
+        "standard",
+        "low FP",
+        "low FN",
+        "configured",
+        "windows",
+        "FP rows",
+        "top ties"
+    );
+    for r in runs {
+        let (Some(s), Some(fp), Some(fneg), Some(c)) = (
+            by(&r.optimised, "standard"),
+            by(&r.optimised, "reward_low_FP_rate"),
+            by(&r.optimised, "reward_low_FN_rate"),
+            by(&r.configured, "standard"),
+        ) else {
+            continue;
+        };
+        out += &format!(
+            "{:<50} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9} {:>9} {:>8.3}%\n",
+            candidate_name(r.candidate),
+            s.normalized,
+            fp.normalized,
+            fneg.normalized,
+            c.normalized,
+            format!("{}/{windows}", c.windows_hit),
+            c.fp_rows,
+            100.0 * r.ties.0 as f64 / r.ties.1.max(1) as f64
+        );
+    }
+    if !published.is_empty() {
+        out += "published (results/final_results.json)\n";
+        for (name, s, fp, fneg) in published {
+            out += &format!("  {name:<48} {s:>9.2} {fp:>8.2} {fneg:>8.2}\n");
+        }
+    }
+    out
 }
 
 #[cfg(test)]

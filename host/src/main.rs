@@ -123,11 +123,11 @@ fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
 }
 
 fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
-    use zscope_host::eval::{Series, scenarios, simulate};
+    use zscope_host::eval::{Series, scenarios, simulate_scenario};
     let spec = cli.detector(&args.detector).map_err(usage)?;
     if let Some(dir) = &args.nab {
         let config = spec.resolve(None).map_err(usage)?;
-        return nab(dir, args.results.as_deref(), config);
+        return nab(dir, args.results.as_deref(), config, args.sweep);
     }
     let config;
     let mut series = Vec::new();
@@ -180,7 +180,7 @@ fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
         }
         for s in chosen {
             let (values, labels) =
-                simulate(s.sim, args.samples).map_err(|e| failed(format!("{e}")))?;
+                simulate_scenario(s, args.samples).map_err(|e| failed(format!("{e}")))?;
             series.push(Series {
                 name: s.name.into(),
                 about: s.about.into(),
@@ -261,59 +261,77 @@ fn nab(
     dir: &std::path::Path,
     results: Option<&std::path::Path>,
     config: zscope_core::DetectorConfig,
+    sweep: bool,
 ) -> Result<(), Failure> {
-    let t0 = std::time::Instant::now();
+    use zscope_host::eval::{NabCandidate, nab_candidates, nab_published, nab_run, nab_table};
+    let t = std::time::Instant::now();
     let corpus = zscope_host::nab::Corpus::load(dir).map_err(failed)?;
-    let t1 = std::time::Instant::now();
-    let (scores, flags) = match results {
-        Some(r) => (corpus.read_results(r).map_err(failed)?, None),
-        None => {
-            let mut scores = Vec::new();
-            let mut flags = Vec::new();
-            for f in &corpus.files {
-                let mut det = zscope_host::score::detector(config).map_err(usage)?;
-                let (s, g): (Vec<f64>, Vec<f64>) = f
-                    .values
-                    .iter()
-                    .map(|&x| {
-                        let v = det.update(x);
-                        let a = v.class == zscope_core::Class::Anomaly;
-                        (
-                            if v.class == zscope_core::Class::WarmingUp {
-                                0.0
-                            } else {
-                                v.score
-                            },
-                            if a { 1.0 } else { 0.0 },
-                        )
-                    })
-                    .unzip();
-                scores.push(s);
-                flags.push(g);
-            }
-            (scores, Some(flags))
-        }
-    };
-    let t2 = std::time::Instant::now();
-    for p in corpus.score(&scores).map_err(failed)? {
+    let load = t.elapsed().as_secs_f64();
+    if let Some(results) = results {
+        let scores = corpus.read_results(results).map_err(failed)?;
         println!(
-            "optimised {:<20} {:8.4}  threshold {:.6} windows {}/{} fp {}",
-            p.profile, p.normalized, p.threshold, p.windows_hit, corpus.windows, p.fp_rows
+            "NAB results in {}, scored with NAB's rules:",
+            results.display()
         );
-    }
-    if let Some(flags) = flags {
-        for p in corpus.score_at(&flags, 1.0).map_err(failed)? {
+        for p in corpus.score(&scores).map_err(failed)? {
             println!(
-                "configured {:<20} {:8.4}  windows {}/{} fp {}",
-                p.profile, p.normalized, p.windows_hit, corpus.windows, p.fp_rows
+                "  {:<20} {:>8.4}  (threshold {}, {}/{} windows, {} FP rows)",
+                p.profile, p.normalized, p.threshold, p.windows_hit, corpus.windows, p.fp_rows
             );
         }
+        return Ok(());
     }
-    eprintln!(
-        "load {:?} detect {:?} score {:?}",
-        t1 - t0,
-        t2 - t1,
-        t2.elapsed()
+    let candidates = if sweep {
+        nab_candidates(config)
+    } else {
+        vec![NabCandidate::Detector(config)]
+    };
+    let mut runs = Vec::new();
+    for c in candidates {
+        runs.push(nab_run(&corpus, c).map_err(usage)?);
+    }
+    println!(
+        "NAB: {} files, {} rows, {} labelled windows ({})",
+        corpus.files.len(),
+        corpus.rows(),
+        corpus.windows,
+        dir.display()
     );
+    if !sweep && let Some(r) = runs.first() {
+        println!(
+            "detector: {}",
+            zscope_host::eval::candidate_name(r.candidate)
+        );
+        for (what, list) in [
+            ("optimised", &r.optimised),
+            ("as configured", &r.configured),
+        ] {
+            for p in list {
+                let threshold = if what == "optimised" {
+                    format!("threshold {:.6}, ", p.threshold)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {what:<14} {:<20} {:>8.4}  ({threshold}{}/{} windows, {} FP rows)",
+                    p.profile, p.normalized, p.windows_hit, corpus.windows, p.fp_rows
+                );
+            }
+        }
+        println!(
+            "  rows sharing the top score: {} of {} scored ({:.3}%)",
+            r.ties.0,
+            r.ties.1,
+            100.0 * r.ties.0 as f64 / r.ties.1.max(1) as f64
+        );
+        println!(
+            "  time: load {load:.2} s, detect {:.2} s, score {:.2} s",
+            r.seconds.0, r.seconds.1
+        );
+    } else {
+        print!("{}", nab_table(&runs, corpus.windows, &nab_published(dir)));
+        let detect: f64 = runs.iter().map(|r| r.seconds.0 + r.seconds.1).sum();
+        println!("time: load {load:.2} s, {} runs {detect:.2} s", runs.len());
+    }
     Ok(())
 }

@@ -508,6 +508,22 @@ impl Corpus {
         }
     }
 
+    /// How many scored (non-probationary) rows share the top score, and how many rows are
+    /// scored: NAB's optimiser cannot cut between tied rows.
+    pub fn top_ties(&self, scores: &[Vec<f64>]) -> (f64, usize, usize) {
+        let scored = || {
+            self.files
+                .iter()
+                .zip(scores)
+                .flat_map(|(f, s)| f.places.iter().zip(s))
+                .filter(|(p, _)| **p != Place::Probation)
+                .map(|(_, &x)| x)
+        };
+        let top = scored().fold(f64::NEG_INFINITY, f64::max);
+        let ties = scored().filter(|&x| x == top).count();
+        (top, ties, scored().count())
+    }
+
     /// Read a NAB results folder (`<dir>/<category>/<detector>_<file>.csv`, with an
     /// `anomaly_score` column), one list per corpus file: the published results of NAB's own
     /// detectors, or any tool's.
@@ -571,5 +587,99 @@ mod tests {
         assert_eq!(scaled_sigmoid(3.5), -1.0);
         assert_eq!(probation_length(1000), 150);
         assert_eq!(probation_length(20_000), 750);
+    }
+
+    /// A corpus of one file small enough to score by hand: 20 rows a minute apart, one window
+    /// over rows 8..=11, probation rows 0..=2 (floor(0.15 * 20)).
+    fn mini_corpus() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("data/cat")).unwrap();
+        std::fs::create_dir_all(root.join("labels")).unwrap();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        let mut data = String::from("timestamp,value\n");
+        for i in 0..20 {
+            data += &format!("2020-01-01 00:{i:02}:00,{}\n", i % 3);
+        }
+        std::fs::write(root.join("data/cat/mini.csv"), data).unwrap();
+        std::fs::write(
+            root.join("labels/combined_windows.json"),
+            r#"{"cat/mini.csv": [["2020-01-01 00:08:00.000000", "2020-01-01 00:11:00.000000"]]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("config/profiles.json"),
+            r#"{"standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}},
+                "reward_low_FP_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0}},
+                "reward_low_FN_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0}}}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    /// Worked out by hand, and pinned against NAB's own scorer (../shared/eval/nab on the same
+    /// files gave 97.6177 / 98.3495 / 97.6177):
+    ///
+    /// * a detection at row 9 (score 1.0) sits at -(11 - 9 + 1)/4 = -0.75 in the window:
+    ///   2/(1 + e^-3.75) - 1 = 0.95404, over the maximum 0.98661: +0.96699;
+    /// * a score of 0.8 at row 15 lies below the chosen threshold (1.0: adding it costs
+    ///   0.11 * 0.99746), so the raw total is 0.96699 in every profile;
+    /// * the null detector (every row 0.5) is best off flagging everything where false
+    ///   positives are cheap: window +1.0, 13 rows outside costing 1.38568 * fpWeight:
+    ///   -0.38568 for standard and low FN (better than missing the window: -1, -2), -1 for
+    ///   low FP (-1.77137 otherwise);
+    /// * normalised: 100 * (0.96699 + 0.38568) / (1 + 0.38568) = 97.618 (standard, low FN),
+    ///   100 * (0.96699 + 1) / 2 = 98.350 (low FP).
+    #[test]
+    fn a_hand_worked_corpus_scores_as_nab_does() {
+        let dir = mini_corpus();
+        let corpus = Corpus::load(dir.path()).unwrap();
+        assert_eq!(
+            (corpus.files.len(), corpus.windows, corpus.rows()),
+            (1, 1, 20)
+        );
+        let mut scores = vec![0.0; 20];
+        scores[9] = 1.0;
+        scores[15] = 0.8;
+        let got = corpus.score(&[scores.clone()]).unwrap();
+        let by = |name: &str| got.iter().find(|p| p.profile == name).unwrap().clone();
+        for (name, want) in [
+            ("standard", 97.6177),
+            ("reward_low_FP_rate", 98.3495),
+            ("reward_low_FN_rate", 97.6177),
+        ] {
+            let p = by(name);
+            assert!((p.normalized - want).abs() < 1e-4, "{name}: {p:?}");
+            assert_eq!(
+                (p.threshold, p.windows_hit, p.fp_rows),
+                (1.0, 1, 0),
+                "{name}"
+            );
+        }
+        assert!((by("standard").raw - 0.966_99).abs() < 1e-5);
+        // As configured at 0.8: the false positive at row 15 counts too.
+        let at = corpus.score_at(&[scores], 0.8).unwrap();
+        let standard = at.iter().find(|p| p.profile == "standard").unwrap();
+        assert_eq!((standard.windows_hit, standard.fp_rows), (1, 1));
+        assert!((standard.raw - (0.966_99 - 0.11 * 0.997_46)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn results_that_do_not_fit_are_refused_with_the_file_named() {
+        let dir = mini_corpus();
+        let corpus = Corpus::load(dir.path()).unwrap();
+        let e = corpus.score(&[vec![0.0; 19]]).unwrap_err().to_string();
+        assert!(
+            e.contains("cat/mini.csv") && e.contains("19 scores for 20 rows"),
+            "{e}"
+        );
+        let mut bad = vec![0.0; 20];
+        bad[4] = 1.5;
+        let e = corpus.score(&[bad]).unwrap_err().to_string();
+        assert!(e.contains("row 5: score 1.5 is outside [0, 1]"), "{e}");
+        let e = Corpus::load(&dir.path().join("nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("combined_windows.json"), "{e}");
     }
 }

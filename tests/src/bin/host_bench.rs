@@ -34,7 +34,7 @@ type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 /// Pre-encoded frames: a hello, then `n` samples.
 fn frames(n: u64) -> Vec<Vec<u8>> {
     let mut sim = Simulator::new(SimConfig::default()).expect("valid");
-    let mut det: Box<Detector<f32, 1024, 1024>> =
+    let mut det: Box<Detector<f32, 1024, 2048>> =
         Box::new(Detector::new(DetectorConfig::default()).expect("valid"));
     let mut out = Vec::with_capacity(n as usize + 1);
     let mut buf = [0u8; wire::MAX_FRAME];
@@ -47,7 +47,7 @@ fn frames(n: u64) -> Vec<Vec<u8>> {
         config_version: 1,
         detector: DetectorConfig::default(),
         simulator: Some(SimConfig::default()),
-        season_capacity: 1024,
+        season_capacity: 2048,
     });
     let k = wire::encode(&hello, &mut buf).expect("fits");
     out.push(buf[..k].to_vec());
