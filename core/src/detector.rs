@@ -295,6 +295,10 @@ struct AdaptiveState<F: Float> {
     last: Option<F>,
     /// Consecutive residual flags kept out of the window.
     run: u32,
+    /// Holt's linear smoothing of the residuals: level and trend, and values taken.
+    holt_level: F,
+    holt_trend: F,
+    holt_n: u32,
 }
 
 /// Where the period finder's values and lag products go in the profile array: it buffers
@@ -461,6 +465,8 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
     const ENVELOPE_SHARE: f32 = 1.0 / 3.0;
     /// The burst envelope's decay per value.
     const ENVELOPE_DECAY: f32 = 0.9;
+    /// Holt's trend weight, as a share of its level weight (2 / (window + 1)).
+    const TREND_SHARE: f32 = 0.1;
 
     fn adaptive(&mut self, x: F, learn: u32, rest: u32) -> Verdict<F> {
         let config = *self.inner.config();
@@ -509,12 +515,25 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             };
         }
 
-        // The residual channel: x against the window (of residuals against the profile).
+        // The residual channel. Without a period, Holt's level + trend predicts x, so the
+        // slope of a slow wave or a drift does not look like a deviation. With one, x less its
+        // phase's profile slot is the residual (the profile learns the cycle's shape from
+        // what the window's mean leaves; a trend-following prediction would take that signal
+        // from it). The window holds these prediction errors and gives their scale.
         let base = slot.map_or(F::ZERO, |p| self.profile[p]);
         let a = &mut self.adaptive;
         let r = x - base;
+        let holt = slot.is_none();
+        let predicted = if !holt {
+            F::ZERO
+        } else if a.holt_n > 0 {
+            a.holt_level + a.holt_trend
+        } else {
+            r
+        };
+        let error = r - predicted;
         let stats = self.inner.window().stats();
-        let level = base + stats.mean;
+        let level = base + predicted + stats.mean;
         let mut scale = stats.std;
         for floor in [
             a.envelope,
@@ -527,7 +546,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             }
         }
         let judged = stats.count >= config.effective_warmup() as usize;
-        let dev = r - stats.mean;
+        let dev = error - stats.mean;
         let z = if judged { dev / scale } else { F::ZERO };
         let abs_z = z.abs();
         let threshold = F::from_f32(config.threshold) * a.tail.factor();
@@ -569,9 +588,26 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             };
             self.profile[p] += F::from_f32(Self::PROFILE_ALPHA) * d;
         }
-        if !excluded {
+        let a = &mut self.adaptive;
+        if excluded {
+            // Kept out: the prediction moves on along the trend.
+            a.holt_level = predicted;
+        } else if !holt {
+            let _ = self.inner.window_mut().push(error);
+        } else {
             // x is finite, so the window takes it.
-            let _ = self.inner.window_mut().push(r);
+            let _ = self.inner.window_mut().push(error);
+            if a.holt_n == 0 {
+                a.holt_level = r;
+                a.holt_trend = F::ZERO;
+            } else {
+                let alpha = F::from_f32(2.0) / (F::from_usize(config.window as usize) + F::ONE);
+                let beta = alpha * F::from_f32(Self::TREND_SHARE);
+                let previous = a.holt_level;
+                a.holt_level = alpha * r + (F::ONE - alpha) * predicted;
+                a.holt_trend = beta * (a.holt_level - previous) + (F::ONE - beta) * a.holt_trend;
+            }
+            a.holt_n = a.holt_n.saturating_add(1);
         }
 
         // The novelty channel, once the grid is set.
@@ -622,6 +658,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             self.inner.window_mut().clear();
             a.envelope = F::ZERO;
             a.run = 0;
+            a.holt_n = 0;
         }
     }
 }
