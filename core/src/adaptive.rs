@@ -25,16 +25,14 @@ const LEVEL_MIN: i32 = -59;
 /// Level indices kept apart: `LEVEL_MIN..LEVEL_MIN + 128`, one bit each.
 const LEVEL_SPAN: i32 = 128;
 
-/// Largest integer not above `x` (finite `x`), saturating to the `i32` range.
-fn floor_i32(x: f64) -> i32 {
-    if x >= i32::MAX as f64 {
-        return i32::MAX;
+/// Largest integer not above `x`, saturating to the `i32` range (NaN gives 0).
+fn floor_i32(x: f32) -> i32 {
+    let t = x as i32; // truncates toward zero, saturating
+    if (t as f32) > x {
+        t.saturating_sub(1)
+    } else {
+        t
     }
-    if x <= i32::MIN as f64 {
-        return i32::MIN;
-    }
-    let t = x as i32; // truncates toward zero
-    if (t as f64) > x { t - 1 } else { t }
 }
 
 /// Novel levels: see the module docs.
@@ -103,9 +101,10 @@ impl<F: Float> LevelNovelty<F> {
         self.since = 0;
     }
 
-    /// The level index of `x` (clamped to the kept span).
+    /// The level index of `x` (clamped to the kept span). Computed in `F` and floored as f32:
+    /// one hardware conversion on a Cortex-M4F (f64 there is software).
     fn level(&self, x: F) -> i32 {
-        let q = floor_i32(((x - self.lo) / self.width).to_f64());
+        let q = floor_i32(((x - self.lo) / self.width).to_f32());
         q.clamp(LEVEL_MIN, LEVEL_MIN + LEVEL_SPAN - 1)
     }
 
@@ -199,28 +198,46 @@ impl<F: Float> PeriodFinder<F> {
     pub fn period(&mut self, buf: &[F], acc: &mut [F]) -> Option<usize> {
         let (lags, line) = self.correlate(buf, acc);
         let r = &acc[..lags];
-        let at = |l: usize| r[l - 1].to_f64();
-        let mut peaks = (2..lags).filter(|&l| {
-            let trough = (2..=l).map(at).fold(f64::INFINITY, f64::min);
-            at(l) >= at(l - 1)
-                && at(l) >= at(l + 1)
-                && at(l) > PEAK_MIN
-                && at(l) - trough > PEAK_RISE
-        });
-        let best = peaks.clone().map(at).fold(0.0, f64::max);
-        let p = peaks.find(|&l| at(l) >= 0.9 * best)?;
+        // The qualifying peaks, in lag order (one pass; the trough is a running minimum).
+        let peaks = || {
+            let mut trough = F::INFINITY;
+            (2..lags.saturating_sub(1)).filter(move |&l| {
+                let (before, here, after) = (r[l - 2], r[l - 1], r[l]);
+                if here < trough {
+                    trough = here;
+                }
+                here >= before
+                    && here >= after
+                    && here.to_f64() > PEAK_MIN
+                    && (here - trough).to_f64() > PEAK_RISE
+            })
+        };
+        let best = peaks()
+            .map(|l| r[l - 1])
+            .fold(F::ZERO, |m, x| if x > m { x } else { m });
+        let p = peaks().find(|&l| r[l - 1] >= best * F::from_f32(0.9))?;
         // The autocorrelation is flat at its top, and spikes and slow trends move its maximum:
         // search 10% either way for the lag whose multiples differ least from the values a
         // cycle before (mean absolute difference of the detrended values: a spike counts
         // once, not squared).
         let n = self.n;
-        let e = |i: usize| buf[i].to_f64() - line.0 - line.1 * i as f64;
-        let cycles = ((n / 2) / (p + 1)).max(1);
+        let (a, b) = (F::from_f64(line.0), F::from_f64(line.1));
+        let e = |i: usize| buf[i] - a - b * F::from_usize(i);
+        let cycles = ((n / 2) / (p + 1)).clamp(1, 2);
         let amdf = |l: usize| {
-            let d: f64 = (l..n).map(|i| (e(i) - e(i - l)).abs()).sum();
-            d / (n - l) as f64
+            let mut d = F::ZERO;
+            for i in l..n {
+                d += (e(i) - e(i - l)).abs();
+            }
+            d / F::from_usize(n - l)
         };
-        let misfit = |q: usize| (1..=cycles).map(|k| amdf(k * q)).sum::<f64>();
+        let misfit = |q: usize| {
+            let mut m = F::ZERO;
+            for k in 1..=cycles {
+                m += amdf(k * q);
+            }
+            m
+        };
         let reach = (p / 10).max(1);
         let mut chosen = (p, misfit(p));
         for q in p.saturating_sub(reach).max(2)..=(p + reach).min(n / 2) {
@@ -235,6 +252,9 @@ impl<F: Float> PeriodFinder<F> {
     /// Replace the lag products in `acc` by the autocorrelation `r(1..=lags)` of the values
     /// less their least-squares line (a slow trend, or a longer cycle, would otherwise move
     /// the peaks); returns `lags` (0 when nothing varies) and the line `(a, b)`: `a + b i`.
+    ///
+    /// In `F` throughout (the lag products already are): the line is fitted about the
+    /// buffer's middle, so no sum of squared indices meets the values' precision.
     fn correlate(&mut self, buf: &[F], acc: &mut [F]) -> (usize, (f64, f64)) {
         let n = self.n;
         let buf = &buf[..n];
@@ -242,53 +262,64 @@ impl<F: Float> PeriodFinder<F> {
         if n < 8 || lags < 3 {
             return (0, (0.0, 0.0));
         }
-        let nf = n as f64;
-        // Sums over i < k of 1, i, i^2.
-        let s1 = |k: usize| k as f64;
-        let si = |k: usize| (k as f64) * (k as f64 - 1.0) / 2.0;
-        let si2 = |k: usize| (k as f64 - 1.0) * k as f64 * (2.0 * k as f64 - 1.0) / 6.0;
-        let y = |i: usize| buf[i].to_f64();
-        let total: f64 = (0..n).map(y).sum();
-        let total_i: f64 = (0..n).map(|i| i as f64 * y(i)).sum();
-        let mean_i = si(n) / nf;
-        let var_i = si2(n) - nf * mean_i * mean_i;
-        let b = (total_i - mean_i * total) / var_i;
-        let a = total / nf - b * mean_i;
-        let c0: f64 = (0..n)
-            .map(|i| {
-                let e = y(i) - a - b * i as f64;
-                e * e
-            })
-            .sum();
-        if c0 <= 0.0 {
-            return (0, (a, b));
+        let nf = F::from_usize(n);
+        let two = F::from_f32(2.0);
+        let half = F::from_usize(n - 1) / two;
+        // Centred index: c(i) = i - (n - 1)/2, so that sum c = 0.
+        let c = |i: usize| F::from_usize(i) - half;
+        let (mut total, mut total_c, mut sum_c2) = (F::ZERO, F::ZERO, F::ZERO);
+        for (i, &y) in buf.iter().enumerate() {
+            total += y;
+            total_c += c(i) * y;
+            sum_c2 += c(i) * c(i);
         }
-        // Prefix sums from the front (i < l) and the back (i >= n - l) of y and i*y.
-        let (mut head, mut head_i, mut back, mut back_i) = (0.0, 0.0, 0.0, 0.0);
+        let slope = total_c / sum_c2;
+        let mean = total / nf;
+        // The line a + b c(i) = mean + slope c(i).
+        let line = |i: usize| mean + slope * c(i);
+        let mut c0 = F::ZERO;
+        for (i, &y) in buf.iter().enumerate() {
+            let e = y - line(i);
+            c0 += e * e;
+        }
+        if c0 <= F::ZERO {
+            return (
+                0,
+                (
+                    mean.to_f64() - slope.to_f64() * half.to_f64(),
+                    slope.to_f64(),
+                ),
+            );
+        }
+        // Sums of y and c*y over the front (i < l) and the back (i >= n - l).
+        let (mut head, mut head_c, mut back, mut back_c) = (F::ZERO, F::ZERO, F::ZERO, F::ZERO);
+        // Sums of 1, c and c^2 over i in [l, n), kept by removing i = l - 1 each step.
+        let (mut m, mut sum_i, mut sum_i2) = (nf, F::ZERO, sum_c2);
         for l in 1..=lags {
-            head += y(l - 1);
-            head_i += (l - 1) as f64 * y(l - 1);
-            back += y(n - l);
-            back_i += (n - l) as f64 * y(n - l);
-            let lf = l as f64;
-            // Over i in [l, n): y_i, i*y_i; over j = i - l in [0, n - l): y_j, j*y_j.
-            let (s_y, s_iy) = (total - head, total_i - head_i);
-            let (s_yj, s_jyj) = (total - back, total_i - back_i);
-            // The line's own terms over i in [l, n): u_i = a + b i.
-            let m = s1(n) - s1(l);
-            let sum_i = si(n) - si(l);
-            let sum_i2 = si2(n) - si2(l);
-            let sum_u = a * m + b * sum_i;
-            let sum_u2 = a * a * m + 2.0 * a * b * sum_i + b * b * sum_i2;
-            let c = acc[l - 1].to_f64()
-                - (a * s_y + b * (s_iy - lf * s_y))
-                - (a * s_yj + b * (s_jyj + lf * s_yj))
-                + (sum_u2 - b * lf * sum_u);
+            let (front, rear) = (l - 1, n - l);
+            head += buf[front];
+            head_c += c(front) * buf[front];
+            back += buf[rear];
+            back_c += c(rear) * buf[rear];
+            m -= F::ONE;
+            sum_i -= c(front);
+            sum_i2 -= c(front) * c(front);
+            let lf = F::from_usize(l);
+            // Over i in [l, n): y_i and c_i y_i; over j = i - l in [0, n - l): y_j, c_j y_j.
+            let (s_y, s_cy) = (total - head, total_c - head_c);
+            let (s_yj, s_cyj) = (total - back, total_c - back_c);
+            // e_i e_j with e = y - mean - slope c, and c_j = c_i - l.
+            let cross_i = mean * s_y + slope * (s_cy - lf * s_y);
+            let cross_j = mean * s_yj + slope * (s_cyj + lf * s_yj);
+            let sum_u = mean * m + slope * sum_i;
+            let sum_u2 = mean * mean * m + two * mean * slope * sum_i + slope * slope * sum_i2;
+            let cov = acc[l - 1] - cross_i - cross_j + (sum_u2 - slope * lf * sum_u);
             // Unbiased: each lag's mean product over the whole buffer's variance (dividing by
             // the full sum instead would tilt a long period's peak toward shorter lags).
-            acc[l - 1] = F::from_f64((c / (nf - lf)) / (c0 / nf));
+            acc[l - 1] = (cov / F::from_usize(n - l)) / (c0 / nf);
         }
-        (lags, (a, b))
+        let b = slope.to_f64();
+        (lags, (mean.to_f64() - b * half.to_f64(), b))
     }
 
     /// Fold the buffer into a profile of `period` slots in place (`buf[k]` becomes the mean
@@ -314,6 +345,8 @@ pub struct Tail<F> {
     mean_sq: F,
     /// Residuals taken, up to the horizon (plain means until then: unbiased from the start).
     count: u32,
+    /// `1 + 1/√count`, kept from one residual to the next (constant past the horizon).
+    widen: F,
 }
 
 impl<F: Float> Default for Tail<F> {
@@ -322,6 +355,7 @@ impl<F: Float> Default for Tail<F> {
             mean_abs: F::ZERO,
             mean_sq: F::ZERO,
             count: 0,
+            widen: F::ONE,
         }
     }
 }
@@ -334,6 +368,7 @@ impl<F: Float> Tail<F> {
     pub fn push(&mut self, d: F) {
         if self.count < TAIL_HORIZON {
             self.count += 1;
+            self.widen = F::ONE + F::ONE / F::from_usize(self.count as usize).sqrt();
         }
         let a = F::ONE / F::from_usize(self.count as usize);
         self.mean_abs += a * (d.abs() - self.mean_abs);
@@ -349,7 +384,7 @@ impl<F: Float> Tail<F> {
             return F::ONE;
         }
         let rho = self.mean_sq.sqrt() / (F::from_f32(1.253_314_1) * self.mean_abs);
-        let rho = rho * (F::ONE + F::ONE / F::from_usize(self.count as usize).sqrt());
+        let rho = rho * self.widen;
         if rho <= F::ONE {
             F::ONE
         } else {
@@ -366,9 +401,12 @@ mod tests {
 
     #[test]
     fn floor_matches_f64_floor() {
-        for x in [-2.5, -2.0, -0.1, 0.0, 0.1, 1.0, 1.9, 1e12, -1e12] {
+        for x in [-2.5f32, -2.0, -0.1, 0.0, 0.1, 1.0, 1.9, 1e12, -1e12] {
             let f = floor_i32(x);
-            assert_eq!(f as f64, x.floor().clamp(i32::MIN as f64, i32::MAX as f64));
+            assert_eq!(
+                f as f64,
+                (x as f64).floor().clamp(i32::MIN as f64, i32::MAX as f64)
+            );
         }
     }
 

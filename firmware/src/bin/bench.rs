@@ -96,6 +96,73 @@ mod firmware {
         });
         hprintln!("detector update, f32, seasonal(100), window 64: {}", n);
 
+        // The adaptive detector (the default), at the firmware's capacities.
+        type Adaptive = zscope_core::Detector<f32, 1024, 2048>;
+        let mut da: Adaptive =
+            zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
+        // Learning: the first 1200 values (grid until 600; the period finder's products to
+        // 1200), the last of which runs the period search once.
+        let start = count(&tim);
+        for i in 0..1199u32 {
+            core::hint::black_box(da.update(data[(i & 1023) as usize]));
+        }
+        let learning = count(&tim).wrapping_sub(start) / 1199;
+        let start = count(&tim);
+        core::hint::black_box(da.update(data[1199 & 1023]));
+        let search = count(&tim).wrapping_sub(start);
+        hprintln!(
+            "adaptive (default), f32: per update while learning (first 1199): {}",
+            learning.saturating_sub(overhead)
+        );
+        hprintln!(
+            "adaptive (default), f32: the period search (none there), once: {}",
+            search
+        );
+        let n = per_call(&tim, overhead, |i| {
+            core::hint::black_box(da.update(data[(i & 1023) as usize]));
+        });
+        hprintln!("adaptive (default), f32, after learning, no period: {}", n);
+        let mut wave = Simulator::new(SimConfig {
+            amplitude: 1.0,
+            period: 100,
+            ..SimConfig::default()
+        })
+        .unwrap_or_else(|_| panic!());
+        let mut dw: Adaptive =
+            zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
+        for _ in 0..1199 {
+            core::hint::black_box(dw.update(wave.next_sample().value));
+        }
+        let x = wave.next_sample().value;
+        let start = count(&tim);
+        core::hint::black_box(dw.update(x));
+        let search = count(&tim).wrapping_sub(start);
+        let found = dw.found_period().unwrap_or(0);
+        hprintln!(
+            "adaptive (default), f32: the period search that finds {}, once: {}",
+            found,
+            search
+        );
+        for x in data.iter_mut() {
+            *x = wave.next_sample().value;
+        }
+        let n = per_call(&tim, overhead, |i| {
+            core::hint::black_box(dw.update(data[(i & 1023) as usize]));
+        });
+        hprintln!(
+            "adaptive (default), f32, after learning, period {} found: {}",
+            found,
+            n
+        );
+        hprintln!(
+            "adaptive (default), f32: state {} bytes",
+            core::mem::size_of::<Adaptive>()
+        );
+        let mut sim = Simulator::new(SimConfig::default()).unwrap_or_else(|_| panic!());
+        for x in data.iter_mut() {
+            *x = sim.next_sample().value;
+        }
+
         let n = per_call(&tim, overhead, |_| {
             core::hint::black_box(sim.next_sample());
         });
