@@ -7,14 +7,16 @@ const FLAG_ANOMALY = 1, FLAG_WARMING = 2, FLAG_INVALID = 4;
 // Chart columns: x (s), value, mean, upper, lower, anomaly, gap marker.
 let cols = [[], [], [], [], [], [], []];
 let paused = false, zoomed = false, dirty = false;
-let alerts = [];          // undismissed alerts, newest first
+let alerts = [];          // undismissed alerts (one per event), newest first
+let alerted = new Set();  // samples (sequence number @ time) already part of an alert
+let lastEvent = null;     // the alert the newest flagged sample belongs to
 let lastBeep = 0;
 let config = null;
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
 
-function push(p) {
+function push(p, quiet = false) {
   const [t, value, mean, std, z, thr, flags, seq, lost] = p;
   const x = t / 1000;
   if (lost > 0 && cols[0].length) {
@@ -31,7 +33,7 @@ function push(p) {
   cols[4].push(band === null ? null : mean - band);
   cols[5].push(flags & FLAG_ANOMALY ? value : null);
   cols[6].push(null);
-  if (flags & FLAG_ANOMALY) alert({ t, value, z, seq });
+  if (flags & FLAG_ANOMALY && !quiet) alert({ t, value, z, seq });
 }
 
 function trim() {
@@ -46,7 +48,7 @@ const chart = new uPlot({
   series: [
     {},
     { label: "value", stroke: "#4fa3ff", width: 1.2, spanGaps: false },
-    { label: "mean", stroke: "#c9a227", width: 1, dash: [4, 3], spanGaps: false },
+    { label: "expected", stroke: "#c9a227", width: 1, dash: [4, 3], spanGaps: false },
     { label: "upper", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
     { label: "lower", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
     { label: "anomaly", stroke: "#ff4d4f", width: 0, paths: () => null,
@@ -100,7 +102,8 @@ $("load-earlier").onclick = async () => {
   if (!older.length) { $("chart-note").textContent = "no earlier points in memory (see samples.csv)"; return; }
   paused = true; note();
   const saved = cols; cols = [[], [], [], [], [], [], []];
-  for (const p of older) push([p.t, p.value, p.mean, p.std, p.z, p.threshold, p.flags, p.seq, p.lost_before]);
+  // Earlier points are history: they are drawn, but raise no alerts.
+  for (const p of older) push([p.t, p.value, p.mean, p.std, p.z, p.threshold, p.flags, p.seq, p.lost_before], true);
   cols = cols.map((c, i) => c.concat(saved[i]));
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
@@ -122,7 +125,23 @@ function beep() {
 
 const SHOWN_ALERTS = 100; // alert rows kept in the page; the count covers them all
 
+// One alert per event: consecutive flagged samples extend the newest alert (its count and
+// its largest |z|) instead of adding rows; a sample already alerted (a reconnect's snapshot)
+// adds nothing.
 function alert(a) {
+  const key = `${a.seq}@${a.t}`; // a device restart reuses sequence numbers, not times
+  if (alerted.has(key)) return;
+  alerted.add(key);
+  if (alerted.size > 20000) alerted = new Set([...alerted].slice(-10000));
+  if (lastEvent && a.seq === lastEvent.last + 1 && lastEvent.li.isConnected) {
+    lastEvent.last = a.seq;
+    lastEvent.count += 1;
+    if (Math.abs(a.z) > Math.abs(lastEvent.z)) { lastEvent.z = a.z; lastEvent.value = a.value; }
+    lastEvent.li.querySelector(".detail").textContent = detail(lastEvent);
+    return;
+  }
+  a.last = a.seq; a.count = 1;
+  lastEvent = a;
   alerts.unshift(a);
   if (alerts.length > 500) alerts.length = 500;
   beep();
@@ -132,7 +151,9 @@ function alert(a) {
   li.className = "alert";
   const d = new Date(a.t);
   const time = d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
-  li.innerHTML = `<span>${time}</span><span>value ${fmt(a.value)}</span><span>z ${fmt(a.z, 2)}</span>`;
+  li.innerHTML = `<span>${time}</span><span class="detail"></span>`;
+  li.querySelector(".detail").textContent = detail(a);
+  a.li = li;
   const b = document.createElement("button");
   b.textContent = "×"; b.title = "dismiss";
   b.onclick = () => { alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
@@ -142,6 +163,11 @@ function alert(a) {
   renderCount();
 }
 
+function detail(a) {
+  const run = a.count > 1 ? ` · ${a.count} samples` : "";
+  return `value ${fmt(a.value)} · z ${fmt(a.z, 2)}${run}`;
+}
+
 function renderCount() {
   $("alert-count").textContent = alerts.length;
   document.title = alerts.length ? `(${alerts.length}) zscope` : "zscope";
@@ -149,6 +175,7 @@ function renderCount() {
 
 function clearAlerts() {
   alerts = [];
+  lastEvent = null;
   $("alerts").replaceChildren();
   renderCount();
 }
@@ -179,22 +206,52 @@ function renderStatus(s) {
   if (s.config) renderConfig({ version: s.config_version, config: s.config });
 }
 
+// The detector in a config: "Window", {"Seasonal": {...}} or {"Adaptive": {...}}.
+function detectorOf(cfg) {
+  const b = cfg.baseline;
+  if (b && b.Adaptive) return { name: "adaptive", ...b.Adaptive };
+  if (b && b.Seasonal) return { name: "seasonal", ...b.Seasonal, alpha: round(b.Seasonal.alpha) };
+  return { name: "zscore" };
+}
+
+// A setting the device holds as f32, as it was typed (0.2, not 0.20000000298023224).
+const round = (x) => Number(Number(x).toPrecision(6));
+
+function showFields() {
+  const name = $("detector").value;
+  for (const el of document.querySelectorAll(".for-adaptive")) el.style.display = name === "adaptive" ? "" : "none";
+  for (const el of document.querySelectorAll(".for-seasonal")) el.style.display = name === "seasonal" ? "" : "none";
+}
+$("detector").onchange = showFields;
+
 function renderConfig(c) {
   if (!c.config) return;
   const changed = !config || config.version !== c.version;
   config = c;
+  const d = detectorOf(c.config);
   $("config-version").textContent = `v${c.version}`;
-  $("config-now").textContent = `in force: window ${c.config.window}, threshold ${c.config.threshold}` +
-    (c.capacity ? ` (capacity ${c.capacity})` : "");
-  if (changed && document.activeElement !== $("threshold") && document.activeElement !== $("window")) {
-    $("threshold").value = c.config.threshold;
+  const extra = d.name === "adaptive" ? `, learn ${d.learn}, rest ${d.rest}`
+    : d.name === "seasonal" ? `, period ${d.period}, alpha ${d.alpha}` : "";
+  $("config-now").textContent = `in force: ${d.name}, window ${c.config.window}, threshold ` +
+    `${round(c.config.threshold)}${extra}` + (c.capacity ? ` (capacity ${c.capacity})` : "");
+  const editing = $("config-form").contains(document.activeElement);
+  if (changed && !editing) {
+    $("detector").value = d.name;
+    $("threshold").value = round(c.config.threshold);
     $("window").value = c.config.window;
+    if (d.name === "adaptive") { $("learn").value = d.learn; $("rest").value = d.rest; }
+    if (d.name === "seasonal") { $("period").value = d.period; $("alpha").value = d.alpha; }
+    showFields();
   }
 }
 
 $("config-form").onsubmit = async (ev) => {
   ev.preventDefault();
-  const body = { threshold: Number($("threshold").value), window: Number($("window").value) };
+  const detector = $("detector").value;
+  const body = { detector, threshold: Number($("threshold").value), window: Number($("window").value) };
+  const num = (id) => ($(id).value === "" ? undefined : Number($(id).value));
+  if (detector === "adaptive") { body.learn = num("learn"); body.rest = num("rest"); }
+  if (detector === "seasonal") { body.seasonal_period = num("period"); body.alpha = num("alpha"); }
   const st = $("config-status");
   st.className = "muted"; st.textContent = "sent; waiting for the device to acknowledge…";
   try {
@@ -219,8 +276,9 @@ function connect() {
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "snapshot") {
+      // A (re)connection: redraw from the snapshot; its samples already alerted stay as they
+      // are (dismissed ones stay dismissed).
       cols = [[], [], [], [], [], [], []];
-      clearAlerts();
       for (const p of m.points) push(p);
       renderStatus(m.status); renderConfig(m.config);
       dirty = true;

@@ -253,13 +253,96 @@ async fn config(State(app): State<App>) -> Json<Value> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigChange {
+    /// `adaptive`, `zscore` or `seasonal` (unset: the one in force, or as `seasonal_period`
+    /// implies).
+    detector: Option<crate::cli::Method>,
     window: Option<u32>,
     threshold: Option<f32>,
+    /// A warm-up, or null for the default.
+    #[serde(default, deserialize_with = "present")]
     warmup: Option<Option<u32>>,
+    /// A longest run kept out, or null to let every value in.
+    #[serde(default, deserialize_with = "present")]
     max_run: Option<Option<u32>>,
     /// A seasonal period (1: EWMA baseline), or null for the window's mean.
+    #[serde(default, deserialize_with = "present")]
     seasonal_period: Option<Option<u32>>,
     alpha: Option<f32>,
+    /// Adaptive: the learning phase.
+    learn: Option<u32>,
+    /// Adaptive: values of quiet after a novel level.
+    rest: Option<u32>,
+}
+
+/// A field that is present, even as `null` (serde alone reads `null` as absent).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// The detector `change` asks for, from the one in force: refused (with the reason) when it
+/// names a setting that the chosen detector does not have.
+fn apply_detector(current: Baseline, change: &ConfigChange) -> Result<Baseline, String> {
+    use crate::cli::Method;
+    let method = change
+        .detector
+        .unwrap_or(match (change.seasonal_period, current) {
+            (Some(Some(_)), _) => Method::Seasonal,
+            (Some(None), _) | (None, Baseline::Window) => Method::Zscore,
+            (None, Baseline::Seasonal { .. }) => Method::Seasonal,
+            (None, Baseline::Adaptive { .. }) => Method::Adaptive,
+        });
+    let not_for =
+        |field: &str, what: &str| Err(format!("{field} applies to the {what} detector only"));
+    if method != Method::Adaptive {
+        if change.learn.is_some() {
+            return not_for("learn", "adaptive");
+        }
+        if change.rest.is_some() {
+            return not_for("rest", "adaptive");
+        }
+    }
+    if method != Method::Seasonal {
+        if matches!(change.seasonal_period, Some(Some(_))) {
+            return not_for("seasonal_period", "seasonal");
+        }
+        if change.alpha.is_some() {
+            return not_for("alpha", "seasonal");
+        }
+    }
+    Ok(match method {
+        Method::Zscore => Baseline::Window,
+        Method::Adaptive => {
+            let (learn, rest) = match current {
+                Baseline::Adaptive { learn, rest } => (learn, rest),
+                _ => (
+                    zscope_core::DetectorConfig::DEFAULT_LEARN,
+                    zscope_core::DetectorConfig::DEFAULT_REST,
+                ),
+            };
+            Baseline::Adaptive {
+                learn: change.learn.unwrap_or(learn),
+                rest: change.rest.unwrap_or(rest),
+            }
+        }
+        Method::Seasonal => {
+            let (period, alpha) = match current {
+                Baseline::Seasonal { period, alpha } => (Some(period), alpha),
+                _ => (None, crate::cli::DEFAULT_ALPHA),
+            };
+            let period = match change.seasonal_period {
+                Some(Some(p)) => p,
+                _ => period.ok_or("the seasonal detector needs its period: seasonal_period")?,
+            };
+            Baseline::Seasonal {
+                period,
+                alpha: change.alpha.unwrap_or(alpha),
+            }
+        }
+    })
 }
 
 async fn set_config(
@@ -303,19 +386,8 @@ async fn set_config(
     if let Some(w) = change.warmup {
         config.warmup = w;
     }
-    let alpha = change.alpha.unwrap_or(match config.baseline {
-        Baseline::Seasonal { alpha, .. } => alpha,
-        Baseline::Window | Baseline::Adaptive { .. } => crate::cli::DEFAULT_ALPHA,
-    });
-    match change.seasonal_period {
-        Some(Some(period)) => config.baseline = Baseline::Seasonal { period, alpha },
-        Some(None) => config.baseline = Baseline::Window,
-        None => {
-            if let Baseline::Seasonal { period, .. } = config.baseline {
-                config.baseline = Baseline::Seasonal { period, alpha };
-            }
-        }
-    }
+    config.baseline = apply_detector(config.baseline, &change)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid config: {e}")))?;
     if let Some(m) = change.max_run {
         config.policy = match m {
             Some(max_run) => AnomalyPolicy::Exclude { max_run },
@@ -333,6 +405,9 @@ async fn set_config(
             }
             Baseline::Seasonal { alpha, .. } if !(alpha > 0.0 && alpha <= 1.0) => {
                 Err(zscope_core::ConfigError::Alpha)
+            }
+            Baseline::Adaptive { learn, .. } if !(16..=100_000).contains(&learn) => {
+                Err(zscope_core::ConfigError::Learn { learn })
             }
             _ => Ok(()),
         })
@@ -575,5 +650,69 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("send JSON like"), "{text}");
+    }
+
+    fn change(json: &str) -> ConfigChange {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_detector_and_its_settings_are_chosen_and_checked() {
+        let adaptive = Baseline::Adaptive {
+            learn: 600,
+            rest: 100,
+        };
+        // Switching detectors, with their own settings.
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"detector": "zscore"}"#)),
+            Ok(Baseline::Window)
+        );
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"rest": 50}"#)),
+            Ok(Baseline::Adaptive {
+                learn: 600,
+                rest: 50
+            })
+        );
+        assert_eq!(
+            apply_detector(
+                Baseline::Window,
+                &change(r#"{"detector": "seasonal", "seasonal_period": 288, "alpha": 0.1}"#)
+            ),
+            Ok(Baseline::Seasonal {
+                period: 288,
+                alpha: 0.1
+            })
+        );
+        assert_eq!(
+            apply_detector(Baseline::Window, &change(r#"{"detector": "adaptive"}"#)),
+            Ok(adaptive)
+        );
+        // The old API: a period chooses the seasonal detector, null the plain window.
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"seasonal_period": 50}"#)),
+            Ok(Baseline::Seasonal {
+                period: 50,
+                alpha: crate::cli::DEFAULT_ALPHA
+            })
+        );
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"seasonal_period": null}"#)),
+            Ok(Baseline::Window)
+        );
+        // Settings the chosen detector does not have are refused, with the reason.
+        let e = apply_detector(Baseline::Window, &change(r#"{"rest": 50}"#)).unwrap_err();
+        assert!(
+            e.contains("rest applies to the adaptive detector only"),
+            "{e}"
+        );
+        let e = apply_detector(adaptive, &change(r#"{"alpha": 0.5}"#)).unwrap_err();
+        assert!(
+            e.contains("alpha applies to the seasonal detector only"),
+            "{e}"
+        );
+        let e = apply_detector(adaptive, &change(r#"{"detector": "seasonal"}"#)).unwrap_err();
+        assert!(e.contains("needs its period"), "{e}");
+        assert!(serde_json::from_str::<ConfigChange>(r#"{"detector": "magic"}"#).is_err());
     }
 }

@@ -106,6 +106,68 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     assert_eq!(api["version"], json!(2));
     assert_eq!(api["config"]["threshold"], json!(4.0));
 
+    // Choose another detector and its settings from the page: the device acknowledges it.
+    c.find(Locator::Css("#detector"))
+        .await
+        .unwrap()
+        .select_by_value("seasonal")
+        .await
+        .unwrap();
+    for (id, value) in [("#period", "100"), ("#alpha", "0.2")] {
+        let input = c.find(Locator::Css(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Css("#apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        "the device's acknowledgement of the seasonal detector",
+        Duration::from_secs(10),
+        || async {
+            text(&c, "#config-version").await == "v3"
+                && text(&c, "#config-now")
+                    .await
+                    .contains("seasonal, window 64, threshold 4")
+        },
+    )
+    .await;
+    let api = daemon.get("/api/config");
+    let seasonal = &api["config"]["baseline"]["Seasonal"];
+    assert_eq!(seasonal["period"], json!(100), "{api}");
+    assert!(
+        (seasonal["alpha"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-6,
+        "{api}"
+    );
+
+    // One alert per event: three consecutive flagged samples are one row (counting them),
+    // a fourth apart is another; the same samples again (a reconnect) add nothing.
+    let alerts_before = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
+    // push([t, value, mean, std, z, threshold, flags, seq, lost]); flag 1 = anomaly. The
+    // repeats carry the same times and sequence numbers, as a reconnect's snapshot would.
+    let script = "const t = Date.now(); \
+        for (const [dt, seq] of [[0, 900001], [1, 900002], [2, 900003], [5, 900006], [0, 900001], [1, 900002]]) \
+          push([t + dt, 9, 0, 1, 9, 3, 1, seq, 0]);";
+    c.execute(script, vec![]).await.unwrap();
+    let after = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
+    assert_eq!(after, alerts_before + 2, "one alert per event");
+    let first = text(&c, "#alerts li.alert").await;
+    assert!(first.contains("z 9.00"), "{first}");
+    let second: String = c
+        .execute(
+            "return document.querySelectorAll('#alerts li.alert')[1].textContent",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(second.contains("3 samples"), "{second}");
+
     // Dismissing an alert lowers the count.
     let before: u32 = text(&c, "#alert-count").await.parse().unwrap_or(0);
     c.find(Locator::Css("#alerts li.alert button"))
