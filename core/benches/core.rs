@@ -12,7 +12,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use zscope_core::wire::{self, Decoder, DeviceMsg, Flags, Sample};
-use zscope_core::{AnomalyPolicy, DetectorConfig, RollingZScore, SimConfig, Simulator, Window};
+use zscope_core::{
+    AnomalyPolicy, Detector, DetectorConfig, RollingZScore, SimConfig, Simulator, Window,
+};
 
 /// The naive baseline: the same detector, but mean and std recomputed from the whole window
 /// (two passes) for every value.
@@ -160,6 +162,86 @@ fn main() {
             format!("{:.1}x", r32 / naive_rate)
         );
     }
+
+    // Each detector, in steady state, against the rolling Z-score (window 64) in this run.
+    println!();
+    println!(
+        "{:<52} {:>12} {:>14}",
+        "Detector (after learning), window 64", "rate", "vs Z-score"
+    );
+    let wave: Vec<f64> = Simulator::new(SimConfig {
+        amplitude: 1.0,
+        period: 100,
+        ..SimConfig::default()
+    })
+    .expect("valid")
+    .take(1 << 16)
+    .map(|s| s.value as f64)
+    .collect();
+    let cases: [(&str, DetectorConfig, &[f64]); 4] = [
+        (
+            "zscore (rolling Z-score), f64",
+            DetectorConfig::with_window(64),
+            &data64,
+        ),
+        (
+            "seasonal(100), f64",
+            DetectorConfig {
+                baseline: zscope_core::Baseline::Seasonal {
+                    period: 100,
+                    alpha: 0.3,
+                },
+                ..DetectorConfig::with_window(64)
+            },
+            &wave,
+        ),
+        (
+            "adaptive (default), no period, f64",
+            DetectorConfig::default(),
+            &data64,
+        ),
+        (
+            "adaptive (default), period 100 found, f64",
+            DetectorConfig::default(),
+            &wave,
+        ),
+    ];
+    let mut baseline = None;
+    for (name, config, values) in cases {
+        let mut det: Box<Detector<f64, 1024, 2048>> =
+            Box::new(Detector::new(config).expect("bench config is valid"));
+        for &x in values.iter().take(2000) {
+            det.update(x); // past learning
+        }
+        let r = rate(budget, values.len() as u64, || {
+            for &x in values.iter() {
+                black_box(det.update(x));
+            }
+        });
+        let base = *baseline.get_or_insert(r);
+        println!(
+            "{:<52} {} {:>13}",
+            name,
+            fmt_rate(r),
+            format!("{:.2}x", r / base)
+        );
+    }
+    let mut learning = 0.0;
+    let learn_rate = rate(budget, 1200, || {
+        let mut det: Box<Detector<f64, 1024, 2048>> =
+            Box::new(Detector::new(DetectorConfig::default()).expect("valid"));
+        for &x in wave.iter().take(1200) {
+            black_box(det.update(x));
+        }
+        learning += 1.0;
+    });
+    black_box(learning);
+    println!(
+        "{:<52} {} {:>13}",
+        "adaptive, first 1200 values (learning + period search)",
+        fmt_rate(learn_rate),
+        format!("{:.2}x", learn_rate / baseline.unwrap_or(learn_rate))
+    );
 
     println!();
     println!(

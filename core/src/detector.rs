@@ -535,10 +535,18 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         let stats = self.inner.window().stats();
         let level = base + predicted + stats.mean;
         let mut scale = stats.std;
+        // Floors: a burst's envelope, the data's resolution, and a thousandth of the level or
+        // the value (a stream that has shown no scale at all, a flat line of zeros, then
+        // judges a change by its own size: z = 1000, not infinity).
+        let magnitude = if x.abs() > level.abs() {
+            x.abs()
+        } else {
+            level.abs()
+        };
         for floor in [
             a.envelope,
             a.quantum,
-            level.abs() * F::from_f32(1e-3),
+            magnitude * F::from_f32(1e-3),
             F::from_f32(1e-30),
         ] {
             if floor > scale {
@@ -857,5 +865,80 @@ mod tests {
             d32.update(x);
         }
         assert_eq!(d32.found_period(), None);
+    }
+
+    /// A flat stream, then a change: every verdict finite (no ±∞ z, no score of exactly 1
+    /// from a zero std); the change is flagged.
+    #[test]
+    fn the_default_gives_finite_scores_on_a_flat_stream_and_flags_its_change() {
+        let mut d: Box<Detector<f64, 64, 2048>> =
+            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        for _ in 0..3000 {
+            let v = d.update(5.0);
+            assert!(
+                v.z.is_finite() && v.score.is_finite() && v.score < 1.0,
+                "{v:?}"
+            );
+            assert!(!v.is_anomaly());
+        }
+        let v = d.update(5.5);
+        assert!(v.is_anomaly() && v.z.is_finite() && v.score < 1.0, "{v:?}");
+        // Zero: a flat stream of zeros is the hardest scale (no magnitude to take a fraction of).
+        let mut d: Box<Detector<f64, 64, 2048>> =
+            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        for _ in 0..3000 {
+            assert!(d.update(0.0).z.is_finite());
+        }
+        let v = d.update(1.0);
+        assert!(v.is_anomaly() && v.z.is_finite() && v.score < 1.0, "{v:?}");
+    }
+
+    /// Integer counts (mostly 0, 1, 2): the scale never falls below one count, so an ordinary
+    /// count is not an anomaly and a burst is.
+    #[test]
+    fn quantised_counts_get_a_scale_of_at_least_one_count() {
+        let mut d: Box<Detector<f64, 64, 2048>> =
+            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut flagged = 0;
+        let mut state: u64 = 5;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let count = [0.0, 0.0, 0.0, 1.0, 1.0, 2.0][(state >> 33) as usize % 6];
+            let v = d.update(count);
+            assert!(v.z.is_finite() && v.std >= 1.0 - 1e-12 || v.class == Class::WarmingUp);
+            flagged += v.is_anomaly() as u32;
+        }
+        assert!(flagged < 20, "{flagged} of 20000 ordinary counts flagged");
+        assert!(d.update(40.0).is_anomaly(), "a burst of 40");
+    }
+
+    #[test]
+    fn an_invalid_value_changes_nothing_but_the_phase() {
+        let mut a: Box<Detector<f64, 64, 2048>> =
+            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut b = a.clone();
+        let values: Vec<f64> = Simulator::new(SimConfig {
+            amplitude: 1.0,
+            period: 50,
+            ..SimConfig::default()
+        })
+        .unwrap()
+        .take(3000)
+        .map(|s| s.value as f64)
+        .collect();
+        for (i, &x) in values.iter().enumerate() {
+            let (va, vb) = (a.update(x), b.update(if i == 2500 { f64::NAN } else { x }));
+            if i == 2500 {
+                assert_eq!(vb.class, Class::Invalid);
+                continue;
+            }
+            if i > 2600 {
+                // After the gap the detectors agree again on what is anomalous.
+                assert_eq!(va.class, vb.class, "value {i}");
+            }
+        }
+        assert_eq!(a.found_period(), Some(50));
     }
 }
