@@ -455,5 +455,11 @@ impl Drop for ChromeDriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killing chromedriver leaves the browsers it started (a test that panics never
+        // closes its session): end every process that uses this test's profile folder.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .status();
     }
 }
