@@ -86,7 +86,8 @@ pub struct DetectorConfig {
     pub window: u32,
     /// `|z|` above this is an anomaly (finite, > 0).
     pub threshold: f32,
-    /// Values the window must hold before any verdict flags; `None` means the window length.
+    /// Values the window must hold before any verdict flags; `None` means the default:
+    /// the window length up to 64 values (half the window for the adaptive detector).
     /// When set: `2..=window`.
     pub warmup: Option<u32>,
     /// What a flagged value does to the window.
@@ -176,6 +177,9 @@ impl DetectorConfig {
     pub const DEFAULT_THRESHOLD: f32 = 3.0;
     /// Default longest run of flagged values kept out of the window.
     pub const DEFAULT_MAX_RUN: u32 = 10;
+    /// Longest default warm-up of the rolling Z-score: values the window holds before it
+    /// judges, when no warm-up is set.
+    pub const DEFAULT_WARMUP: u32 = 64;
     /// Default learning phase of the adaptive detector.
     pub const DEFAULT_LEARN: u32 = 600;
     /// Default rest after a novel level.
@@ -195,12 +199,14 @@ impl DetectorConfig {
         }
     }
 
-    /// The warm-up in force: `warmup`, or when unset the window length (half of it for the
-    /// adaptive detector, whose residual channel starts judging early).
+    /// The warm-up in force: `warmup`, or when unset the window length up to
+    /// [`DEFAULT_WARMUP`](Self::DEFAULT_WARMUP) values (a long window starts judging once its
+    /// std rests on 64 values, not when it is full), and half the window for the adaptive
+    /// detector, whose residual channel starts judging early.
     pub fn effective_warmup(&self) -> u32 {
         match self.baseline {
             Baseline::Adaptive { .. } => self.warmup.unwrap_or((self.window / 2).max(2)),
-            _ => self.warmup.unwrap_or(self.window),
+            _ => self.warmup.unwrap_or(self.window.min(Self::DEFAULT_WARMUP)),
         }
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Edge cases, each pinned by a test below:
 //!
-//! * **Warm-up.** Until the window holds `warmup` values (default: the window length), verdicts
+//! * **Warm-up.** Until the window holds `warmup` values (default: the window length, at most
+//!   64: a long window judges once its std rests on 64 values), verdicts
 //!   carry [`Class::WarmingUp`] and never flag; the value still enters the window. Mean, std
 //!   and z are reported as far as they are defined.
 //! * **Flat signal** (std = 0). A value equal to the mean has `z = 0`; any other value has
@@ -68,7 +69,10 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
             window,
             config,
             threshold: F::from_f32(config.threshold),
-            warmup: config.warmup.unwrap_or(config.window) as usize,
+            warmup: config
+                .warmup
+                .unwrap_or(config.window.min(DetectorConfig::DEFAULT_WARMUP))
+                as usize,
             flagged_run: 0,
         })
     }
@@ -104,7 +108,10 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
             })?;
         self.config = config;
         self.threshold = F::from_f32(config.threshold);
-        self.warmup = config.warmup.unwrap_or(config.window) as usize;
+        self.warmup = config
+            .warmup
+            .unwrap_or(config.window.min(DetectorConfig::DEFAULT_WARMUP))
+            as usize;
         Ok(())
     }
 
@@ -214,7 +221,12 @@ mod tests {
             } else {
                 f64::INFINITY.copysign(x - mean)
             };
-            let class = if n < self.cfg.warmup.unwrap_or(self.cfg.window) as usize {
+            let class = if n < self
+                .cfg
+                .warmup
+                .unwrap_or(self.cfg.window.min(DetectorConfig::DEFAULT_WARMUP))
+                as usize
+            {
                 Class::WarmingUp
             } else if z.abs() > self.cfg.threshold as f64 {
                 Class::Anomaly
@@ -244,6 +256,31 @@ mod tests {
 
     fn det(window: u32) -> RollingZScore<f64, 128> {
         RollingZScore::new(DetectorConfig::with_window(window)).unwrap()
+    }
+
+    /// A long window judges once its std rests on 64 values, not when it is full (with a
+    /// window of 4096, most NAB files never got a verdict).
+    #[test]
+    fn a_long_window_starts_judging_after_64_values() {
+        let mut d: RollingZScore<f64, 4096> =
+            RollingZScore::new(DetectorConfig::with_window(4096)).unwrap();
+        for i in 0..64 {
+            let v = d.update(if i % 2 == 0 { 1.0 } else { -1.0 });
+            assert_eq!(v.class, Class::WarmingUp, "value {i}");
+        }
+        assert_eq!(d.update(0.5).class, Class::Normal);
+        assert_eq!(d.update(50.0).class, Class::Anomaly);
+        // A short window still warms up over its own length; an explicit warm-up still rules.
+        let mut d: RollingZScore<f64, 64> =
+            RollingZScore::new(DetectorConfig::with_window(16)).unwrap();
+        for _ in 0..15 {
+            assert_eq!(d.update(1.0).class, Class::WarmingUp);
+        }
+        let config = DetectorConfig {
+            warmup: Some(200),
+            ..DetectorConfig::with_window(4096)
+        };
+        assert_eq!(config.effective_warmup(), 200);
     }
 
     #[test]

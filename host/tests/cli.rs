@@ -1,0 +1,215 @@
+//! The `zscope` binary as a user runs it: piping through `score`, folders, and the flag
+//! combinations it refuses.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn zscope(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zscope"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the zscope binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input
+            .write_all(text.as_bytes())
+            .expect("stdin takes the data");
+    }
+    drop(input);
+    child.wait_with_output().expect("zscope finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn series(n: usize) -> String {
+    let mut s = String::from("timestamp,value\n");
+    for i in 0..n {
+        let v = if i == 700 {
+            50.0
+        } else {
+            [0.1, -0.2, 0.15, -0.05][i % 4]
+        };
+        s += &format!("{},{v}\n", 1_795_507_200 + i);
+    }
+    s
+}
+
+#[test]
+fn score_pipes_stdin_to_stdout_with_the_summary_on_stderr() {
+    let mut input = series(1000);
+    input += "1795508200,not-a-number\n1795508100,0.1\n"; // a bad value, a time going back
+    let out = zscope(&["score", "-", "-o", "-"], Some(&input));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        rows[0],
+        "timestamp,value,mean,std,z,anomaly_score,is_anomaly"
+    );
+    assert_eq!(rows.len(), 1 + 1002, "one output row per input row");
+    assert_eq!(rows[1001], "1795508200,not-a-number,,,,,");
+    assert!(
+        rows[701].ends_with(",1"),
+        "the spike is flagged: {}",
+        rows[701]
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("scored 1002 rows of <stdin> into <stdout>")
+            && stderr.contains("line 1002: 'not-a-number' is not a number")
+            && stderr.contains("goes backwards"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("scored"), "nothing but rows on stdout");
+}
+
+#[test]
+fn score_takes_a_folder_into_a_folder_with_the_same_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("a/b")).unwrap();
+    std::fs::write(input.join("one.csv"), series(50)).unwrap();
+    std::fs::write(input.join("a/b/two.csv"), series(80)).unwrap();
+    std::fs::write(input.join("a/notes.txt"), "not data").unwrap();
+    let output = dir.path().join("out");
+    let out = zscope(
+        &[
+            "score",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--format",
+            "nab",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let one = std::fs::read_to_string(output.join("one.csv")).unwrap();
+    let two = std::fs::read_to_string(output.join("a/b/two.csv")).unwrap();
+    assert_eq!((one.lines().count(), two.lines().count()), (51, 81));
+    assert!(!output.join("a/notes.txt").exists());
+    assert!(
+        text(&out.stderr).contains("2 files, 130 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A folder cannot go to one file or to stdout.
+    let out = zscope(&["score", input.to_str().unwrap(), "-o", "-"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("give a folder to write into"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn flags_that_do_nothing_here_are_refused_with_the_reason() {
+    for (args, says) in [
+        (
+            vec!["score", "x.csv", "-o", "-", "--listen", "127.0.0.1:9"],
+            "unexpected argument '--listen'",
+        ),
+        (
+            vec!["score", "x.csv", "-o", "-", "--alpha", "0.5"],
+            "--alpha has no effect without a seasonal profile",
+        ),
+        (
+            vec![
+                "score",
+                "x.csv",
+                "-o",
+                "-",
+                "--include-anomalies",
+                "--max-run",
+                "3",
+            ],
+            "--max-run has no effect with --include-anomalies",
+        ),
+        (
+            vec![
+                "score",
+                "x.csv",
+                "-o",
+                "-",
+                "--detector",
+                "zscore",
+                "--rest",
+                "50",
+            ],
+            "--rest has no effect outside the adaptive detector",
+        ),
+        (
+            vec!["eval", "--detector", "zscore", "--seasonal", "100"],
+            "--seasonal has no effect outside the seasonal detector",
+        ),
+        (
+            vec!["eval", "--detector", "seasonal"],
+            "the seasonal detector needs its period",
+        ),
+        (
+            vec!["eval", "--seasonal", "1d"],
+            "needs timestamps to convert it",
+        ),
+        (
+            vec!["score", "x.csv", "-o", "-", "--seasonal", "3 fortnights"],
+            "is neither a number of samples",
+        ),
+        (
+            vec!["eval", "--learn", "5"],
+            "learning phase 5 is outside 16..=100000",
+        ),
+        (
+            vec!["eval", "--port", "/dev/ttyACM0"],
+            "unexpected argument '--port'",
+        ),
+    ] {
+        let out = zscope(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // And `score --help` lists score's flags only.
+    let help = text(&zscope(&["score", "--help"], None).stdout);
+    assert!(
+        help.contains("--detector") && help.contains("--seasonal"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("--listen") && !help.contains("--port"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_seasonal_period_can_be_a_duration() {
+    // One row a minute: 1h is 60 samples.
+    let mut input = String::from("timestamp,value\n");
+    for i in 0..400 {
+        let v = (i % 60) as f64;
+        input += &format!("{},{v}\n", 1_795_507_200 + 60 * i);
+    }
+    let out = zscope(&["score", "-", "-o", "-", "--seasonal", "1h"], Some(&input));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 401);
+    let out = zscope(&["score", "-", "-o", "-", "--seasonal", "2w"], Some(&input));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("seasonal period 20160 is outside 1..=8192"),
+        "{}",
+        text(&out.stderr)
+    );
+}
