@@ -19,7 +19,10 @@ fn main() {
     let corpus = match Corpus::load(&dir) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("no NAB corpus at {} ({e}): set ZSCOPE_NAB_DIR", dir.display());
+            eprintln!(
+                "no NAB corpus at {} ({e}): set ZSCOPE_NAB_DIR",
+                dir.display()
+            );
             return;
         }
     };
