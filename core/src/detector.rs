@@ -266,6 +266,21 @@ pub struct Verdict<F> {
     pub excluded: bool,
 }
 
+impl<F: Float> Verdict<F> {
+    /// The verdict on a NaN or ±∞: not judged, nothing changed; the window as it stands.
+    pub(crate) fn invalid(value: F, stats: crate::window::Stats<F>) -> Self {
+        Verdict {
+            value,
+            mean: stats.mean,
+            std: stats.std,
+            z: F::ZERO,
+            score: F::ZERO,
+            class: Class::Invalid,
+            excluded: true,
+        }
+    }
+}
+
 impl<F> Verdict<F> {
     /// True for [`Class::Anomaly`].
     pub fn is_anomaly(&self) -> bool {
@@ -509,16 +524,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             if end_of_buffering {
                 self.find_period(buffered, lags);
             }
-            let stats = self.inner.window().stats();
-            return Verdict {
-                value: x,
-                mean: stats.mean,
-                std: stats.std,
-                z: F::ZERO,
-                score: F::ZERO,
-                class: Class::Invalid,
-                excluded: true,
-            };
+            return Verdict::invalid(x, self.inner.window().stats());
         }
 
         // The residual channel. Without a period, Holt's level + trend predicts x, so the
@@ -836,23 +842,11 @@ mod tests {
                 period,
                 ..SimConfig::default()
             };
-            let values: Vec<f32> = Simulator::new(sim)
-                .unwrap()
-                .take(1300)
-                .map(|s| s.value)
-                .collect();
-            let mut d32: Box<Detector<f32, 64, 2048>> =
-                Box::new(Detector::new(DetectorConfig::default()).unwrap());
-            let mut d64: Box<Detector<f64, 64, 2048>> =
-                Box::new(Detector::new(DetectorConfig::default()).unwrap());
-            for &x in &values {
-                d32.update(x);
-                d64.update(x as f64);
-            }
+            let (p32, p64) = (period_of::<f32>(sim), period_of::<f64>(sim));
             // Exact for short periods; a long one with four cycles and 1% spikes of 6-10
             // sigma can come out a sample off.
             let slack = if period > 200 { 1 } else { 0 };
-            for (name, p) in [("f32", d32.found_period()), ("f64", d64.found_period())] {
+            for (name, p) in [("f32", p32), ("f64", p64)] {
                 assert!(
                     p.is_some_and(|p| p.abs_diff(period as usize) <= slack),
                     "{name}: {p:?}, period {period}"
@@ -860,25 +854,29 @@ mod tests {
             }
         }
         // And none in noise with spikes (the simulator's default wave is too slow to show).
-        let values: Vec<f32> = Simulator::new(SimConfig::default())
-            .unwrap()
-            .take(1300)
-            .map(|s| s.value)
-            .collect();
-        let mut d32: Box<Detector<f32, 64, 2048>> =
+        assert_eq!(period_of::<f32>(SimConfig::default()), None);
+    }
+
+    /// The period the default detector finds in 1300 values of `sim`, computing in `F`.
+    fn period_of<F: Float>(sim: SimConfig) -> Option<usize> {
+        let mut d: Box<Detector<F, 64, 2048>> =
             Box::new(Detector::new(DetectorConfig::default()).unwrap());
-        for &x in &values {
-            d32.update(x);
+        for s in Simulator::new(sim).unwrap().take(1300) {
+            d.update(F::from_f32(s.value));
         }
-        assert_eq!(d32.found_period(), None);
+        d.found_period()
+    }
+
+    /// The default detector, at capacities a test can hold, in f64.
+    fn adaptive() -> Box<Detector<f64, 64, 2048>> {
+        Box::new(Detector::new(DetectorConfig::default()).unwrap())
     }
 
     /// A flat stream, then a change: every verdict finite (no ±∞ z, no score of exactly 1
     /// from a zero std); the change is flagged.
     #[test]
     fn the_default_gives_finite_scores_on_a_flat_stream_and_flags_its_change() {
-        let mut d: Box<Detector<f64, 64, 2048>> =
-            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut d = adaptive();
         for _ in 0..3000 {
             let v = d.update(5.0);
             assert!(
@@ -890,8 +888,7 @@ mod tests {
         let v = d.update(5.5);
         assert!(v.is_anomaly() && v.z.is_finite() && v.score < 1.0, "{v:?}");
         // Zero: a flat stream of zeros is the hardest scale (no magnitude to take a fraction of).
-        let mut d: Box<Detector<f64, 64, 2048>> =
-            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut d = adaptive();
         for _ in 0..3000 {
             assert!(d.update(0.0).z.is_finite());
         }
@@ -903,8 +900,7 @@ mod tests {
     /// count is not an anomaly and a burst is.
     #[test]
     fn quantised_counts_get_a_scale_of_at_least_one_count() {
-        let mut d: Box<Detector<f64, 64, 2048>> =
-            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut d = adaptive();
         let mut flagged = 0;
         let mut state: u64 = 5;
         for _ in 0..20_000 {
@@ -922,8 +918,7 @@ mod tests {
 
     #[test]
     fn an_invalid_value_changes_nothing_but_the_phase() {
-        let mut a: Box<Detector<f64, 64, 2048>> =
-            Box::new(Detector::new(DetectorConfig::default()).unwrap());
+        let mut a = adaptive();
         let mut b = a.clone();
         let values: Vec<f64> = Simulator::new(SimConfig {
             amplitude: 1.0,

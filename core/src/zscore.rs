@@ -126,15 +126,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
     pub fn update(&mut self, x: F) -> Verdict<F> {
         let stats = self.window.stats();
         if !x.is_finite() {
-            return Verdict {
-                value: x,
-                mean: stats.mean,
-                std: stats.std,
-                z: F::ZERO,
-                score: F::ZERO,
-                class: Class::Invalid,
-                excluded: true,
-            };
+            return Verdict::invalid(x, stats);
         }
         let dev = x - stats.mean;
         let z = if stats.count == 0 || dev == F::ZERO {

@@ -461,50 +461,27 @@ impl Dataset {
         let label_field = label_index.map(field);
 
         let mut problems: Vec<String> = Vec::new();
-        let value = match value_field {
-            None => {
-                problems.push(format!("missing field '{value_name}'"));
-                None
-            }
-            Some(Err(())) => {
-                problems.push(format!("field '{value_name}' is not valid UTF-8"));
-                None
-            }
-            Some(Ok(v)) => match v.trim().parse::<f64>() {
-                Ok(x) => Some(x),
-                Err(_) => {
-                    problems.push(format!("'{}' is not a number", clip(v)));
-                    None
-                }
-            },
-        };
+        let value = present(value_field, &value_name, &mut problems).and_then(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| problems.push(format!("'{}' is not a number", clip(v))))
+                .ok()
+        });
         let value_bad = value.is_none();
-        let time_ms = match time_field {
-            None => {
-                problems.push(format!("missing field '{time_name}'"));
-                None
+        let time_ms = present(time_field, &time_name, &mut problems).and_then(|t| {
+            let Some(ms) = parse_time(t) else {
+                problems.push(format!("'{}' is not a timestamp", clip(t)));
+                return None;
+            };
+            if let Some(last) = self.last_time
+                && ms < last
+            {
+                problems.push(format!("timestamp '{}' goes backwards", clip(t)));
+            } else {
+                self.last_time = Some(ms);
             }
-            Some(Err(())) => {
-                problems.push(format!("field '{time_name}' is not valid UTF-8"));
-                None
-            }
-            Some(Ok(t)) => match parse_time(t) {
-                None => {
-                    problems.push(format!("'{}' is not a timestamp", clip(t)));
-                    None
-                }
-                Some(ms) => {
-                    if let Some(last) = self.last_time
-                        && ms < last
-                    {
-                        problems.push(format!("timestamp '{}' goes backwards", clip(t)));
-                    } else {
-                        self.last_time = Some(ms);
-                    }
-                    Some(ms)
-                }
-            },
-        };
+            Some(ms)
+        });
         let time_bad = problems.len() > value_bad as usize;
         let label = match label_field {
             None => None,
@@ -578,6 +555,25 @@ impl Dataset {
             out += &format!("\n  ... ({} more lines)", self.bad.len() - 10);
         }
         Some(out)
+    }
+}
+
+/// A field's text, or why there is none (missing, or not UTF-8) added to `problems`.
+fn present<'a>(
+    field: Option<Result<&'a str, ()>>,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<&'a str> {
+    match field {
+        None => {
+            problems.push(format!("missing field '{name}'"));
+            None
+        }
+        Some(Err(())) => {
+            problems.push(format!("field '{name}' is not valid UTF-8"));
+            None
+        }
+        Some(Ok(text)) => Some(text),
     }
 }
 

@@ -10,6 +10,21 @@ use serde_json::json;
 use zscope_host::cli::SourceSetting;
 use zscope_tests::{BROWSER_TOOLS, ChromeDriver, Daemon, have_tools, workspace_root};
 
+/// Type `value` into each input `id`, then press Apply.
+async fn fill_and_apply(c: &fantoccini::Client, fields: &[(&str, &str)]) {
+    for (id, value) in fields {
+        let input = c.find(Locator::Css(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Css("#apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text(c: &fantoccini::Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
@@ -84,15 +99,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
 
     // Change the threshold from the page; it shows once the device acknowledges.
     assert_eq!(text(&c, "#config-version").await, "v1");
-    let input = c.find(Locator::Css("#threshold")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys("4").await.unwrap();
-    c.find(Locator::Css("#apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_and_apply(&c, &[("#threshold", "4")]).await;
     wait_until(
         "the device's acknowledgement",
         Duration::from_secs(10),
@@ -113,17 +120,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         .select_by_value("seasonal")
         .await
         .unwrap();
-    for (id, value) in [("#period", "100"), ("#alpha", "0.2")] {
-        let input = c.find(Locator::Css(id)).await.unwrap();
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
-    }
-    c.find(Locator::Css("#apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_and_apply(&c, &[("#period", "100"), ("#alpha", "0.2")]).await;
     wait_until(
         "the device's acknowledgement of the seasonal detector",
         Duration::from_secs(10),
