@@ -13,16 +13,22 @@ use zscope_tests::{BROWSER_TOOLS, ChromeDriver, Daemon, have_tools, workspace_ro
 /// Type `value` into each input `id`, then press Apply.
 async fn fill_and_apply(c: &fantoccini::Client, fields: &[(&str, &str)]) {
     for (id, value) in fields {
-        let input = c.find(Locator::Css(id)).await.unwrap();
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
+        let input = c
+            .find(Locator::Css(id))
+            .await
+            .expect("the input is on the page");
+        input.clear().await.expect("the input clears");
+        input
+            .send_keys(value)
+            .await
+            .expect("the input takes the value");
     }
     c.find(Locator::Css("#apply"))
         .await
-        .unwrap()
+        .expect("the Apply button is on the page")
         .click()
         .await
-        .unwrap();
+        .expect("Apply clicks");
 }
 
 async fn text(c: &fantoccini::Client, css: &str) -> String {
