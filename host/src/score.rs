@@ -373,8 +373,10 @@ pub fn report(job: &ScoreJob, s: &ScoreSummary) -> String {
         for b in s.bad.iter().take(10) {
             out += &format!("\n  line {}: {}", b.line, b.problem);
         }
-        if s.bad.len() > 10 {
-            out += &format!("\n  … and more ({} lines kept)", s.bad.len());
+        let total = s.bad_rows + s.time_issues + s.label_issues;
+        let shown = s.bad.len().min(10) as u64;
+        if total > shown {
+            out += &format!("\n  … and {} more", total - shown);
         }
     }
     out
