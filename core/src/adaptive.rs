@@ -196,8 +196,29 @@ impl<F: Float> PeriodFinder<F> {
     /// closely. Exact for periods up to a sixth of the buffer; with only two or three cycles
     /// buffered, a period can come out a sample or two off.
     pub fn period(&mut self, buf: &[F], acc: &mut [F]) -> Option<usize> {
-        let (lags, line) = self.correlate(buf, acc);
-        let r = &acc[..lags];
+        let lags = acc.len();
+        let (lags, line) = self.correlate(buf, acc, 0, 0, lags);
+        self.pick(buf, &acc[..lags], line)
+    }
+
+    /// A first guess at the period from the values buffered so far, leaving the lag products
+    /// as they are (the finder goes on): `store` holds the products of `lags` lags first, and
+    /// the autocorrelation of up to `guess_lags` lags is written after them.
+    pub fn guess(
+        &self,
+        buf: &[F],
+        store: &mut [F],
+        lags: usize,
+        guess_lags: usize,
+    ) -> Option<usize> {
+        let guess_lags = guess_lags.min(lags).min(store.len().saturating_sub(lags));
+        let (n, line) = self.correlate(buf, store, 0, lags, guess_lags);
+        self.pick(buf, &store[lags..lags + n], line)
+    }
+
+    /// The period the autocorrelation `r` shows (see [`PeriodFinder::period`]).
+    fn pick(&self, buf: &[F], r: &[F], line: (f64, f64)) -> Option<usize> {
+        let lags = r.len();
         // The qualifying peaks, in lag order (one pass; the trough is a running minimum).
         let peaks = || {
             let mut trough = F::INFINITY;
@@ -249,16 +270,24 @@ impl<F: Float> PeriodFinder<F> {
         Some(chosen.0)
     }
 
-    /// Replace the lag products in `acc` by the autocorrelation `r(1..=lags)` of the values
-    /// less their least-squares line (a slow trend, or a longer cycle, would otherwise move
-    /// the peaks); returns `lags` (0 when nothing varies) and the line `(a, b)`: `a + b i`.
+    /// The autocorrelation `r(1..=lags)` of the values less their least-squares line (a slow
+    /// trend, or a longer cycle, would otherwise move the peaks), from the lag products at
+    /// `store[products_at..]`, written to `store[r_at..]` (the same place, or after them);
+    /// returns how many lags (0 when nothing varies) and the line `(a, b)`: `a + b i`.
     ///
     /// In `F` throughout (the lag products already are): the line is fitted about the
     /// buffer's middle, so no sum of squared indices meets the values' precision.
-    fn correlate(&mut self, buf: &[F], acc: &mut [F]) -> (usize, (f64, f64)) {
+    fn correlate(
+        &self,
+        buf: &[F],
+        store: &mut [F],
+        products_at: usize,
+        r_at: usize,
+        lags: usize,
+    ) -> (usize, (f64, f64)) {
         let n = self.n;
         let buf = &buf[..n];
-        let lags = acc.len().min(n / 2);
+        let lags = lags.min(n / 2);
         if n < 8 || lags < 3 {
             return (0, (0.0, 0.0));
         }
@@ -313,13 +342,29 @@ impl<F: Float> PeriodFinder<F> {
             let cross_j = mean * s_yj + slope * (s_cyj + lf * s_yj);
             let sum_u = mean * m + slope * sum_i;
             let sum_u2 = mean * mean * m + two * mean * slope * sum_i + slope * slope * sum_i2;
-            let cov = acc[l - 1] - cross_i - cross_j + (sum_u2 - slope * lf * sum_u);
+            let cov =
+                store[products_at + l - 1] - cross_i - cross_j + (sum_u2 - slope * lf * sum_u);
             // Unbiased: each lag's mean product over the whole buffer's variance (dividing by
             // the full sum instead would tilt a long period's peak toward shorter lags).
-            acc[l - 1] = (cov / F::from_usize(n - l)) / (c0 / nf);
+            store[r_at + l - 1] = (cov / F::from_usize(n - l)) / (c0 / nf);
         }
         let b = slope.to_f64();
         (lags, (mean.to_f64() - b * half.to_f64(), b))
+    }
+
+    /// Fold the buffer into a profile of `period` slots in `out` (`out[k]`: the mean of the
+    /// values at phase `k`, unshifted).
+    pub fn fold_into(&self, buf: &[F], out: &mut [F], period: usize) {
+        for (k, slot) in out.iter_mut().enumerate().take(period.min(self.n)) {
+            let (mut sum, mut count) = (F::ZERO, 0usize);
+            let mut i = k;
+            while i < self.n {
+                sum += buf[i];
+                count += 1;
+                i += period;
+            }
+            *slot = sum / F::from_usize(count) + self.origin;
+        }
     }
 
     /// Fold the buffer into a profile of `period` slots in place (`buf[k]` becomes the mean
@@ -457,7 +502,7 @@ mod tests {
         for &v in &values {
             p.push(Some(v), &mut buf, &mut acc);
         }
-        let (lags, (a, b)) = p.correlate(&buf, &mut acc);
+        let (lags, (a, b)) = p.correlate(&buf, &mut acc, 0, 0, 50);
         assert_eq!(lags, 50);
         let n = values.len();
         let e: std::vec::Vec<f64> = (0..n).map(|i| buf[i] - a - b * i as f64).collect();

@@ -308,6 +308,9 @@ struct AdaptiveState<F: Float> {
     finder: PeriodFinder<F>,
     /// Samples per cycle; 0 when none was found (or not yet).
     period: usize,
+    /// Where the profile starts in the profile array: after the period finder's scratch for
+    /// the first guess (at the end of learning), at 0 once the finder is done.
+    profile_at: usize,
     /// Burst envelope: decays by 10% a value, raised to a third of each residual.
     envelope: F,
     tail: Tail<F>,
@@ -520,6 +523,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         if !valid {
             if end_of_learning {
                 self.adaptive.novelty.fix_grid();
+                self.guess_period(buffered, lags);
             }
             if end_of_buffering {
                 self.find_period(buffered, lags);
@@ -532,7 +536,8 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         // phase's profile slot is the residual (the profile learns the cycle's shape from
         // what the window's mean leaves; a trend-following prediction would take that signal
         // from it). The window holds these prediction errors and gives their scale.
-        let base = slot.map_or(F::ZERO, |p| self.profile[p]);
+        let at = self.adaptive.profile_at;
+        let base = slot.map_or(F::ZERO, |p| self.profile[at + p]);
         let a = &mut self.adaptive;
         let r = x - base;
         let holt = slot.is_none();
@@ -606,7 +611,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             } else {
                 dev
             };
-            self.profile[p] += F::from_f32(Self::PROFILE_ALPHA) * d;
+            self.profile[at + p] += F::from_f32(Self::PROFILE_ALPHA) * d;
         }
         let a = &mut self.adaptive;
         if excluded {
@@ -635,6 +640,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         let novel = !learning && a.novelty.update(x, rest);
         if end_of_learning {
             a.novelty.fix_grid();
+            self.guess_period(buffered, lags);
         }
         if end_of_buffering {
             self.find_period(buffered, lags);
@@ -665,16 +671,50 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         }
     }
 
-    /// The period finder's buffer is full: look for a period, and if one shows, fold the
-    /// buffered values into the seasonal profile and start the window afresh on residuals
-    /// against it.
+    /// The end of learning, with the period finder's buffer half full: a first guess at the
+    /// period from the values so far, so a cycle is followed from here rather than from the
+    /// end of buffering. Its profile goes after the finder's scratch (periods up to what fits
+    /// there: 247 at the board's capacities).
+    fn guess_period(&mut self, buffered: usize, lags: usize) {
+        let a = &mut self.adaptive;
+        if a.finder.len() >= buffered {
+            return; // one search, at the end of buffering, does it all
+        }
+        let (buf, rest) = self.profile.split_at_mut(buffered);
+        let room = rest.len().saturating_sub(lags);
+        let Some(period) = a.finder.guess(buf, rest, lags, room) else {
+            return;
+        };
+        if period > room {
+            return;
+        }
+        a.finder
+            .fold_into(buf, &mut rest[lags..lags + period], period);
+        a.period = period;
+        a.profile_at = buffered + lags;
+        self.phase = a.finder.len() % period;
+        self.inner.window_mut().clear();
+        a.envelope = F::ZERO;
+        a.run = 0;
+        a.holt_n = 0;
+    }
+
+    /// The period finder's buffer is full: look for the period on all of it, and if one shows,
+    /// fold the buffered values into the seasonal profile at the array's start. A period
+    /// other than the first guess (or none) starts the window afresh.
     fn find_period(&mut self, buffered: usize, lags: usize) {
         let a = &mut self.adaptive;
+        let before = a.period;
         let (buf, acc) = self.profile.split_at_mut(buffered);
-        if let Some(period) = a.finder.period(buf, &mut acc[..lags]) {
+        let found = a.finder.period(buf, &mut acc[..lags]);
+        a.profile_at = 0;
+        a.period = 0;
+        if let Some(period) = found {
             a.finder.fold(buf, period);
             a.period = period;
             self.phase = a.finder.len() % period;
+        }
+        if a.period != before {
             self.inner.window_mut().clear();
             a.envelope = F::ZERO;
             a.run = 0;
@@ -941,5 +981,50 @@ mod tests {
             }
         }
         assert_eq!(a.found_period(), Some(50));
+    }
+
+    /// A cycle is followed from the end of learning (a first guess from 600 values), then
+    /// confirmed on 1200; a cycle too long to guess from 600 values is found at 1200.
+    #[test]
+    fn the_period_is_guessed_at_the_end_of_learning_and_confirmed_later() {
+        let values: Vec<f64> = Simulator::new(SimConfig {
+            amplitude: 1.0,
+            period: 50,
+            ..SimConfig::default()
+        })
+        .unwrap()
+        .take(1300)
+        .map(|s| s.value as f64)
+        .collect();
+        let mut d = adaptive();
+        for (i, &x) in values.iter().enumerate() {
+            d.update(x);
+            match i {
+                598 => assert_eq!(d.found_period(), None),
+                599 | 1199 | 1299 => assert_eq!(d.found_period(), Some(50), "value {i}"),
+                _ => {}
+            }
+        }
+        let values: Vec<f64> = Simulator::new(SimConfig {
+            amplitude: 1.0,
+            period: 280,
+            ..SimConfig::default()
+        })
+        .unwrap()
+        .take(1300)
+        .map(|s| s.value as f64)
+        .collect();
+        let mut d = adaptive();
+        for (i, &x) in values.iter().enumerate() {
+            d.update(x);
+            if i == 1000 {
+                assert_eq!(d.found_period(), None, "two cycles are not enough to guess");
+            }
+        }
+        assert!(
+            d.found_period().is_some_and(|p| p.abs_diff(280) <= 1),
+            "{:?}",
+            d.found_period()
+        );
     }
 }

@@ -103,16 +103,29 @@ mod firmware {
         // Learning: the first 1200 values (grid until 600; the period finder's products to
         // 1200), the last of which runs the period search once.
         let start = count(&tim);
-        for i in 0..1199u32 {
+        for i in 0..599u32 {
             core::hint::black_box(da.update(data[(i & 1023) as usize]));
         }
-        let learning = count(&tim).wrapping_sub(start) / 1199;
+        let mut learning = count(&tim).wrapping_sub(start);
+        let start = count(&tim);
+        core::hint::black_box(da.update(data[599]));
+        let guess = count(&tim).wrapping_sub(start);
+        let start = count(&tim);
+        for i in 600..1199u32 {
+            core::hint::black_box(da.update(data[(i & 1023) as usize]));
+        }
+        learning += count(&tim).wrapping_sub(start);
+        let learning = learning / 1198;
         let start = count(&tim);
         core::hint::black_box(da.update(data[1199 & 1023]));
         let search = count(&tim).wrapping_sub(start);
         hprintln!(
-            "adaptive (default), f32: per update while learning (first 1199): {}",
+            "adaptive (default), f32: per update while learning (first 1199, but two): {}",
             learning.saturating_sub(overhead)
+        );
+        hprintln!(
+            "adaptive (default), f32: the first guess at value 600 (none there), once: {}",
+            guess
         );
         hprintln!(
             "adaptive (default), f32: the period search (none there), once: {}",
@@ -130,7 +143,19 @@ mod firmware {
         .unwrap_or_else(|_| panic!());
         let mut dw: Adaptive =
             zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
-        for _ in 0..1199 {
+        for _ in 0..599 {
+            core::hint::black_box(dw.update(wave.next_sample().value));
+        }
+        let x = wave.next_sample().value;
+        let start = count(&tim);
+        core::hint::black_box(dw.update(x));
+        let guess = count(&tim).wrapping_sub(start);
+        hprintln!(
+            "adaptive (default), f32: the first guess that finds {}, once: {}",
+            dw.found_period().unwrap_or(0),
+            guess
+        );
+        for _ in 600..1199 {
             core::hint::black_box(dw.update(wave.next_sample().value));
         }
         let x = wave.next_sample().value;
