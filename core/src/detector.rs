@@ -1,22 +1,23 @@
-//! [`Detector`]: the rolling Z-score against a chosen baseline, the one detector the firmware,
-//! the emulation, `score` and `eval` all run.
+//! [`Detector`]: the one detector the firmware, the emulation, `score`, `replay` and `eval` all
+//! run; [`DetectorConfig::baseline`] picks what it does.
 //!
-//! With [`Baseline::Window`] it is exactly [`RollingZScore`] (bit for bit). With
-//! [`Baseline::Seasonal`] it keeps a profile of `period` slots, one per phase of the cycle, each
-//! an exponentially weighted mean (factor `alpha`) of the values seen at that phase. A value's
-//! residual against its phase's slot goes through the rolling Z-score, so a strong seasonal
-//! wave no longer inflates the std or drags the mean behind it. The verdict's `mean` is the
-//! value expected (slot plus the residuals' mean), so a chart's band follows the wave.
+//! * [`Baseline::Adaptive`] (the default): novel levels plus a residual Z-score calibrated to
+//!   the stream's own tails, against a period it finds by itself (its parts are in
+//!   [`crate::adaptive`]; how they fit is on [`Baseline::Adaptive`] and in the README).
+//! * [`Baseline::Window`]: exactly [`RollingZScore`] (bit for bit), the seed's method.
+//! * [`Baseline::Seasonal`]: a profile of `period` slots, one per phase of the cycle, each an
+//!   exponentially weighted mean (factor `alpha`) of the values seen at that phase. A value's
+//!   residual against its phase's slot goes through the rolling Z-score, so a strong seasonal
+//!   wave no longer inflates the std or drags the mean behind it. The verdict's `mean` is the
+//!   value expected (slot plus the residuals' mean), so a chart's band follows the wave. The
+//!   first period fills the profile (verdicts say warming up); slots are updated robustly
+//!   (toward the value by `alpha` times its deviation, clamped to ±threshold·std of the
+//!   residuals), so a spike barely moves its slot and a level shift is learnt steadily;
+//!   `period = 1` makes the profile an EWMA of the stream.
 //!
-//! * The first period fills the profile (verdicts say warming up), then the Z-score's own
-//!   warm-up follows.
-//! * Slots are updated robustly: toward the value by `alpha` times its deviation, clamped to
-//!   ±threshold·std of the residuals. A spike barely moves its slot (no phantom anomaly a period
-//!   later), a slot that caught a spike while the profile filled heals within a few periods,
-//!   and a level shift is learnt steadily.
-//! * `period = 1` makes the profile an EWMA of the stream: a baseline that follows level shifts
-//!   and trends.
-//! * Fixed memory: `S` slots (const generic); O(1) work per value.
+//! Fixed memory: a window of capacity `N` and a profile of `S` slots (const generics; the
+//! adaptive detector's period finder uses the profile as scratch while it learns); O(1) work
+//! per value once learning is over.
 //!
 //! This module also holds what every detector shares: its settings ([`DetectorConfig`], which
 //! crosses the wire), the anomaly policy, and the verdict it gives for each value.
@@ -57,7 +58,7 @@ pub enum Baseline {
     /// A seasonal profile: the value expected at this phase of a `period`-sample cycle (an
     /// exponentially weighted mean, factor `alpha`, of earlier periods at the same phase); the
     /// rolling Z-score then judges the residual. `period = 1` is an EWMA baseline, which follows
-    /// level shifts and trends. Used by [`Detector`](crate::Detector).
+    /// level shifts and trends. Used by [`Detector`].
     Seasonal {
         /// Samples per cycle (`1..=` the detector's season capacity).
         period: u32,
