@@ -69,9 +69,26 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 
     /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
-    /// reading from anywhere but loopback.
-    #[arg(long, env = "ZSCOPE_TOKEN")]
+    /// reading from anywhere but loopback. A flag shows in `ps`: prefer ZSCOPE_TOKEN or
+    /// --token-file.
+    #[arg(long, env = "ZSCOPE_TOKEN", conflicts_with = "token_file")]
     pub token: Option<String>,
+
+    /// Read the token from this file (its first line).
+    #[arg(long, env = "ZSCOPE_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Also answer requests addressed to this host name (the Host and Origin headers), besides
+    /// localhost, 127.0.0.1, [::1] and the listen address; repeat for more. Other names are
+    /// refused (a web page cannot reach the daemon by rebinding its own name to 127.0.0.1).
+    /// Listening on all interfaces (0.0.0.0) without this flag accepts any name.
+    #[arg(
+        long = "allow-host",
+        env = "ZSCOPE_ALLOW_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allow_hosts: Vec<String>,
 
     /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
     #[arg(long, env = "ZSCOPE_LOG_DIR")]
@@ -360,6 +377,8 @@ pub struct FileSettings {
     baud: Option<u32>,
     listen: Option<SocketAddr>,
     token: Option<String>,
+    token_file: Option<PathBuf>,
+    allow_hosts: Option<Vec<String>>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
     rotate_mb: Option<u64>,
@@ -426,6 +445,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Write token.
     pub token: Option<String>,
+    /// Host names the dashboard answers to (`None`: any, when listening on all interfaces
+    /// with no names given).
+    pub allowed_hosts: Option<Vec<String>>,
     /// CSV folder.
     pub log_dir: PathBuf,
     /// Whether samples.csv is written.
@@ -612,7 +634,50 @@ impl Cli {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let token = serve.token.clone().or(file.token).filter(|t| !t.is_empty());
+        let token = match serve.token_file.clone().or(file.token_file) {
+            Some(path) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|source| SettingsError::Read {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            None => serve.token.clone().or(file.token),
+        };
+        if let Some(t) = &token
+            && (t.trim().is_empty()
+                || t.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()))
+        {
+            return Err(SettingsError::Invalid(
+                "the token must be printable ASCII without spaces (a blank token guards \
+                 nothing, and a header cannot carry the rest)"
+                    .into(),
+            ));
+        }
+        let names = if serve.allow_hosts.is_empty() {
+            file.allow_hosts.unwrap_or_default()
+        } else {
+            serve.allow_hosts.clone()
+        };
+        let allowed_hosts = if listen.ip().is_unspecified() && names.is_empty() {
+            None
+        } else {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+                .into_iter()
+                .map(String::from)
+                .collect();
+            hosts.push(match listen.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            });
+            hosts.extend(names.iter().map(|n| n.trim().to_ascii_lowercase()));
+            Some(hosts)
+        };
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(SettingsError::OpenWithoutToken(listen));
         }
@@ -624,6 +689,7 @@ impl Cli {
             source,
             listen,
             token,
+            allowed_hosts,
             log_dir: serve
                 .log_dir
                 .clone()
@@ -707,5 +773,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `prot`"), "{e}");
+    }
+
+    #[test]
+    fn tokens_must_guard_something_and_can_come_from_a_file() {
+        for bad in ["", " ", "two words", "tab\there"] {
+            let e = cli(&["--token", bad])
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("printable ASCII without spaces"), "{bad:?}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let s = cli(&["--token-file", path.to_str().unwrap()])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.token.as_deref(), Some("s3cret"));
+        let e = cli(&["--token", "a", "--token-file", "b"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be used with"), "{e}");
+        let e = cli(&["--token-file", "/nonexistent/zscope-token"])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/zscope-token"), "{e}");
+    }
+
+    #[test]
+    fn the_names_answered_are_loopback_the_listen_address_and_those_allowed() {
+        let s = cli(&[]).unwrap().settings().unwrap();
+        let hosts = s.allowed_hosts.unwrap();
+        assert!(
+            ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .all(|h| hosts.iter().any(|x| x == h))
+        );
+        let s = cli(&[
+            "--listen",
+            "[::1]:9000",
+            "--allow-host",
+            "Box.LAN,scope.local",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
+        let hosts = s.allowed_hosts.unwrap();
+        assert!(
+            hosts.contains(&"box.lan".to_string()) && hosts.contains(&"scope.local".to_string())
+        );
+        // All interfaces with a token and no names: any name is answered.
+        let s = cli(&["--listen", "0.0.0.0:8080", "--token", "t"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.allowed_hosts, None);
     }
 }

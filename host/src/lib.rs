@@ -130,7 +130,11 @@ pub async fn serve(
         std::fs::canonicalize(dir).unwrap_or(dir.clone()).display()
     );
     let broadcaster = tokio::spawn(web::broadcaster(shared.clone()));
-    let app = web::router(shared.clone(), settings.token.clone());
+    let app = web::router(
+        shared.clone(),
+        settings.token.clone(),
+        settings.allowed_hosts.clone(),
+    );
     ready(addr);
     axum::serve(
         listener,

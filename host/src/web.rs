@@ -45,6 +45,8 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 struct App {
     shared: Arc<Shared>,
     token: Option<Arc<str>>,
+    /// Host names requests may be addressed to; `None`: any.
+    hosts: Option<Arc<[String]>>,
 }
 
 /// Every API error: a status code and a message that says what to do.
@@ -57,11 +59,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router, with its state.
-pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
+/// The router, with its state: `token` guards writes (and reads off loopback), `hosts` are
+/// the names requests may be addressed to (`None`: any).
+pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
     let app = App {
         shared,
         token: token.map(Arc::from),
+        hosts: hosts.map(Arc::from),
     };
     Router::new()
         .route("/", get(|| asset("index.html")))
@@ -79,7 +83,88 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api/anomalies", get(anomalies))
         .route("/api/config", get(config).post(set_config))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .layer(middleware::from_fn_with_state(app.clone(), addressed))
+        .layer(middleware::map_response(secure_headers))
         .with_state(app)
+}
+
+/// What every response says about how a browser may use it: only this origin's scripts,
+/// styles and connections; never inside another site's frame; types as declared.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The host name in a `Host` header or an origin's authority, lowercased, without its port.
+fn host_name(authority: &str) -> String {
+    let a = authority.trim().to_ascii_lowercase();
+    if a.starts_with('[') {
+        return a.find(']').map_or(a.clone(), |end| a[..=end].to_string());
+    }
+    match a.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_string(),
+        _ => a,
+    }
+}
+
+/// Requests must be addressed to one of the daemon's names, and come from a page of one
+/// (when the browser says where from): a web page elsewhere cannot rebind its own name to
+/// 127.0.0.1 and drive the daemon, nor open its WebSocket.
+async fn addressed(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(hosts) = &app.hosts else {
+        return Ok(next.run(request).await);
+    };
+    let allowed = |name: &str| hosts.iter().any(|h| h == name);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name)
+        .or_else(|| request.uri().host().map(host_name))
+        .unwrap_or_default();
+    let refuse = |what: String| {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{what}: zscope answers to {} (start it with --allow-host NAME for another name)",
+                hosts.join(", ")
+            ),
+        )
+    };
+    if !allowed(&host) {
+        return Err(refuse(format!(
+            "a request addressed to '{host}' is refused"
+        )));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        let name = origin
+            .split_once("://")
+            .map(|(_, authority)| host_name(authority))
+            .unwrap_or_default();
+        if !allowed(&name) {
+            return Err(refuse(format!(
+                "a request from a page at '{origin}' is refused"
+            )));
+        }
+    }
+    Ok(next.run(request).await)
 }
 
 /// Name of the cookie that carries the token for a browser.
@@ -114,9 +199,23 @@ async fn guard(
     let query = request.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("token="))
-            .map(str::to_string)
+            .map(|t| {
+                // As a browser encodes it (`+` is a space in a query).
+                let t = t.replace('+', " ");
+                percent_encoding::percent_decode_str(&t)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
     });
-    let matches = |given: Option<&str>| given == Some(token.as_ref());
+    // Compared in constant time: how long a wrong guess takes says nothing about the token.
+    let matches = |given: Option<&str>| {
+        given.is_some_and(|g| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                g.as_bytes(),
+                token.as_bytes(),
+            ))
+        })
+    };
     let from_query = matches(query.as_deref());
     if !(matches(bearer) || matches(cookie) || from_query) && (write || !peer.ip().is_loopback()) {
         return Err(ApiError(
@@ -351,7 +450,11 @@ async fn set_config(
 ) -> Result<Json<Value>, ApiError> {
     let Json(change) = body.map_err(|e| {
         ApiError(
-            StatusCode::BAD_REQUEST,
+            // 413 for a body over the limit, 415 without a JSON content type, 400 for the rest.
+            match e.status() {
+                s @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => s,
+                _ => StatusCode::BAD_REQUEST,
+            },
             format!(
                 "{}: send JSON like {{\"threshold\": 3.5, \"window\": 128}}",
                 e.body_text()
@@ -556,7 +659,7 @@ mod tests {
     #[tokio::test]
     async fn the_token_guards_writes_everywhere_and_reads_off_loopback() {
         let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, Some("s3cret".into()));
+        let app = router(shared, Some("s3cret".into()), None);
         let local = [127, 0, 0, 1];
         let remote = [192, 0, 2, 7];
         // Reads from loopback are open; writes are not.
@@ -631,7 +734,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_token_everything_is_open_on_loopback() {
         let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, None);
+        let app = router(shared, None, None);
         let res = call(&app, "GET", "/api/config", [127, 0, 0, 1], None).await;
         assert_eq!(res.status(), StatusCode::OK);
         // Bad JSON is a 400 that says what to send.
@@ -714,5 +817,171 @@ mod tests {
         let e = apply_detector(adaptive, &change(r#"{"detector": "seasonal"}"#)).unwrap_err();
         assert!(e.contains("needs its period"), "{e}");
         assert!(serde_json::from_str::<ConfigChange>(r#"{"detector": "magic"}"#).is_err());
+    }
+
+    /// A request with any headers and body, from loopback.
+    async fn send(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(body).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    fn loopback_names() -> Option<Vec<String>> {
+        Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()])
+    }
+
+    /// DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends
+    /// `Host: evil.example`; a page elsewhere sends its `Origin`. Both are refused (403, with
+    /// the names that are answered), before any handler runs; the daemon's own names pass.
+    #[tokio::test]
+    async fn requests_for_other_names_or_from_other_pages_are_refused() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None, loopback_names());
+        let status = |r: Response| r.status();
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+        ] {
+            let r = send(&app, "GET", "/api/status", &[("host", host)], Body::empty()).await;
+            assert_eq!(status(r), StatusCode::OK, "{host}");
+        }
+        let r = send(
+            &app,
+            "POST",
+            "/api/config",
+            &[
+                ("host", "evil.example:8080"),
+                ("content-type", "application/json"),
+            ],
+            Body::from(r#"{"threshold": 9}"#),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("'evil.example' is refused") && text.contains("--allow-host"),
+            "{text}"
+        );
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://127.0.0.1.evil.example:8080",
+        ] {
+            let r = send(
+                &app,
+                "GET",
+                "/ws",
+                &[("host", "127.0.0.1:8080"), ("origin", origin)],
+                Body::empty(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin}");
+        }
+        let r = send(
+            &app,
+            "GET",
+            "/api/status",
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://localhost:8080"),
+            ],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // Listening on all interfaces with no names given: any name (the token guards).
+        let (shared, _commands) = Shared::new("test".into());
+        let open = router(shared, Some("t".into()), None);
+        let r = send(
+            &open,
+            "GET",
+            "/",
+            &[("host", "box.lan:8080")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_response_carries_the_security_headers() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None, loopback_names());
+        for uri in ["/", "/app.js", "/api/status", "/nowhere"] {
+            let r = send(&app, "GET", uri, &[("host", "127.0.0.1")], Body::empty()).await;
+            let h = r.headers();
+            assert_eq!(h["x-frame-options"], "DENY", "{uri}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(
+                csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+                "{uri}"
+            );
+        }
+        // Refusals carry them too.
+        let r = send(&app, "GET", "/", &[("host", "evil.example")], Body::empty()).await;
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_and_the_token_is_read_as_browsers_send_it() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, Some("s3cr+t/=".into()), loopback_names());
+        let huge = format!(r#"{{"threshold": 3, "pad": "{}"}}"#, "x".repeat(3 << 20));
+        let r = send(
+            &app,
+            "POST",
+            "/api/config",
+            &[
+                ("host", "127.0.0.1"),
+                ("content-type", "application/json"),
+                ("authorization", "Bearer s3cr+t/="),
+            ],
+            Body::from(huge),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // ?token= percent-encoded (as a browser's address bar sends it) opens the page and sets
+        // the cookie; the raw form (with '+' read as a space) does not.
+        let r = send(
+            &app,
+            "POST",
+            "/api/config?token=s3cr%2Bt%2F%3D",
+            &[("host", "127.0.0.1")],
+            Body::empty(),
+        )
+        .await;
+        assert_ne!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "the decoded token matches"
+        );
+        let r = send(
+            &app,
+            "POST",
+            "/api/config?token=s3cr+t/=",
+            &[("host", "127.0.0.1")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "'+' is a space in a query"
+        );
     }
 }

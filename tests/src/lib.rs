@@ -283,7 +283,8 @@ impl Line {
 /// The `zscope` daemon, really started in this process: a real TCP listener on a free
 /// loopback port, real serial I/O. Stopped (and its logs flushed) on drop.
 pub struct Daemon {
-    addr: std::net::SocketAddr,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The CSV log folder (a temp dir unless the settings said otherwise).
@@ -302,6 +303,7 @@ impl Daemon {
             source,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),
             log_dir: dir.path().join("log"),
             samples_log: true,
             rotate_bytes: 64 << 20,

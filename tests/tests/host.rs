@@ -262,3 +262,73 @@ fn a_full_disk_loses_no_row() {
         "in order, no gap"
     );
 }
+
+/// Send raw HTTP/1.1 (any Host and Origin) over a real socket; the status code and the body.
+fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the daemon listens");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("a timeout");
+    stream
+        .write_all(request.as_bytes())
+        .expect("the request goes out");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, answer)
+}
+
+/// DNS rebinding against the real daemon (loopback, no token, the default setup): a request
+/// addressed to another name, or a WebSocket opened by another page, is refused, and the
+/// config stays as it was. The daemon's own name still works.
+#[test]
+fn a_rebound_name_or_a_foreign_page_cannot_drive_the_daemon() {
+    let daemon = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 50,
+            seed: 3,
+        },
+        |_| {},
+    );
+    wait_for(Duration::from_secs(20), "the device's hello", || {
+        daemon.get("/api/status")["device"]
+            .is_object()
+            .then_some(())
+    });
+    let body = r#"{"threshold": 9.5}"#;
+    let post = |host: &str| {
+        format!(
+            "POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let (code, answer) = raw(daemon.addr, &post("evil.example:8080"));
+    assert_eq!(code, 403, "{answer}");
+    assert!(answer.contains("'evil.example' is refused"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-frame-options: deny"),
+        "{answer}"
+    );
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\
+        Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let (code, answer) = raw(daemon.addr, upgrade);
+    assert_eq!(code, 403, "{answer}");
+    assert_eq!(
+        daemon.get("/api/config")["version"],
+        json!(1),
+        "nothing changed"
+    );
+    // Addressed to the daemon's own name, the same request is acknowledged.
+    let (code, answer) = raw(daemon.addr, &post(&daemon.addr.to_string()));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(daemon.get("/api/config")["config"]["threshold"], json!(9.5));
+}
