@@ -136,13 +136,7 @@ pub async fn serve(
         settings.allowed_hosts.clone(),
     );
     ready(addr);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
-    .context("the web server failed")?;
+    web::serve_http(listener, app, stop).await;
     tracing::info!("stopping");
     broadcaster.abort();
     shared.stop();

@@ -167,6 +167,80 @@ async fn addressed(
     Ok(next.run(request).await)
 }
 
+/// How long a client may take to send a request's headers before its connection is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed as they arrive (a slow client cannot take
+/// every file descriptor).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Serve `app` on `listener` until `stop` completes: HTTP/1 (WebSocket upgrades included),
+/// every connection's headers due within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] at
+/// once. On `stop`, connections are asked to finish and given a second.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset while queued: go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("{peer}: {e}");
+                    }
+                }
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Give the connections their second to finish.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        slots.acquire_many(MAX_CONNECTIONS as u32),
+    )
+    .await;
+}
+
 /// Name of the cookie that carries the token for a browser.
 const TOKEN_COOKIE: &str = "zscope_token";
 

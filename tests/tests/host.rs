@@ -332,3 +332,48 @@ fn a_rebound_name_or_a_foreign_page_cannot_drive_the_daemon() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(daemon.get("/api/config")["config"]["threshold"], json!(9.5));
 }
+
+/// Slowloris: connections that never finish their headers hold nothing for long. With 200 of
+/// them open the API still answers at once, and each is closed when its headers are overdue.
+#[test]
+fn connections_that_never_finish_their_headers_are_closed() {
+    use std::io::{Read, Write};
+    let daemon = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 50,
+            seed: 4,
+        },
+        |_| {},
+    );
+    let mut stalled: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(daemon.addr).expect("connects");
+            s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .expect("half a request");
+            s
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let status = daemon.get("/api/status");
+    let took = started.elapsed();
+    assert!(status["counters"].is_object(), "{status}");
+    assert!(took < Duration::from_millis(500), "the API took {took:?}");
+    std::thread::sleep(zscope_host::web::HEADER_TIMEOUT + Duration::from_secs(2));
+    for (i, s) in stalled.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("a timeout");
+        let mut buf = [0u8; 256];
+        // Closed: end of stream (perhaps after a 408), not a read that would block.
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) => {
+                    break e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut;
+                }
+            }
+        };
+        assert!(closed, "stalled connection {i} is still open");
+    }
+}
