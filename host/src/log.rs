@@ -1,7 +1,10 @@
 //! The CSV logs a user reads with any tool: `samples.csv` (every point, unless turned off) and
 //! `anomalies.csv` (flagged points), in the log folder.
 //!
-//! * Header once; files are appended across restarts, never truncated.
+//! * Header once; files are appended across restarts. On opening, a last row cut short (power
+//!   lost mid-write) is cut back to the last whole row, and a file whose header is not ours is
+//!   set aside as `STEM.old-N.csv`, never appended to: both said in the log and in
+//!   `/api/status`.
 //! * Each row is one `write` to an unbuffered file, so a crash loses at most the row being
 //!   written. A write that fails part-way (a full disk) is cut back to the last whole row, so
 //!   the file stays valid CSV.
@@ -99,6 +102,9 @@ pub struct LogStatus {
     pub dropped: u64,
     /// The last write error, while rows are waiting.
     pub error: Option<String>,
+    /// What was repaired when the file was opened (a torn last row cut, a foreign file set
+    /// aside).
+    pub repaired: Option<String>,
 }
 
 /// One CSV file with rotation and retry.
@@ -119,6 +125,38 @@ fn header_line() -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = w.write_record(HEADER);
     w.into_inner().unwrap_or_default()
+}
+
+/// Cut `file` (of `size` bytes) back to just after its last newline, when its last byte is
+/// not one; the bytes cut, if any.
+fn cut_torn_row(file: &mut File, size: u64) -> std::io::Result<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(size - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    // Back through the file in chunks for the last newline (rows are short: one chunk).
+    let mut end = size;
+    let mut keep = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buf = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(buf)?;
+        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    file.set_len(keep)?;
+    Ok(Some(size - keep))
 }
 
 fn encode(row: &Row) -> Vec<u8> {
@@ -177,14 +215,36 @@ impl CsvLog {
         }
     }
 
-    /// Open the current file for appending; write the header if it is empty.
+    /// Open the current file for appending; write the header if it is empty. A file that
+    /// does not start with our header is set aside first, and a torn last row cut off.
     fn reopen(&mut self) -> std::io::Result<()> {
         self.file = None;
+        let path = self.path(0);
+        if let Some(note) = self.set_aside_if_foreign(&path)? {
+            tracing::warn!("{note}");
+            self.status.repaired = Some(note);
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.path(0))?;
+            .read(true)
+            .open(&path)?;
         self.size = file.metadata()?.len();
+        let regular = file.metadata()?.is_file();
+        if let Some(cut) = regular
+            .then(|| cut_torn_row(&mut file, self.size))
+            .transpose()?
+            .flatten()
+        {
+            let note = format!(
+                "{}: cut a torn last row ({cut} bytes, written when the power or the process \
+                 went) back to the last whole row",
+                path.display()
+            );
+            tracing::warn!("{note}");
+            self.status.repaired = Some(note);
+            self.size -= cut;
+        }
         if self.size == 0 {
             let header = header_line();
             file.write_all(&header)?;
@@ -192,6 +252,50 @@ impl CsvLog {
         }
         self.file = Some(file);
         Ok(())
+    }
+
+    /// If `path` holds something that does not start with our header (another tool's file,
+    /// an older zscope's columns), rename it to `STEM.old-N.csv` and say so.
+    fn set_aside_if_foreign(&self, path: &Path) -> std::io::Result<Option<String>> {
+        use std::io::Read;
+        // Only a regular file can be ours or foreign (a device, such as /dev/full, is left be).
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let header = header_line();
+        let mut start = vec![0u8; header.len()];
+        let read = match File::open(path) {
+            Ok(mut f) => {
+                let mut n = 0;
+                while n < start.len() {
+                    match f.read(&mut start[n..])? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Empty, ours, or the beginning of ours (a header cut short is repaired as torn).
+        if read == 0 || start[..read] == header[..read] {
+            return Ok(None);
+        }
+        let mut n = 1;
+        let aside = loop {
+            let p = self.dir.join(format!("{}.old-{n}.csv", self.stem));
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
+        std::fs::rename(path, &aside)?;
+        Ok(Some(format!(
+            "{} did not start with zscope's header; set it aside as {} and started a new file",
+            path.display(),
+            aside.display()
+        )))
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -393,5 +497,71 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("not-a-folder") && e.contains("--log-dir"), "{e}");
+    }
+
+    /// Power lost mid-write leaves a last row without its newline; the next start cuts it back
+    /// to the last whole row instead of gluing the next row to it.
+    #[test]
+    fn a_torn_last_row_is_cut_back_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
+            log.append(&row(1));
+            log.append(&row(2));
+        }
+        let path = dir.path().join("samples.csv");
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"2026-11-24T10:00:00.000Z,3,60,0.5");
+        std::fs::write(&path, &torn).unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
+        let note = log.status().repaired.unwrap_or_default();
+        assert!(note.contains("cut a torn last row (33 bytes"), "{note}");
+        log.append(&row(4));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], HEADER.join(","));
+        assert!(
+            lines[3].starts_with("2026-11-24T10:00:00.000Z,4,"),
+            "{text}"
+        );
+        assert!(text.starts_with(std::str::from_utf8(&whole).unwrap()));
+        // A header cut short is torn too: the file starts again with the whole header.
+        std::fs::write(&path, "host_time,seq,dev").unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
+        log.append(&row(5));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().next(), Some(HEADER.join(",").as_str()));
+        assert_eq!(text.lines().count(), 2);
+    }
+
+    /// A samples.csv that is not ours (another tool's, or older columns) is set aside whole,
+    /// never appended to under a header that does not describe our rows.
+    #[test]
+    fn a_file_with_another_header_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.csv");
+        std::fs::write(&path, "time,reading\n1,2\n").unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
+        log.append(&row(1));
+        let note = log.status().repaired.unwrap_or_default();
+        assert!(
+            note.contains("set it aside as") && note.contains("samples.old-1.csv"),
+            "{note}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("samples.old-1.csv")).unwrap(),
+            "time,reading\n1,2\n"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().next(), Some(HEADER.join(",").as_str()));
+        assert_eq!(text.lines().count(), 2);
+        // Again: the next free name.
+        std::fs::write(&path, "other\n").unwrap();
+        drop(log);
+        let log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
+        assert!(dir.path().join("samples.old-2.csv").exists());
+        assert!(log.status().repaired.is_some());
     }
 }
