@@ -112,6 +112,7 @@ pub fn spawn_csv(
             {
                 let mut state = shared.state();
                 state.connected();
+                state.live_clock = false;
                 ingest.handle(&mut state, DeviceMsg::Hello(hello), chrono::Utc::now());
                 state.set_ground_truth(data.layout.label.is_some());
             }
@@ -203,6 +204,7 @@ pub fn spawn_frames(
             {
                 let mut state = shared.state();
                 state.connected();
+                state.live_clock = false;
                 state.read_only = Some(format!(
                     "{} is a recording of the device's frames: its verdicts are the device's \
                      own and cannot be changed (replay the CSV log to try other settings)",

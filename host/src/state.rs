@@ -115,7 +115,20 @@ pub struct Counters {
     pub device_restarts: u64,
     /// Times the port was (re)opened.
     pub connections: u64,
+    /// Sequence numbers that jumped too far forward to be lost frames (over a million at
+    /// once): taken as a renumbering, not counted as lost.
+    pub sequence_jumps: u64,
+    /// Device times that jumped more than a minute away from the host's clock: the chart time
+    /// was anchored again instead of shifting every later point.
+    pub time_jumps: u64,
+    /// Samples ignored because the device's hello was refused.
+    pub refused_samples: u64,
 }
+
+/// A gap in sequence numbers beyond this is a renumbering, not lost frames.
+const MAX_LOST_AT_ONCE: u64 = 1_000_000;
+/// A device time this far (ms) from the host's clock is a jump: the chart is anchored again.
+const MAX_CLOCK_JUMP_MS: f64 = 60_000.0;
 
 /// Everything the daemon knows.
 pub struct State {
@@ -156,6 +169,11 @@ pub struct State {
     pub logs: Vec<LogStatus>,
     /// Why the config cannot be changed (a replay of recorded frames), if so.
     pub read_only: Option<String>,
+    /// Why the device was refused (its hello made no sense), if it was.
+    pub refused: Option<String>,
+    /// Whether device time should keep pace with the host's (a live device: a jump of more
+    /// than a minute anchors the chart again); not for a replay, which runs at any speed.
+    pub live_clock: bool,
     next_seq: Option<u64>,
     anchor: Option<(u64, f64)>,
     last_t: f64,
@@ -185,6 +203,8 @@ impl State {
             config_events: 0,
             logs: Vec::new(),
             read_only: None,
+            refused: None,
+            live_clock: true,
             next_seq: None,
             anchor: None,
             last_t: 0.0,
@@ -310,6 +330,22 @@ impl Ingest {
     }
 
     fn hello(&mut self, state: &mut State, hello: &Hello) {
+        if let Err(why) = check_hello(hello) {
+            let why = format!(
+                "device {} refused: its hello says {why}; its samples are ignored until it \
+                 says hello with values that make sense",
+                hello.board
+            );
+            tracing::error!("{why}");
+            state.link_error = Some(why.clone());
+            state.refused = Some(why);
+            state.device = None;
+            return;
+        }
+        // A good hello: whatever the link reported before (a version mismatch, a refusal) is
+        // over.
+        state.refused = None;
+        state.link_error = None;
         if state.device.is_some() {
             // A hello after the first is a reboot, or an answer to a ping: a reboot shows as
             // sequence numbers starting again, which `sample` counts.
@@ -339,9 +375,18 @@ impl Ingest {
     }
 
     fn sample(&mut self, state: &mut State, s: &Sample, now: DateTime<Utc>) {
+        if state.refused.is_some() {
+            state.counters.refused_samples += 1;
+            return;
+        }
         let now_ms = now.timestamp_millis() as f64;
-        // Sequence numbers: a jump forward is lost frames; going back is a device restart.
+        // Sequence numbers: a jump forward is lost frames (up to a million at once: beyond,
+        // a renumbering); going back is a device restart.
         let lost_before = match state.next_seq {
+            Some(next) if s.seq > next && s.seq - next > MAX_LOST_AT_ONCE => {
+                state.counters.sequence_jumps += 1;
+                0
+            }
             Some(next) if s.seq > next => s.seq - next,
             Some(next) if s.seq < next => {
                 state.counters.device_restarts += 1;
@@ -350,14 +395,22 @@ impl Ingest {
             }
             _ => 0,
         };
-        state.next_seq = Some(s.seq + 1);
-        state.counters.frames_lost += lost_before;
+        state.next_seq = Some(s.seq.saturating_add(1));
+        state.counters.frames_lost = state.counters.frames_lost.saturating_add(lost_before);
         // Chart time: the device's clock, anchored to the host's at the first sample of a
         // connection (or after a restart), never going backwards.
         let (dev0, host0) = *state
             .anchor
             .get_or_insert((s.time_ms, now_ms.max(state.last_t)));
-        let t = (host0 + s.time_ms.saturating_sub(dev0) as f64).max(state.last_t);
+        let mut t = host0 + s.time_ms as f64 - dev0 as f64;
+        if state.live_clock && (t - now_ms).abs() > MAX_CLOCK_JUMP_MS {
+            // The device's clock jumped (or one frame carried a wild time): anchor again here,
+            // rather than shift every later point (or leave them behind).
+            state.counters.time_jumps += 1;
+            state.anchor = Some((s.time_ms, now_ms.max(state.last_t)));
+            t = now_ms;
+        }
+        let t = t.max(state.last_t);
         state.last_t = t;
 
         let config = state
@@ -446,6 +499,34 @@ impl Ingest {
         state.history.push_back(point);
         state.outbox.push(point);
     }
+}
+
+/// Whether a device's hello makes sense: a detector config it could run, and capacities.
+fn check_hello(h: &Hello) -> Result<(), String> {
+    if h.capacity < 2 {
+        return Err(format!("a window capacity of {}", h.capacity));
+    }
+    h.detector
+        .validate(h.capacity as usize)
+        .map_err(|e| format!("a detector config it cannot hold: {e}"))?;
+    match h.detector.baseline {
+        zscope_core::Baseline::Seasonal { period, alpha } => {
+            if !(1..=h.season_capacity).contains(&period) {
+                return Err(format!(
+                    "a seasonal period of {period} with a season capacity of {}",
+                    h.season_capacity
+                ));
+            }
+            if !(alpha.is_finite() && alpha > 0.0 && alpha <= 1.0) {
+                return Err(format!("a seasonal alpha of {alpha}"));
+            }
+        }
+        zscope_core::Baseline::Adaptive { learn, .. } if !(16..=100_000).contains(&learn) => {
+            return Err(format!("a learning phase of {learn}"));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -574,5 +655,104 @@ mod tests {
             latest.iter().map(|p| p.seq).collect::<Vec<_>>(),
             (93..100).collect::<Vec<_>>()
         );
+    }
+
+    fn hello_with(f: impl FnOnce(&mut Hello)) -> DeviceMsg {
+        let DeviceMsg::Hello(mut h) = hello() else {
+            unreachable!()
+        };
+        f(&mut h);
+        DeviceMsg::Hello(h)
+    }
+
+    /// A hello whose values make no sense (window 0, a NaN threshold) refuses the device with
+    /// the reason in the status; its samples are not logged; a good hello lifts the refusal
+    /// and clears the error (a stale protocol-version error included).
+    #[test]
+    fn a_nonsense_hello_refuses_the_device_until_a_good_one() {
+        let (_dir, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        state.link_error = Some("the device speaks protocol 2, this host 3".into());
+        ingest.handle(&mut state, hello_with(|h| h.detector.window = 0), now);
+        let why = state.link_error.clone().unwrap_or_default();
+        assert!(why.contains("refused") && why.contains("window 0"), "{why}");
+        ingest.handle(&mut state, sample(0, 0), now);
+        assert_eq!(
+            (state.counters.samples, state.counters.refused_samples),
+            (0, 1)
+        );
+        ingest.handle(
+            &mut state,
+            hello_with(|h| h.detector.threshold = f32::NAN),
+            now,
+        );
+        assert!(
+            state
+                .link_error
+                .clone()
+                .unwrap_or_default()
+                .contains("threshold")
+        );
+        ingest.handle(&mut state, hello(), now);
+        assert_eq!(state.link_error, None);
+        assert!(state.device.is_some());
+        ingest.handle(&mut state, sample(1, 0), now);
+        assert_eq!(state.counters.samples, 1);
+    }
+
+    /// One wild sequence number is a renumbering, not 9.2e18 lost frames; counts cannot wrap.
+    #[test]
+    fn a_wild_sequence_jump_is_not_counted_as_lost_frames() {
+        let (_dir, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut state, hello(), now);
+        ingest.handle(&mut state, sample(0, 0), now);
+        ingest.handle(&mut state, sample(5, 0), now);
+        assert_eq!(state.counters.frames_lost, 4);
+        for seq in [u64::MAX - 1, u64::MAX] {
+            let DeviceMsg::Sample(mut s) = sample(0, 0) else {
+                unreachable!()
+            };
+            s.seq = seq;
+            ingest.handle(&mut state, DeviceMsg::Sample(s), now);
+        }
+        assert_eq!(state.counters.frames_lost, 4);
+        assert_eq!(state.counters.sequence_jumps, 1);
+    }
+
+    /// One sample with a far-future device time used to shift the chart time of every later
+    /// point for good; now it anchors the chart again, and later points sit at their time.
+    #[test]
+    fn a_device_time_jump_does_not_shift_later_points() {
+        let (_dir, mut ingest, mut state) = setup();
+        let t0 = Utc::now();
+        ingest.handle(&mut state, hello(), t0);
+        let at = |seq: u64, time_ms: u64| {
+            DeviceMsg::Sample(Sample {
+                seq,
+                time_ms,
+                value: 1.0,
+                mean: 0.0,
+                std: 1.0,
+                z: 1.0,
+                flags: Flags(0),
+                config_version: 1,
+            })
+        };
+        ingest.handle(&mut state, at(0, 1_000), t0);
+        ingest.handle(&mut state, at(1, 1_000 + 86_400_000 * 365), t0);
+        let later = t0 + chrono::Duration::seconds(10);
+        ingest.handle(&mut state, at(2, 11_000), later);
+        let last = state.history.back().map_or(0.0, |p| p.t);
+        let expected = later.timestamp_millis() as f64;
+        assert!((last - expected).abs() < 2_000.0, "{last} vs {expected}");
+        assert_eq!(state.counters.time_jumps, 2, "out to the future and back");
+        // A replay runs at any speed: no jumps there.
+        let (_dir, mut ingest, mut state) = setup();
+        state.live_clock = false;
+        ingest.handle(&mut state, hello(), t0);
+        ingest.handle(&mut state, at(0, 0), t0);
+        ingest.handle(&mut state, at(1, 3_600_000), t0);
+        assert_eq!(state.counters.time_jumps, 0);
     }
 }
