@@ -9,6 +9,7 @@
 //! * [`zscore`]: [`RollingZScore`], the rolling Z-score against a window.
 //! * [`detector`]: [`Detector`], the one detector every side runs, its config and verdicts.
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
+//! * [`device`]: what a device does with a host's command (the firmware's and replay's).
 //! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
 //!
 //! ```
@@ -30,6 +31,7 @@
 
 pub mod adaptive;
 pub mod detector;
+pub mod device;
 pub mod float;
 pub mod simulator;
 pub mod window;

@@ -22,8 +22,9 @@
 //! being dropped.
 
 use heapless::Deque;
+use zscope_core::device::Responder;
 use zscope_core::wire::{
-    self, Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, PROTOCOL_VERSION, Sample,
+    self, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, PROTOCOL_VERSION, Sample,
     Status, name,
 };
 use zscope_core::{Class, Detector, DetectorConfig, SimConfig, Simulator};
@@ -93,7 +94,8 @@ pub struct App {
     board: &'static str,
     detector: Detector<f32, CAPACITY, SEASON_CAPACITY>,
     simulator: Simulator,
-    config_version: u32,
+    /// Config version and command handling (shared with the host's replay).
+    device: Responder,
     rate_hz: u32,
     /// Schedule origin: sample `base_seq` is due at `base_ms`.
     base_ms: u64,
@@ -121,7 +123,7 @@ impl App {
             board: settings.board,
             detector: Detector::new(settings.detector).map_err(SetupError::Detector)?,
             simulator: Simulator::new(settings.simulator).map_err(SetupError::Simulator)?,
-            config_version: 1,
+            device: Responder::new(),
             rate_hz: settings.rate_hz,
             base_ms: 0,
             base_seq: 0,
@@ -149,14 +151,14 @@ impl App {
 
     /// The detector config in force and its version.
     pub fn config(&self) -> (u32, DetectorConfig) {
-        (self.config_version, *self.detector.config())
+        (self.device.config_version, *self.detector.config())
     }
 
     /// Counters as the next status frame will report them.
     pub fn status(&self) -> Status {
         Status {
             rx_errors: self.rx_frame_errors.wrapping_add(self.link_overruns),
-            config_version: self.config_version,
+            config_version: self.device.config_version,
             ..self.status
         }
     }
@@ -179,7 +181,7 @@ impl App {
             board: name(self.board),
             capacity: CAPACITY as u32,
             sample_rate_hz: self.rate_hz,
-            config_version: self.config_version,
+            config_version: self.device.config_version,
             detector: *self.detector.config(),
             simulator: Some(*self.simulator.config()),
             season_capacity: SEASON_CAPACITY as u32,
@@ -224,41 +226,26 @@ impl App {
     }
 
     fn execute(&mut self, cmd: HostMsg, now_ms: u64) {
-        let (id, result) = match cmd {
-            HostMsg::SetConfig { id, config } => match self.detector.set_config(config) {
-                Ok(()) => {
-                    self.config_version = self.config_version.wrapping_add(1);
-                    (id, AckResult::Ok)
-                }
-                Err(e) => (id, AckResult::Rejected(e)),
-            },
-            HostMsg::Reset { id } => {
-                self.detector.reset();
-                (id, AckResult::Ok)
-            }
-            HostMsg::Ping { id } => (id, AckResult::Ok),
-            HostMsg::SetRate { id, hz } if hz > MAX_RATE_HZ => (
-                id,
-                AckResult::RateRejected {
+        let (rate_hz, base_ms, base_seq, seq) = (
+            &mut self.rate_hz,
+            &mut self.base_ms,
+            &mut self.base_seq,
+            self.seq,
+        );
+        let (ack, hello) = self.device.execute(&mut self.detector, cmd, |hz| {
+            if hz > MAX_RATE_HZ {
+                return AckResult::RateRejected {
                     hz,
                     max: MAX_RATE_HZ,
-                },
-            ),
-            HostMsg::SetRate { id, hz } => {
-                self.rate_hz = hz;
-                self.base_ms = now_ms;
-                self.base_seq = self.seq;
-                (id, AckResult::Ok)
+                };
             }
-        };
-        let ack = DeviceMsg::Ack(Ack {
-            id,
-            result,
-            config_version: self.config_version,
-            config: *self.detector.config(),
+            *rate_hz = hz;
+            *base_ms = now_ms;
+            *base_seq = seq;
+            AckResult::Ok
         });
-        self.queue(&ack, true);
-        if matches!(cmd, HostMsg::Ping { .. } | HostMsg::SetRate { .. }) {
+        self.queue(&DeviceMsg::Ack(ack), true);
+        if hello {
             self.queue_hello();
         }
     }
@@ -312,7 +299,7 @@ impl App {
             time_ms,
             &verdict,
             s.truth.is_anomaly(),
-            self.config_version,
+            self.device.config_version,
         ));
         self.seq += 1;
         if !self.queue(&msg, false) {

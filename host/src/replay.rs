@@ -16,8 +16,9 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use zscope_core::device::Responder;
 use zscope_core::wire::{
-    Ack, AckResult, Decoder, DeviceMsg, Hello, HostMsg, PROTOCOL_VERSION, Sample, name,
+    AckResult, Decoder, DeviceMsg, Hello, HostMsg, PROTOCOL_VERSION, Sample, name,
 };
 
 use crate::dataset::Dataset;
@@ -116,13 +117,16 @@ pub fn spawn_csv(
                 ingest.handle(&mut state, DeviceMsg::Hello(hello), chrono::Utc::now());
                 state.set_ground_truth(data.layout.label.is_some());
             }
-            let mut version = 1u32;
+            let mut device = Responder::new();
             let mut pacer = Pacer::new(speed);
             let (mut seq, mut t0) = (0u64, None);
             let mut last_time = 0i64;
             let outcome = loop {
                 while let Ok(cmd) = commands.try_recv() {
-                    let ack = execute(&mut detector, &mut version, cmd);
+                    // A file has no sample rate to set: its timestamps (and --speed) pace it.
+                    let (ack, _) = device.execute(&mut detector, cmd, |hz| {
+                        AckResult::RateRejected { hz, max: 0 }
+                    });
                     let mut state = shared.state();
                     let acks = ingest.handle(&mut state, DeviceMsg::Ack(ack), chrono::Utc::now());
                     drop(state);
@@ -147,7 +151,7 @@ pub fn spawn_csv(
                     (time_ms - start).max(0) as u64,
                     &v,
                     row.label == Some(true),
-                    version,
+                    device.config_version,
                 );
                 seq += 1;
                 let mut state = shared.state();
@@ -165,30 +169,6 @@ pub fn spawn_csv(
 }
 
 /// A device's answer to a command, for the replayed detector.
-fn execute(detector: &mut HostDetector, version: &mut u32, cmd: HostMsg) -> Ack {
-    let (id, result) = match cmd {
-        HostMsg::SetConfig { id, config } => match detector.set_config(config) {
-            Ok(()) => {
-                *version += 1;
-                (id, AckResult::Ok)
-            }
-            Err(e) => (id, AckResult::Rejected(e)),
-        },
-        HostMsg::Reset { id } => {
-            detector.reset();
-            (id, AckResult::Ok)
-        }
-        HostMsg::Ping { id } => (id, AckResult::Ok),
-        HostMsg::SetRate { id, hz } => (id, AckResult::RateRejected { hz, max: 0 }),
-    };
-    Ack {
-        id,
-        result,
-        config_version: *version,
-        config: *detector.config(),
-    }
-}
-
 /// Replay a recording of raw frames exactly as the device judged it.
 pub fn spawn_frames(
     shared: Arc<Shared>,
