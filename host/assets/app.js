@@ -8,6 +8,11 @@ const FLAG_ANOMALY = 1, FLAG_WARMING = 2, FLAG_INVALID = 4;
 let cols = [[], [], [], [], [], [], []];
 let paused = false, zoomed = false, dirty = false;
 let alerts = [];          // undismissed alerts (one per event), newest first
+// Dismissed alerts, by their first sample's key, remembered across reloads (bounded).
+const DISMISSED = "zscope.dismissed";
+let dismissed = new Set(JSON.parse(localStorage.getItem(DISMISSED) || "[]"));
+let quietAlerts = false;  // a snapshot re-shows alerts without a beep
+let held = [], heldDropped = 0; // live points that arrived while paused (bounded)
 let alerted = new Set();  // samples (sequence number @ time) already part of an alert
 let lastEvent = null;     // the alert the newest flagged sample belongs to
 let lastBeep = 0;
@@ -16,7 +21,23 @@ let config = null;
 const $ = (id) => document.getElementById(id);
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
 
+// While paused, live points wait (at most 2 x MAX_POINTS, the oldest dropped and counted)
+// instead of growing the chart; their alerts are raised at once. Resume draws them.
 function push(p, quiet = false) {
+  if (paused && !quiet) {
+    held.push(p);
+    if (held.length > 2 * MAX_POINTS) {
+      heldDropped += held.length - MAX_POINTS;
+      held = held.slice(-MAX_POINTS);
+    }
+    const [t, value, , , z, , flags, seq] = p;
+    if (flags & FLAG_ANOMALY) alert({ t, value, z, seq });
+    return;
+  }
+  draw(p, quiet);
+}
+
+function draw(p, quiet) {
   const [t, value, mean, std, z, thr, flags, seq, lost] = p;
   const x = t / 1000;
   if (lost > 0 && cols[0].length) {
@@ -75,7 +96,10 @@ window.addEventListener("resize", resize);
 resize();
 
 function note() {
-  $("chart-note").textContent = paused ? "paused" : zoomed ? "zoomed: live updates keep your zoom" : "";
+  const waiting = held.length + heldDropped;
+  $("chart-note").textContent = paused
+    ? `paused${waiting ? `: ${waiting} new points wait${heldDropped ? ` (the oldest ${heldDropped} dropped)` : ""}` : ""}`
+    : zoomed ? "zoomed: live updates keep your zoom" : "";
   $("pause").textContent = paused ? "Resume" : "Pause";
 }
 
@@ -90,7 +114,15 @@ function redraw() {
 }
 requestAnimationFrame(redraw);
 
-$("pause").onclick = () => { paused = !paused; dirty = true; note(); };
+$("pause").onclick = () => {
+  paused = !paused;
+  if (!paused) {
+    for (const p of held) draw(p, true); // their alerts were raised as they came
+    held = []; heldDropped = 0;
+  }
+  dirty = true; note();
+};
+setInterval(() => { if (paused) note(); }, 1000);
 $("reset-zoom").onclick = () => { zoomed = false; dirty = true; chart.setData(cols, true); note(); };
 chart.over.addEventListener("dblclick", () => { zoomed = false; note(); });
 
@@ -111,6 +143,7 @@ $("load-earlier").onclick = async () => {
 
 // ---- alerts ----
 function beep() {
+  if (quietAlerts) return;
   const now = performance.now();
   if (!$("sound").checked || now - lastBeep < 300) return;
   lastBeep = now;
@@ -133,15 +166,17 @@ function alert(a) {
   if (alerted.has(key)) return;
   alerted.add(key);
   if (alerted.size > 20000) alerted = new Set([...alerted].slice(-10000));
-  if (lastEvent && a.seq === lastEvent.last + 1 && lastEvent.li.isConnected) {
+  if (lastEvent && a.seq === lastEvent.last + 1 && (lastEvent.gone || lastEvent.li.isConnected)) {
     lastEvent.last = a.seq;
+    if (lastEvent.gone) return; // the rest of a dismissed event
     lastEvent.count += 1;
     if (Math.abs(a.z) > Math.abs(lastEvent.z)) { lastEvent.z = a.z; lastEvent.value = a.value; }
     lastEvent.li.querySelector(".detail").textContent = detail(lastEvent);
     return;
   }
-  a.last = a.seq; a.count = 1;
+  a.last = a.seq; a.count = 1; a.key = key;
   lastEvent = a;
+  if (dismissed.has(key)) { a.gone = true; return; } // dismissed before a reload
   alerts.unshift(a);
   if (alerts.length > 500) alerts.length = 500;
   beep();
@@ -156,7 +191,8 @@ function alert(a) {
   a.li = li;
   const b = document.createElement("button");
   b.textContent = "×"; b.title = "dismiss";
-  b.onclick = () => { alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
+  li.dataset.key = key;
+  b.onclick = () => { forget([a]); alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
   li.appendChild(b);
   list.prepend(li);
   while (list.children.length > SHOWN_ALERTS) list.lastChild.remove();
@@ -173,7 +209,15 @@ function renderCount() {
   document.title = alerts.length ? `(${alerts.length}) zscope` : "zscope";
 }
 
+// Remember dismissals across reloads (the newest 1000).
+function forget(list) {
+  for (const a of list) { dismissed.add(a.key); a.gone = true; }
+  if (dismissed.size > 1000) dismissed = new Set([...dismissed].slice(-1000));
+  try { localStorage.setItem(DISMISSED, JSON.stringify([...dismissed])); } catch (e) { /* private mode */ }
+}
+
 function clearAlerts() {
+  forget(alerts);
   alerts = [];
   lastEvent = null;
   $("alerts").replaceChildren();
@@ -279,7 +323,9 @@ function connect() {
       // A (re)connection: redraw from the snapshot; its samples already alerted stay as they
       // are (dismissed ones stay dismissed).
       cols = [[], [], [], [], [], [], []];
-      for (const p of m.points) push(p);
+      quietAlerts = true;
+      for (const p of m.points) draw(p, false);
+      quietAlerts = false;
       renderStatus(m.status); renderConfig(m.config);
       dirty = true;
     } else if (m.type === "points") {

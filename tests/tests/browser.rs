@@ -184,6 +184,76 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     })
     .await;
 
+    // A dismissal is remembered across a reload: dismiss the newest alert from the device
+    // (the reload's snapshot holds its samples), reload, and it does not come back.
+    let real: String = c
+        .execute(
+            "const row = [...document.querySelectorAll('#alerts li.alert')] \
+               .find((li) => Number(li.dataset.key.split('@')[0]) < 900000); \
+             if (!row) return ''; row.querySelector('button').click(); return row.dataset.key;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!real.is_empty(), "an alert from the device to dismiss");
+    c.refresh().await.unwrap();
+    wait_until(
+        "the page again, with its points",
+        Duration::from_secs(10),
+        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 0 },
+    )
+    .await;
+    let keys: String = c
+        .execute(
+            "return [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key).join(' ')",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        !keys.split(' ').any(|k| k == real),
+        "{real} came back: {keys}"
+    );
+
+    // Paused, the page holds at most 2 x 10 000 new points, however many arrive; resuming
+    // draws them and the chart keeps its 10 000.
+    c.find(Locator::Css("#pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let held: serde_json::Value = c
+        .execute(
+            "const drawn = cols[0].length; const t = Date.now(); \
+             for (let i = 0; i < 25000; i++) push([t + i, 0, 0, 1, 0, 3, 0, 2000000 + i, 0]); \
+             return [drawn, cols[0].length, held.length, heldDropped];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let n = |i: usize| held[i].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(n(0), n(1), "nothing drawn while paused: {held}");
+    assert!(n(2) <= 20_000 && n(2) + n(3) == 25_000, "{held}");
+    c.find(Locator::Css("#pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        "the chart trimmed to 10 000",
+        Duration::from_secs(5),
+        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) == 10_000 },
+    )
+    .await;
+
     // Let the chart fill a little more, then keep a picture of what a user sees.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let png = c.screenshot().await.expect("a screenshot");
