@@ -352,33 +352,31 @@ impl<F: Float> PeriodFinder<F> {
         (lags, (mean.to_f64() - b * half.to_f64(), b))
     }
 
+    /// The mean of the buffered values at phase `k` of a `period`-sample cycle, unshifted.
+    fn phase_mean(&self, buf: &[F], k: usize, period: usize) -> F {
+        let (mut sum, mut count) = (F::ZERO, 0usize);
+        let mut i = k;
+        while i < self.n {
+            sum += buf[i];
+            count += 1;
+            i += period;
+        }
+        sum / F::from_usize(count) + self.origin
+    }
+
     /// Fold the buffer into a profile of `period` slots in `out` (`out[k]`: the mean of the
     /// values at phase `k`, unshifted).
     pub fn fold_into(&self, buf: &[F], out: &mut [F], period: usize) {
         for (k, slot) in out.iter_mut().enumerate().take(period.min(self.n)) {
-            let (mut sum, mut count) = (F::ZERO, 0usize);
-            let mut i = k;
-            while i < self.n {
-                sum += buf[i];
-                count += 1;
-                i += period;
-            }
-            *slot = sum / F::from_usize(count) + self.origin;
+            *slot = self.phase_mean(buf, k, period);
         }
     }
 
     /// Fold the buffer into a profile of `period` slots in place (`buf[k]` becomes the mean
-    /// of the values at phase `k`, unshifted).
+    /// of the values at phase `k`, unshifted: it reads only positions from `k` on).
     pub fn fold(&self, buf: &mut [F], period: usize) {
         for k in 0..period.min(self.n) {
-            let (mut sum, mut count) = (F::ZERO, 0usize);
-            let mut i = k;
-            while i < self.n {
-                sum += buf[i];
-                count += 1;
-                i += period;
-            }
-            buf[k] = sum / F::from_usize(count) + self.origin;
+            buf[k] = self.phase_mean(buf, k, period);
         }
     }
 }
@@ -551,13 +549,7 @@ mod tests {
 
     #[test]
     fn noise_trends_and_flat_lines_have_none() {
-        let mut s: u64 = 1;
-        let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u128 << 53) as f64 - 0.5
-        };
+        let mut rnd = noise(1);
         let noise: std::vec::Vec<f64> = (0..600).map(|_| rnd()).collect();
         assert_eq!(find(&noise, 300), None);
         let mut walk = 0.0;
@@ -631,13 +623,9 @@ mod tests {
 
     #[test]
     fn the_tail_factor_is_one_for_gaussian_noise_and_large_for_bursts() {
-        let mut s: u64 = 7;
-        let mut uni = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 + 0.5) / (1u128 << 53) as f64
-        };
+        // Uniform in (0, 1), for the Box-Muller transform.
+        let mut half = noise(7);
+        let mut uni = move || half() + 0.5 + 0.5 / (1u64 << 53) as f64;
         let mut gauss = Tail::<f64>::default();
         let mut bursty = Tail::<f64>::default();
         for i in 0..20_000 {

@@ -988,17 +988,17 @@ mod tests {
     /// confirmed on 1200; a cycle too long to guess from 600 values is found at 1200.
     #[test]
     fn the_period_is_guessed_at_the_end_of_learning_and_confirmed_later() {
-        let values: Vec<f64> = Simulator::new(SimConfig {
-            amplitude: 1.0,
-            period: 50,
-            ..SimConfig::default()
-        })
-        .unwrap()
-        .take(1300)
-        .map(|s| s.value as f64)
-        .collect();
+        let wave = |period| -> Vec<f64> {
+            let sim = SimConfig {
+                amplitude: 1.0,
+                period,
+                ..SimConfig::default()
+            };
+            let values = Simulator::new(sim).unwrap().take(1300);
+            values.map(|s| s.value as f64).collect()
+        };
         let mut d = adaptive();
-        for (i, &x) in values.iter().enumerate() {
+        for (i, &x) in wave(50).iter().enumerate() {
             d.update(x);
             match i {
                 598 => assert_eq!(d.found_period(), None),
@@ -1006,17 +1006,8 @@ mod tests {
                 _ => {}
             }
         }
-        let values: Vec<f64> = Simulator::new(SimConfig {
-            amplitude: 1.0,
-            period: 280,
-            ..SimConfig::default()
-        })
-        .unwrap()
-        .take(1300)
-        .map(|s| s.value as f64)
-        .collect();
         let mut d = adaptive();
-        for (i, &x) in values.iter().enumerate() {
+        for (i, &x) in wave(280).iter().enumerate() {
             d.update(x);
             if i == 1000 {
                 assert_eq!(d.found_period(), None, "two cycles are not enough to guess");

@@ -459,9 +459,12 @@ impl Drop for ChromeDriver {
         let _ = self.child.wait();
         // Killing chromedriver leaves the browsers it started (a test that panics never
         // closes its session): end every process that uses this test's profile folder.
+        // `--`: the pattern starts with dashes, and pkill would take it for an option.
         let _ = Command::new("pkill")
-            .args(["-KILL", "-f"])
+            .args(["-KILL", "-f", "--"])
             .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
     }
 }

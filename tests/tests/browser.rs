@@ -31,6 +31,16 @@ async fn fill_and_apply(c: &fantoccini::Client, fields: &[(&str, &str)]) {
         .expect("Apply clicks");
 }
 
+/// Run `script` in the page; the string it returns ("" for anything else).
+async fn js_string(c: &fantoccini::Client, script: &str) -> String {
+    c.execute(script, vec![])
+        .await
+        .expect("the script runs")
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
 async fn text(c: &fantoccini::Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
@@ -159,16 +169,11 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     assert_eq!(after, alerts_before + 2, "one alert per event");
     let first = text(&c, "#alerts li.alert").await;
     assert!(first.contains("z 9.00"), "{first}");
-    let second: String = c
-        .execute(
-            "return document.querySelectorAll('#alerts li.alert')[1].textContent",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    let second: String = js_string(
+        &c,
+        "return document.querySelectorAll('#alerts li.alert')[1].textContent",
+    )
+    .await;
     assert!(second.contains("3 samples"), "{second}");
 
     // Dismissing an alert lowers the count.
@@ -186,18 +191,13 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
 
     // A dismissal is remembered across a reload: dismiss the newest alert from the device
     // (the reload's snapshot holds its samples), reload, and it does not come back.
-    let real: String = c
-        .execute(
-            "const row = [...document.querySelectorAll('#alerts li.alert')] \
+    let real: String = js_string(
+        &c,
+        "const row = [...document.querySelectorAll('#alerts li.alert')] \
                .find((li) => Number(li.dataset.key.split('@')[0]) < 900000); \
              if (!row) return ''; row.querySelector('button').click(); return row.dataset.key;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    )
+    .await;
     assert!(!real.is_empty(), "an alert from the device to dismiss");
     c.refresh().await.unwrap();
     wait_until(
@@ -206,16 +206,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 0 },
     )
     .await;
-    let keys: String = c
-        .execute(
-            "return [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key).join(' ')",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    let keys: String = js_string(&c, "return [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key).join(' ')").await;
     assert!(
         !keys.split(' ').any(|k| k == real),
         "{real} came back: {keys}"
@@ -240,7 +231,11 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         .unwrap();
     let n = |i: usize| held[i].as_u64().unwrap_or(u64::MAX);
     assert_eq!(n(0), n(1), "nothing drawn while paused: {held}");
-    assert!(n(2) <= 20_000 && n(2) + n(3) == 25_000, "{held}");
+    // The device's own points keep arriving meanwhile: at least the 25 000 are held or dropped.
+    assert!(
+        n(2) <= 20_000 && n(3) > 0 && n(2) + n(3) >= 25_000,
+        "{held}"
+    );
     c.find(Locator::Css("#pause"))
         .await
         .unwrap()
