@@ -47,6 +47,20 @@ struct App {
     token: Option<Arc<str>>,
     /// Host names requests may be addressed to; `None`: any.
     hosts: Option<Arc<[String]>>,
+    /// Live WebSocket clients.
+    ws_clients: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Live WebSocket clients at most; one more is refused (503) with the reason.
+pub const MAX_WS_CLIENTS: usize = 256;
+
+/// A WebSocket client's place, given back when it goes (or its upgrade never happens).
+struct WsSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Every API error: a status code and a message that says what to do.
@@ -66,6 +80,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<Stri
         shared,
         token: token.map(Arc::from),
         hosts: hosts.map(Arc::from),
+        ws_clients: Arc::default(),
     };
     Router::new()
         .route("/", get(|| asset("index.html")))
@@ -622,7 +637,24 @@ async fn set_config(
 }
 
 async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| client(app.shared, socket))
+    let before = app
+        .ws_clients
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let slot = WsSlot(app.ws_clients.clone());
+    if before >= MAX_WS_CLIENTS {
+        return ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{MAX_WS_CLIENTS} live pages are connected already: close one, or use the JSON \
+                 API (/api/samples, /api/status) to read"
+            ),
+        )
+        .into_response();
+    }
+    upgrade.on_upgrade(move |socket| async move {
+        let _slot = slot;
+        client(app.shared, socket).await;
+    })
 }
 
 async fn client(shared: Arc<Shared>, mut socket: WebSocket) {

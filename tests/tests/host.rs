@@ -377,3 +377,62 @@ fn connections_that_never_finish_their_headers_are_closed() {
         assert!(closed, "stalled connection {i} is still open");
     }
 }
+
+/// A WebSocket handshake over a real socket; the status line's code, and the socket.
+fn ws_handshake(addr: std::net::SocketAddr) -> (u16, String, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("the daemon listens");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .expect("the handshake goes out");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, s)
+}
+
+/// At most 256 live pages: one more is refused with the reason, and a page that leaves gives
+/// its place back.
+#[test]
+fn websocket_clients_are_capped_with_a_clear_refusal() {
+    use std::io::Read;
+    let daemon = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 50,
+            seed: 5,
+        },
+        |_| {},
+    );
+    let mut open = Vec::new();
+    for i in 0..zscope_host::web::MAX_WS_CLIENTS {
+        let (code, head, s) = ws_handshake(daemon.addr);
+        assert_eq!(code, 101, "client {i}: {head}");
+        open.push(s);
+    }
+    let (code, head, mut s) = ws_handshake(daemon.addr);
+    assert_eq!(code, 503, "{head}");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    assert!(body.contains("live pages are connected already"), "{body}");
+    // One leaves; its place is free again once the daemon notices.
+    drop(open.pop());
+    wait_for(Duration::from_secs(10), "a freed place", || {
+        let (code, _, s) = ws_handshake(daemon.addr);
+        (code == 101).then(|| open.push(s))
+    });
+}
