@@ -42,6 +42,23 @@ pub enum AnomalyPolicy {
     },
 }
 
+impl AnomalyPolicy {
+    /// Whether a value, flagged or not, stays out of the window, given `run` (the flagged
+    /// values in a row before it, updated here: one more when flagged, 0 otherwise).
+    pub fn keeps_out(&self, flagged: bool, run: &mut u32) -> bool {
+        if !flagged {
+            *run = 0;
+            return false;
+        }
+        let out = match *self {
+            AnomalyPolicy::Include => false,
+            AnomalyPolicy::Exclude { max_run } => *run < max_run,
+        };
+        *run = run.saturating_add(1);
+        out
+    }
+}
+
 impl Default for AnomalyPolicy {
     fn default() -> Self {
         AnomalyPolicy::Exclude {
@@ -592,16 +609,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             }
         }
         a.last = Some(x);
-        let excluded = flagged
-            && match config.policy {
-                AnomalyPolicy::Include => false,
-                AnomalyPolicy::Exclude { max_run } => a.run < max_run,
-            };
-        if flagged {
-            a.run = a.run.saturating_add(1);
-        } else {
-            a.run = 0;
-        }
+        let excluded = config.policy.keeps_out(flagged, &mut a.run);
         if let Some(p) = slot {
             // The phase's slot moves toward the value, by at most three standard deviations.
             let limit = scale * F::from_f32(3.0);

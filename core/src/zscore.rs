@@ -42,7 +42,7 @@
 //! assert_eq!(det.update(0.5).class, Class::Normal);
 //! ```
 
-use crate::detector::{AnomalyPolicy, Class, ConfigError, DetectorConfig, Verdict};
+use crate::detector::{Class, ConfigError, DetectorConfig, Verdict};
 use crate::float::Float;
 use crate::window::Window;
 
@@ -151,17 +151,10 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
         } else {
             Class::Normal
         };
-        let excluded = if class == Class::Anomaly {
-            let keep_out = match self.config.policy {
-                AnomalyPolicy::Include => false,
-                AnomalyPolicy::Exclude { max_run } => self.flagged_run < max_run,
-            };
-            self.flagged_run = self.flagged_run.saturating_add(1);
-            keep_out
-        } else {
-            self.flagged_run = 0;
-            false
-        };
+        let excluded = self
+            .config
+            .policy
+            .keeps_out(class == Class::Anomaly, &mut self.flagged_run);
         if !excluded {
             // x is finite, so the window takes it.
             let _ = self.window.push(x);
@@ -182,6 +175,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::detector::AnomalyPolicy;
     use proptest::prelude::*;
     use std::vec::Vec;
 
