@@ -294,6 +294,7 @@ fn main() {
                 mean: 0.01,
                 std: 0.1,
                 z: 1.5,
+                score: 0.4,
                 flags: Flags::empty(),
                 config_version: 1,
             })

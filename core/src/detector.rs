@@ -250,6 +250,14 @@ impl DetectorConfig {
         }
         Ok(())
     }
+
+    /// Check every field, the baseline's included, against a device that holds windows up to
+    /// `capacity` and seasonal periods up to `season_capacity` (what its hello says): the
+    /// check a host makes before sending a config, and on a device's hello.
+    pub fn validate_for(&self, capacity: usize, season_capacity: usize) -> Result<(), ConfigError> {
+        self.validate(capacity)?;
+        check_baseline(self, season_capacity)
+    }
 }
 
 /// The class of one verdict.
@@ -388,8 +396,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
 
     /// Check `config` against this detector's capacities without applying it.
     pub fn validate(config: &DetectorConfig) -> Result<(), ConfigError> {
-        config.validate(N)?;
-        check_baseline(config, S)
+        config.validate_for(N, S)
     }
 
     /// The config in force.

@@ -26,7 +26,8 @@
 
 use crate::detector::Detector;
 use crate::float::Float;
-use crate::wire::{Ack, AckResult, HostMsg};
+use crate::simulator::SimConfig;
+use crate::wire::{Ack, AckResult, Hello, HostMsg, Name, PROTOCOL_VERSION};
 
 /// The config version a device starts at, and bumps on every change that takes effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,30 @@ impl Responder {
     /// A device with its first config: version 1.
     pub const fn new() -> Self {
         Responder { config_version: 1 }
+    }
+
+    /// The hello of a device running `detector`: the protocol, the capacities (the
+    /// detector's own), the config and its version all come from here, so they cannot
+    /// disagree with what the device does.
+    pub fn hello<F: Float, const N: usize, const S: usize>(
+        &self,
+        detector: &Detector<F, N, S>,
+        firmware: Name,
+        board: Name,
+        sample_rate_hz: u32,
+        simulator: Option<SimConfig>,
+    ) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware,
+            board,
+            capacity: N as u32,
+            sample_rate_hz,
+            config_version: self.config_version,
+            detector: *detector.config(),
+            simulator,
+            season_capacity: S as u32,
+        }
     }
 
     /// Apply `cmd`: the acknowledgement, and whether a hello should follow (after a ping or a

@@ -13,9 +13,9 @@
 //! * COBS removes every zero byte, and one `0x00` ends the frame, so a receiver that joins
 //!   mid-stream or loses bytes resynchronises at the next zero.
 //!
-//! A [`Sample`] frame is **30 bytes** on the line for sample 1000 at 20 s (sequence numbers
-//! and times are varints, so sizes grow by a byte at a time over days; 49 bytes at the very
-//! most). A 115 200-baud link (11 520 bytes/s) carries about 384 samples/s. No frame exceeds
+//! A [`Sample`] frame is **34 bytes** on the line for sample 1000 at 20 s (sequence numbers
+//! and times are varints, so sizes grow by a byte at a time over days; 53 bytes at the very
+//! most). A 115 200-baud link (11 520 bytes/s) carries about 338 samples/s. No frame exceeds
 //! [`MAX_FRAME`] bytes. The `frame_sizes` test keeps these figures true.
 //!
 //! # Decoding
@@ -29,7 +29,7 @@
 //! use zscope_core::wire::{self, Decoder, DeviceMsg, Sample, Flags};
 //!
 //! let msg = DeviceMsg::Sample(Sample {
-//!     seq: 1, time_ms: 20, value: 0.5, mean: 0.1, std: 0.2, z: 2.0,
+//!     seq: 1, time_ms: 20, value: 0.5, mean: 0.1, std: 0.2, z: 2.0, score: 0.4,
 //!     flags: Flags::empty(), config_version: 1,
 //! });
 //! let mut line = [0u8; wire::MAX_FRAME];
@@ -50,7 +50,8 @@ use crate::simulator::SimConfig;
 /// Version of this protocol. A host and a device must speak the same one.
 /// 2: `DetectorConfig` gained `baseline` (the seasonal detector).
 /// 3: `Baseline::Adaptive` (the adaptive detector, the default) and `ConfigError::Learn`.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: `Sample::score` (the detector's own score, so the host never recomputes it).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Largest serialised message, in bytes, before the CRC and COBS.
 pub const MAX_PAYLOAD: usize = 160;
@@ -158,6 +159,8 @@ pub struct Sample {
     pub std: f32,
     /// The Z-score (±∞ on a flat window).
     pub z: f32,
+    /// The detector's anomaly score in [0, 1] (see [`Verdict::score`]).
+    pub score: f32,
     /// Anomaly, warming up, invalid, truth, excluded.
     pub flags: Flags,
     /// Version of the detector config that judged it.
@@ -180,6 +183,7 @@ impl Sample {
             mean: verdict.mean.to_f32(),
             std: verdict.std.to_f32(),
             z: verdict.z.to_f32(),
+            score: verdict.score.to_f32(),
             flags: Flags::from_verdict(verdict, truth),
             config_version,
         }
@@ -413,6 +417,20 @@ impl DecodeStats {
         self.oversize + self.cobs + self.truncated + self.crc + self.malformed + self.version
     }
 
+    /// These counts and `other`'s together (a host sums its decoders across reconnections).
+    pub fn plus(&self, other: &DecodeStats) -> DecodeStats {
+        DecodeStats {
+            bytes: self.bytes + other.bytes,
+            frames: self.frames + other.frames,
+            oversize: self.oversize + other.oversize,
+            cobs: self.cobs + other.cobs,
+            truncated: self.truncated + other.truncated,
+            crc: self.crc + other.crc,
+            malformed: self.malformed + other.malformed,
+            version: self.version + other.version,
+        }
+    }
+
     fn count(&mut self, err: FrameError) {
         let slot = match err {
             FrameError::Oversize => &mut self.oversize,
@@ -587,6 +605,7 @@ mod tests {
             mean: 0.125,
             std: 0.5,
             z: 2.0,
+            score: 0.5,
             flags: Flags(Flags::ANOMALY | Flags::TRUTH),
             config_version: 3,
         })
@@ -608,14 +627,14 @@ mod tests {
 
     #[test]
     fn sample_bytes_are_pinned() {
-        // postcard: variant 1, varint seq 1000, varint time 20000, 4 f32 LE, flags, varint 3;
+        // postcard: variant 1, varint seq 1000, varint time 20000, 5 f32 LE, flags, varint 3;
         // then CRC-32C LE; then COBS and the delimiter. A change here breaks every device.
         let bytes = frame(&sample(1000));
         assert_eq!(
             bytes,
             [
-                7, 1, 232, 7, 160, 156, 1, 4, 16, 122, 68, 1, 1, 2, 62, 1, 1, 2, 63, 1, 1, 8, 64,
-                9, 3, 237, 102, 181, 136, 0
+                7, 1, 232, 7, 160, 156, 1, 4, 16, 122, 68, 1, 1, 2, 62, 1, 1, 2, 63, 1, 1, 2, 64,
+                1, 1, 8, 63, 9, 3, 126, 121, 217, 168, 0
             ]
         );
     }
@@ -658,7 +677,7 @@ mod tests {
     fn frame_sizes() {
         // Documented in the module docs: keep them true.
         let typical = frame(&sample(1000));
-        assert_eq!(typical.len(), 30);
+        assert_eq!(typical.len(), 34);
         let worst = DeviceMsg::Sample(Sample {
             seq: u64::MAX,
             time_ms: u64::MAX,
@@ -666,10 +685,11 @@ mod tests {
             mean: f32::MAX,
             std: f32::MAX,
             z: f32::MAX,
+            score: f32::MAX,
             flags: Flags(0xff),
             config_version: u32::MAX,
         });
-        assert_eq!(frame(&worst).len(), 49);
+        assert_eq!(frame(&worst).len(), 53);
         let big_hello = Hello {
             firmware: Name::try_from("x".repeat(24).as_str()).unwrap(),
             board: Name::try_from("y".repeat(24).as_str()).unwrap(),
@@ -935,9 +955,10 @@ mod tests {
             finite(),
             finite(),
             finite(),
+            finite(),
         )
             .prop_map(
-                |((seq, time_ms, flags, config_version), value, mean, std, z)| {
+                |((seq, time_ms, flags, config_version), value, mean, std, z, score)| {
                     DeviceMsg::Sample(Sample {
                         seq,
                         time_ms,
@@ -945,6 +966,7 @@ mod tests {
                         mean,
                         std,
                         z,
+                        score,
                         flags: Flags(flags),
                         config_version,
                     })

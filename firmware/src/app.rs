@@ -24,8 +24,7 @@
 use heapless::Deque;
 use zscope_core::device::Responder;
 use zscope_core::wire::{
-    self, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, PROTOCOL_VERSION, Sample,
-    Status, name,
+    self, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Sample, Status, name,
 };
 use zscope_core::{Class, Detector, DetectorConfig, SimConfig, Simulator};
 
@@ -175,17 +174,13 @@ impl App {
     }
 
     fn hello(&self) -> Hello {
-        Hello {
-            protocol: PROTOCOL_VERSION,
-            firmware: name(FIRMWARE_VERSION),
-            board: name(self.board),
-            capacity: CAPACITY as u32,
-            sample_rate_hz: self.rate_hz,
-            config_version: self.device.config_version,
-            detector: *self.detector.config(),
-            simulator: Some(*self.simulator.config()),
-            season_capacity: SEASON_CAPACITY as u32,
-        }
+        self.device.hello(
+            &self.detector,
+            name(FIRMWARE_VERSION),
+            name(self.board),
+            self.rate_hz,
+            Some(*self.simulator.config()),
+        )
     }
 
     fn queue_hello(&mut self) {

@@ -4,16 +4,15 @@
 //!   [`app::poll`], the main-loop step, generic over an `embedded-io` serial line and a clock.
 //! * `board` (Cortex-M builds only): one module per board, each bringing up a UART and a
 //!   millisecond clock: `nucleo_f401re` (the real board) and `qemu` (QEMU's `netduinoplus2`).
-//! * `emulator` (feature `std`): the same app on a PC, over a pseudo-terminal, with a std clock.
+//!
+//! The same app also runs on a PC, over a pseudo-terminal: `zscope emulate` (in `zscope-host`).
 //!
 //! The binaries (`src/main.rs`, `src/bin/*.rs`) only wire a board to the app.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(test), no_std)]
 
 pub mod app;
 #[cfg(target_os = "none")]
 pub mod board;
-#[cfg(feature = "std")]
-pub mod emulator;
 
 pub use app::{App, Clock, Settings, poll};
 pub use zscope_core;

@@ -19,6 +19,17 @@ let lastBeep = 0;
 let config = null;
 
 const $ = (id) => document.getElementById(id);
+
+// Points come as columns ({t: [...], value: [...], ...}, the API's and the WebSocket's one
+// shape): one object per point, its fields named by column.
+function* rows(c) {
+  const names = Object.keys(c), n = c.t ? c.t.length : 0;
+  for (let i = 0; i < n; i++) {
+    const p = {};
+    for (const k of names) p[k] = c[k][i];
+    yield p;
+  }
+}
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
 
 // While paused, live points wait (at most 2 x MAX_POINTS, the oldest dropped and counted)
@@ -30,15 +41,14 @@ function push(p, quiet = false) {
       heldDropped += held.length - MAX_POINTS;
       held = held.slice(-MAX_POINTS);
     }
-    const [t, value, , , z, , flags, seq] = p;
-    if (flags & FLAG_ANOMALY) alert({ t, value, z, seq });
+    if (p.flags & FLAG_ANOMALY) alert({ t: p.t, value: p.value, z: p.z, seq: p.seq });
     return;
   }
   draw(p, quiet);
 }
 
 function draw(p, quiet) {
-  const [t, value, mean, std, z, thr, flags, seq, lost] = p;
+  const { t, value, mean, std, z, threshold: thr, flags, seq, lost_before: lost } = p;
   const x = t / 1000;
   if (lost > 0 && cols[0].length) {
     // A break in the line, and a marker, where frames were lost.
@@ -130,12 +140,12 @@ $("load-earlier").onclick = async () => {
   const oldest = cols[0].length ? cols[0][0] * 1000 : Date.now();
   const res = await fetch(`/api/samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`);
   if (!res.ok) return;
-  const older = await res.json();
+  const older = [...rows(await res.json())];
   if (!older.length) { $("chart-note").textContent = "no earlier points in memory (see samples.csv)"; return; }
   paused = true; note();
   const saved = cols; cols = [[], [], [], [], [], [], []];
   // Earlier points are history: they are drawn, but raise no alerts.
-  for (const p of older) push([p.t, p.value, p.mean, p.std, p.z, p.threshold, p.flags, p.seq, p.lost_before], true);
+  for (const p of older) push(p, true);
   cols = cols.map((c, i) => c.concat(saved[i]));
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
@@ -258,6 +268,13 @@ function detectorOf(cfg) {
   return { name: "zscore" };
 }
 
+// The policy for flagged values: kept out of the baseline, at most max_run in a row ("Exclude"),
+// or let in ("Include": null here).
+function maxRunOf(cfg) {
+  const p = cfg.policy;
+  return p && p.Exclude ? p.Exclude.max_run : null;
+}
+
 // A setting the device holds as f32, as it was typed (0.2, not 0.20000000298023224).
 const round = (x) => Number(Number(x).toPrecision(6));
 
@@ -276,13 +293,18 @@ function renderConfig(c) {
   $("config-version").textContent = `v${c.version}`;
   const extra = d.name === "adaptive" ? `, learn ${d.learn}, rest ${d.rest}`
     : d.name === "seasonal" ? `, period ${d.period}, alpha ${d.alpha}` : "";
+  const maxRun = maxRunOf(c.config);
   $("config-now").textContent = `in force: ${d.name}, window ${c.config.window}, threshold ` +
-    `${round(c.config.threshold)}${extra}` + (c.capacity ? ` (capacity ${c.capacity})` : "");
+    `${round(c.config.threshold)}${extra}, warm-up ${c.config.warmup ?? "default"}, ` +
+    (maxRun === null ? "flagged values let in" : `flagged values kept out (at most ${maxRun} in a row)`) +
+    (c.capacity ? ` (capacity ${c.capacity})` : "");
   const editing = $("config-form").contains(document.activeElement);
   if (changed && !editing) {
     $("detector").value = d.name;
     $("threshold").value = round(c.config.threshold);
     $("window").value = c.config.window;
+    $("warmup").value = c.config.warmup ?? "";
+    $("max-run").value = maxRunOf(c.config) ?? "";
     if (d.name === "adaptive") { $("learn").value = d.learn; $("rest").value = d.rest; }
     if (d.name === "seasonal") { $("period").value = d.period; $("alpha").value = d.alpha; }
     showFields();
@@ -294,6 +316,10 @@ $("config-form").onsubmit = async (ev) => {
   const detector = $("detector").value;
   const body = { detector, threshold: Number($("threshold").value), window: Number($("window").value) };
   const num = (id) => ($(id).value === "" ? undefined : Number($(id).value));
+  // Blank means the default warm-up, and letting every value in.
+  const orNull = (id) => ($(id).value === "" ? null : Number($(id).value));
+  body.warmup = orNull("warmup");
+  body.max_run = orNull("max-run");
   if (detector === "adaptive") { body.learn = num("learn"); body.rest = num("rest"); }
   if (detector === "seasonal") { body.seasonal_period = num("period"); body.alpha = num("alpha"); }
   const st = $("config-status");
@@ -324,12 +350,12 @@ function connect() {
       // are (dismissed ones stay dismissed).
       cols = [[], [], [], [], [], [], []];
       quietAlerts = true;
-      for (const p of m.points) draw(p, false);
+      for (const p of rows(m.points)) draw(p, false);
       quietAlerts = false;
       renderStatus(m.status); renderConfig(m.config);
       dirty = true;
     } else if (m.type === "points") {
-      for (const p of m.points) push(p);
+      for (const p of rows(m.points)) push(p);
       dirty = true;
     } else if (m.type === "status") {
       renderStatus(m);

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use zscope_core::{Baseline, DetectorConfig};
-use zscope_host::eval::{NabCandidate, nab_run};
-use zscope_host::nab::Corpus;
+use zscope_host::batch::eval::{NabCandidate, nab_run};
+use zscope_host::batch::nab::Corpus;
 
 fn main() {
     let dir = std::env::var_os("ZSCOPE_NAB_DIR")

@@ -14,40 +14,30 @@
 //! * Size-based rotation: past `rotate_bytes`, `samples.csv` becomes `samples.1.csv` (`.1`
 //!   becomes `.2`, …) and a fresh file starts with the header; `keep` rotated files are kept.
 //!
-//! Columns (both files): see [`HEADER`] and the README.
+//! * Rows come from the daemon's ingest over a bounded channel to one writer thread
+//!   ([`LogWriter`]): no disk I/O happens under the state lock that the API waits on.
+//!
+//! Columns (both files): the fields of [`Row`] (see [`header`]) and the README.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// Column names, in order.
-pub const HEADER: [&str; 14] = [
-    "host_time",
-    "seq",
-    "device_time_ms",
-    "value",
-    "mean",
-    "std",
-    "z",
-    "score",
-    "threshold",
-    "window",
-    "config_version",
-    "anomaly",
-    "truth",
-    "lost_before",
-];
+use crate::daemon::point::Point;
 
 /// Rows kept in memory per file while it cannot be written.
 pub const MAX_PENDING: usize = 200_000;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-/// One logged point.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One logged point: its fields, in order, are the file's columns (see [`header`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Row {
     /// Host time of arrival, RFC 3339 UTC with milliseconds.
     pub host_time: String,
@@ -63,7 +53,7 @@ pub struct Row {
     pub std: f32,
     /// Z-score.
     pub z: f32,
-    /// `|z| / (|z| + threshold)`.
+    /// The detector's own score in [0, 1].
     pub score: f32,
     /// Threshold of the config that judged it.
     pub threshold: f32,
@@ -77,6 +67,38 @@ pub struct Row {
     pub truth: Option<u8>,
     /// Frames lost just before this one (a gap in sequence numbers).
     pub lost_before: u64,
+}
+
+impl Row {
+    /// The row for `point`, which arrived at `host_ms` (ms since the Unix epoch); `truth` when
+    /// the source has ground truth.
+    pub fn new(point: &Point, host_ms: i64, truth: bool) -> Row {
+        let host_time = chrono::DateTime::from_timestamp_millis(host_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Row {
+            host_time,
+            seq: point.seq,
+            device_time_ms: point.device_time_ms,
+            value: point.value,
+            mean: point.mean,
+            std: point.std,
+            z: point.z,
+            score: point.score,
+            threshold: point.threshold,
+            window: point.window,
+            config_version: point.config_version,
+            anomaly: point.is_anomaly() as u8,
+            truth: truth.then_some(point.is_truth() as u8),
+            lost_before: point.lost_before,
+        }
+    }
+}
+
+/// The header line, derived from [`Row`]'s fields.
+pub fn header() -> String {
+    let line = header_line();
+    String::from_utf8_lossy(&line).trim_end().to_string()
 }
 
 /// Why a log could not start.
@@ -121,10 +143,17 @@ pub struct CsvLog {
 }
 
 fn header_line() -> Vec<u8> {
+    // csv writes a struct's field names as the header before its first row: keep that line.
     let mut w = csv::Writer::from_writer(Vec::new());
     // Writing to a Vec cannot fail.
-    let _ = w.write_record(HEADER);
-    w.into_inner().unwrap_or_default()
+    let _ = w.serialize(Row::default());
+    let mut bytes = w.into_inner().unwrap_or_default();
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    bytes.truncate(end);
+    bytes
 }
 
 /// Cut `file` (of `size` bytes) back to just after its last newline, when its last byte is
@@ -326,7 +355,14 @@ impl CsvLog {
         }
     }
 
-    /// Retry waiting rows (called on every append, and once a second by the daemon).
+    /// Retry waiting rows if the last try was a second ago or more.
+    pub fn retry_due(&mut self) {
+        if !self.pending.is_empty() && self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
+            self.flush_pending();
+        }
+    }
+
+    /// Retry waiting rows (called on every append, and once a second by the writer).
     pub fn flush_pending(&mut self) {
         self.last_try = Some(Instant::now());
         while let Some(bytes) = self.pending.front() {
@@ -382,6 +418,112 @@ impl CsvLog {
     }
 }
 
+/// A point for the logs: what the writer needs to make its row.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The point.
+    pub point: Point,
+    /// When it arrived, ms since the Unix epoch.
+    pub host_ms: i64,
+    /// Whether the source has ground truth (the `truth` column is filled).
+    pub truth: bool,
+}
+
+/// Batches waiting for the writer at most. Past it, ingest waits for the disk (the device's
+/// own buffers then hold, and what it drops is counted as lost frames): memory stays bounded.
+pub const QUEUE: usize = 64;
+
+/// Where ingest sends the rows it makes: a bounded channel to the writer thread.
+#[derive(Clone)]
+pub struct LogSender(SyncSender<Vec<Entry>>);
+
+impl LogSender {
+    /// Hand a batch to the writer (waiting while its queue is full); empty batches are skipped.
+    pub fn send(&self, batch: Vec<Entry>) {
+        if !batch.is_empty() && self.0.send(batch).is_err() {
+            tracing::error!("the log writer has stopped: rows not logged");
+        }
+    }
+}
+
+/// The thread that owns the CSV files: it writes what ingest sends, retries waiting rows once
+/// a second, and publishes its counters for `/api/status`.
+pub struct LogWriter {
+    thread: Option<JoinHandle<()>>,
+    status: Arc<Mutex<Vec<LogStatus>>>,
+}
+
+impl LogWriter {
+    /// Start writing to `samples` (if kept) and `anomalies`; the sender feeds it. The thread
+    /// ends, having written everything sent, once every sender is gone ([`LogWriter::finish`]).
+    pub fn spawn(
+        mut samples: Option<CsvLog>,
+        mut anomalies: CsvLog,
+    ) -> std::io::Result<(LogWriter, LogSender)> {
+        let (tx, rx) = sync_channel::<Vec<Entry>>(QUEUE);
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let published = status.clone();
+        let publish = move |samples: &Option<CsvLog>, anomalies: &CsvLog| {
+            let now: Vec<LogStatus> = samples
+                .iter()
+                .chain(std::iter::once(anomalies))
+                .map(CsvLog::status)
+                .collect();
+            *published.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        };
+        publish(&samples, &anomalies);
+        let thread = std::thread::Builder::new()
+            .name("zscope-log".into())
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(RETRY_EVERY) {
+                        Ok(first) => {
+                            for e in std::iter::once(first).chain(rx.try_iter()).flatten() {
+                                let row = Row::new(&e.point, e.host_ms, e.truth);
+                                if let Some(log) = &mut samples {
+                                    log.append(&row);
+                                }
+                                if e.point.is_anomaly() {
+                                    anomalies.append(&row);
+                                }
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
+                        log.retry_due();
+                    }
+                    publish(&samples, &anomalies);
+                }
+                // Last chance for rows still waiting on a full disk.
+                for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
+                    log.flush_pending();
+                }
+                publish(&samples, &anomalies);
+            })?;
+        Ok((
+            LogWriter {
+                thread: Some(thread),
+                status,
+            },
+            LogSender(tx),
+        ))
+    }
+
+    /// The writer's counters, as last published.
+    pub fn status(&self) -> Arc<Mutex<Vec<LogStatus>>> {
+        self.status.clone()
+    }
+
+    /// Wait until everything sent has been written (every sender must be gone).
+    pub fn finish(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +564,7 @@ mod tests {
         let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 3).unwrap();
         log.append(&row(2));
         let l = lines(&dir.path().join("samples.csv"));
-        assert_eq!(l[0], HEADER.join(","));
+        assert_eq!(l[0], header());
         assert_eq!(l.len(), 3);
         assert!(
             l[1].starts_with("2026-11-24T10:00:00.000Z,1,20,0.5,0.25,0.125,2.0,0.4,3.0,64,1,0,,0"),
@@ -447,7 +589,7 @@ mod tests {
         assert_eq!(names, ["samples.1.csv", "samples.2.csv", "samples.csv"]);
         for name in &names {
             let l = lines(&dir.path().join(name));
-            assert_eq!(l[0], HEADER.join(","), "{name}");
+            assert_eq!(l[0], header(), "{name}");
             assert!(std::fs::metadata(dir.path().join(name)).unwrap().len() <= 1000);
         }
         // The newest rows are in the current file, the last before it in .1.
@@ -483,7 +625,7 @@ mod tests {
         assert_eq!(log.status().error, None);
         let l = lines(&path);
         assert_eq!(l.len(), 4, "{l:?}");
-        assert_eq!(l[0], HEADER.join(","));
+        assert_eq!(l[0], header());
         assert!(l[1].contains(",1,20,") && l[2].contains(",2,40,") && l[3].contains(",3,60,"));
     }
 
@@ -521,7 +663,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert_eq!(lines[0], HEADER.join(","));
+        assert_eq!(lines[0], header());
         assert!(
             lines[3].starts_with("2026-11-24T10:00:00.000Z,4,"),
             "{text}"
@@ -532,7 +674,7 @@ mod tests {
         let mut log = CsvLog::open(dir.path(), "samples", 1 << 20, 2).unwrap();
         log.append(&row(5));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().next(), Some(HEADER.join(",").as_str()));
+        assert_eq!(text.lines().next(), Some(header().as_str()));
         assert_eq!(text.lines().count(), 2);
     }
 
@@ -555,7 +697,7 @@ mod tests {
             "time,reading\n1,2\n"
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().next(), Some(HEADER.join(",").as_str()));
+        assert_eq!(text.lines().next(), Some(header().as_str()));
         assert_eq!(text.lines().count(), 2);
         // Again: the next free name.
         std::fs::write(&path, "other\n").unwrap();

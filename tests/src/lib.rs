@@ -92,6 +92,27 @@ pub fn cargo_build(args: &[&str]) {
     assert!(status.success(), "cargo build {} failed", args.join(" "));
 }
 
+/// Points sent as columns (`{"t": [...], "seq": [...], ...}`, as the API and the WebSocket
+/// send them), one object per point with a field per column.
+pub fn points(columns: &serde_json::Value) -> Vec<serde_json::Value> {
+    let Some(cols) = columns.as_object() else {
+        return Vec::new();
+    };
+    let n = cols
+        .values()
+        .map(|c| c.as_array().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            cols.iter()
+                .map(|(name, c)| (name.clone(), c[i].clone()))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
+        .collect()
+}
+
 /// Wait until `f` returns `Some`, or panic with `what` after `timeout`.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

@@ -148,7 +148,26 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         },
     )
     .await;
+    // Warm-up and the policy for flagged values, from the page too.
+    fill_and_apply(&c, &[("#warmup", "16"), ("#max-run", "5")]).await;
+    wait_until(
+        "the device's acknowledgement of warm-up and max run",
+        Duration::from_secs(10),
+        || async {
+            text(&c, "#config-version").await == "v4"
+                && text(&c, "#config-now")
+                    .await
+                    .contains("warm-up 16, flagged values kept out (at most 5 in a row)")
+        },
+    )
+    .await;
     let api = daemon.get("/api/config");
+    assert_eq!(api["config"]["warmup"], json!(16), "{api}");
+    assert_eq!(
+        api["config"]["policy"],
+        json!({ "Exclude": { "max_run": 5 } }),
+        "{api}"
+    );
     let seasonal = &api["config"]["baseline"]["Seasonal"];
     assert_eq!(seasonal["period"], json!(100), "{api}");
     assert!(
@@ -159,11 +178,11 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     // One alert per event: three consecutive flagged samples are one row (counting them),
     // a fourth apart is another; the same samples again (a reconnect) add nothing.
     let alerts_before = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
-    // push([t, value, mean, std, z, threshold, flags, seq, lost]); flag 1 = anomaly. The
+    // push(point), a point as the page reads it from the columns; flag 1 = anomaly. The
     // repeats carry the same times and sequence numbers, as a reconnect's snapshot would.
     let script = "const t = Date.now(); \
         for (const [dt, seq] of [[0, 900001], [1, 900002], [2, 900003], [5, 900006], [0, 900001], [1, 900002]]) \
-          push([t + dt, 9, 0, 1, 9, 3, 1, seq, 0]);";
+          push({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 });";
     c.execute(script, vec![]).await.unwrap();
     let after = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
     assert_eq!(after, alerts_before + 2, "one alert per event");

@@ -7,7 +7,7 @@ use zscope_core::wire::{AckResult, DeviceMsg, Flags, HostMsg, PROTOCOL_VERSION, 
 use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
 use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY};
-use zscope_firmware::emulator::{BOARD, Emulator};
+use zscope_host::source::emulated::{BOARD, Emulator};
 use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, have_tools};
 
 const SECONDS: fn(u64) -> Duration = Duration::from_secs;

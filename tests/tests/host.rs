@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zscope_core::{SimConfig, Simulator};
 use zscope_firmware::Settings;
-use zscope_firmware::emulator::{BOARD, Emulator};
 use zscope_host::cli::SourceSetting;
-use zscope_tests::{Daemon, wait_for};
+use zscope_host::source::emulated::{BOARD, Emulator};
+use zscope_tests::{Daemon, points, wait_for};
 
 fn device(link: &std::path::Path) -> Emulator {
     Emulator::spawn_linked(
@@ -81,9 +81,8 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     assert_eq!(answer["version"], json!(2));
     assert_eq!(answer["config"]["threshold"], json!(2.5));
     wait_for(secs(10), "samples judged under config 2", || {
-        let pts = daemon.get("/api/samples?limit=10");
-        pts.as_array()
-            .and_then(|a| a.last())
+        let pts = points(&daemon.get("/api/samples?limit=10"));
+        pts.last()
             .filter(|p| p["config_version"] == json!(2))
             .map(|_| ())
     });
@@ -109,12 +108,8 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     dev.stop().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let status = daemon.get("/api/status");
-    let api: Vec<Value> = daemon
-        .get("/api/samples?limit=200000")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let anomalies = daemon.get("/api/anomalies?limit=10000");
+    let api: Vec<Value> = points(&daemon.get("/api/samples?limit=200000"));
+    let anomalies = points(&daemon.get("/api/anomalies?limit=10000"));
     let log_dir = daemon.log_dir.clone();
     let _logs = daemon.stop();
 
@@ -126,7 +121,10 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     // samples.csv: every sample the API has, in order, with the same numbers.
     let mut reader = csv::Reader::from_path(log_dir.join("samples.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
-    assert_eq!(headers.iter().collect::<Vec<_>>(), zscope_host::log::HEADER);
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>().join(","),
+        zscope_host::log::header()
+    );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len() as u64, samples(&status));
     assert_eq!(rows.len(), api.len());
@@ -138,6 +136,10 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         assert_eq!(col(row, "seq"), point["seq"].to_string());
         let v: f32 = col(row, "value").parse().unwrap();
         assert_eq!(v, point["value"].as_f64().unwrap() as f32);
+        // The score is the device's own (the same number in the log and the API).
+        let score: f32 = col(row, "score").parse().unwrap();
+        assert_eq!(score, point["score"].as_f64().unwrap() as f32);
+        assert!((0.0..=1.0).contains(&score), "{score}");
         assert_eq!(
             col(row, "config_version"),
             point["config_version"].to_string()
@@ -184,13 +186,10 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         .map(|r| col(r, "seq"))
         .collect();
     let mut reader = csv::Reader::from_path(log_dir.join("anomalies.csv")).unwrap();
-    let logged: Vec<String> = reader
-        .records()
-        .map(|r| r.unwrap()[1].to_string())
-        .collect();
+    let logged: Vec<String> = reader.records().map(|r| col(&r.unwrap(), "seq")).collect();
     assert_eq!(logged, flagged);
     assert!(!logged.is_empty());
-    assert_eq!(anomalies.as_array().map(Vec::len), Some(logged.len()));
+    assert_eq!(anomalies.len(), logged.len());
 }
 
 /// `2026-11-24T10:01:32.066Z`
@@ -419,7 +418,7 @@ fn websocket_clients_are_capped_with_a_clear_refusal() {
         |_| {},
     );
     let mut open = Vec::new();
-    for i in 0..zscope_host::web::MAX_WS_CLIENTS {
+    for i in 0..zscope_host::web::ws::MAX_WS_CLIENTS {
         let (code, head, s) = ws_handshake(daemon.addr);
         assert_eq!(code, 101, "client {i}: {head}");
         open.push(s);

@@ -3,8 +3,8 @@
 //! the corpus, the test says so and passes.
 
 use zscope_core::DetectorConfig;
-use zscope_host::eval::{NabCandidate, nab_run};
-use zscope_host::nab::Corpus;
+use zscope_host::batch::eval::{NabCandidate, nab_run};
+use zscope_host::batch::nab::Corpus;
 use zscope_tests::workspace_root;
 
 #[test]
@@ -22,7 +22,7 @@ fn the_defaults_hold_their_nab_scores() {
     assert_eq!((corpus.files.len(), corpus.windows), (58, 116));
     let run = nab_run(&corpus, NabCandidate::Detector(DetectorConfig::default()))
         .expect("the default config is valid");
-    let standard = |list: &[zscope_host::nab::ProfileScore]| {
+    let standard = |list: &[zscope_host::batch::nab::ProfileScore]| {
         list.iter()
             .find(|p| p.profile == "standard")
             .expect("a standard profile")

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zscope_core::{DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
-use zscope_firmware::emulator::{BOARD, Emulator};
 use zscope_host::cli::SourceSetting;
-use zscope_host::replay::Speed;
+use zscope_host::source::emulated::{BOARD, Emulator};
+use zscope_host::source::replay::Speed;
 use zscope_tests::{Daemon, wait_for};
 
 fn rows(path: &Path) -> Vec<Vec<String>> {
@@ -116,10 +116,10 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
 
     // What `score` flags on this file.
     let out = dir.path().join("scored.csv");
-    zscope_host::score::score(&zscope_host::score::ScoreJob {
+    zscope_host::batch::score::score(&zscope_host::batch::score::ScoreJob {
         input: input.clone(),
         output: out.clone(),
-        format: zscope_host::score::Format::Plain,
+        format: zscope_host::batch::score::Format::Plain,
         columns: Default::default(),
         strict: false,
         detector: zscope_host::cli::DetectorSpec {
@@ -153,11 +153,11 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
         "labels give live quality: {status}"
     );
     let points = replay.get("/api/samples?limit=10000");
-    let flagged: Vec<bool> = points
+    let flagged: Vec<bool> = points["flags"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["flags"].as_u64().unwrap_or(0) & 1 == 1)
+        .map(|f| f.as_u64().unwrap_or(0) & 1 == 1)
         .collect();
     assert_eq!(flagged, scored, "replay and score flag the same rows");
     let _ = replay.stop();

@@ -201,6 +201,7 @@ mod firmware {
             mean: 0.1,
             std: 0.1,
             z: 4.0,
+            score: 0.6,
             flags: wire::Flags::empty(),
             config_version: 1,
         });

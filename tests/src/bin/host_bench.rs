@@ -216,8 +216,8 @@ fn client(
                         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                         if v["type"] == "points" {
                             let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
-                            for p in v["points"].as_array().into_iter().flatten() {
-                                if let Some(seq) = p[7].as_u64() {
+                            for seq in v["points"]["seq"].as_array().into_iter().flatten() {
+                                if let Some(seq) = seq.as_u64() {
                                     a.push((seq, now));
                                 }
                             }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use zscope_core::wire::{Decoder, DeviceMsg, Status};
 use zscope_firmware::Settings;
-use zscope_firmware::emulator::{BOARD, Emulator};
+use zscope_host::source::emulated::{BOARD, Emulator};
 
 struct Run {
     bytes_per_s: f64,

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use zscope_core::{DetectorConfig, SimConfig, Simulator};
-use zscope_host::dataset::{Columns, Dataset, parse_time};
-use zscope_host::score::{Format, ScoreJob, detector, score};
+use zscope_host::batch::dataset::{Columns, Dataset, parse_time};
+use zscope_host::batch::score::{Format, ScoreJob, detector, score};
 
 fn main() {
     let rows: u64 = std::env::args()

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use zscope_core::{Class, Detector, DetectorConfig};
 
+use crate::batch::dataset::{BadRow, Columns, Dataset, DatasetError, Row, median_interval};
 use crate::cli::DetectorSpec;
-use crate::dataset::{BadRow, Columns, Dataset, DatasetError, Row, median_interval};
 
 /// Largest window, and longest seasonal period, the host's detectors hold (f64, 64 KiB each:
 /// built on the stack, then boxed).
@@ -70,6 +70,8 @@ pub struct ScoreSummary {
     pub time_issues: u64,
     /// Rows with a label that is not 0 or 1.
     pub label_issues: u64,
+    /// Rows with more fields than the header (judged; the extra fields are not copied).
+    pub extra_fields: u64,
     /// The first problems, with line numbers.
     pub bad: Vec<BadRow>,
     /// Rows whose value the detector could not judge (NaN, ±∞).
@@ -276,6 +278,7 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
     summary.bad_rows = data.bad_count;
     summary.time_issues = data.time_issues;
     summary.label_issues = data.label_issues;
+    summary.extra_fields = data.extra_fields;
     summary.bad = std::mem::take(&mut data.bad);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
@@ -363,17 +366,17 @@ pub fn report(job: &ScoreJob, s: &ScoreSummary) -> String {
             s.invalid
         );
     }
-    let problems = s.bad_rows + s.time_issues + s.label_issues;
-    if problems > 0 {
+    let total = s.bad_rows + s.time_issues + s.label_issues + s.extra_fields;
+    if total > 0 {
         out += &format!(
             "\n{} row(s) without a usable value (empty verdict), {} with a bad or backwards \
-             timestamp (judged), {} with a bad label:",
-            s.bad_rows, s.time_issues, s.label_issues
+             timestamp (judged), {} with a bad label, {} with more fields than the header \
+             (judged):",
+            s.bad_rows, s.time_issues, s.label_issues, s.extra_fields
         );
         for b in s.bad.iter().take(10) {
             out += &format!("\n  line {}: {}", b.line, b.problem);
         }
-        let total = s.bad_rows + s.time_issues + s.label_issues;
         let shown = s.bad.len().min(10) as u64;
         if total > shown {
             out += &format!("\n  … and {} more", total - shown);

@@ -17,7 +17,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, poll as poll_fds};
 use serialport::{SerialPort, TTYPort};
 
-use crate::app::{App, Clock, Settings, SetupError, poll};
+use zscope_firmware::app::{App, Clock, Settings, SetupError, poll};
 
 /// Board name the emulated device reports.
 pub const BOARD: &str = "emulated";

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::dataset::parse_time;
+use crate::batch::dataset::parse_time;
 
 /// NAB's probationary share of a file, and the cap on its length (`0.15 · 5000`).
 const PROBATION_PERCENT: f64 = 0.15;

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 use zscope_core::{AnomalyPolicy, Baseline, Class, DetectorConfig, SimConfig, Simulator};
 
-use crate::score::detector;
+use crate::batch::score::detector;
 
 /// Precision, recall, F1 and delay of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -526,9 +526,9 @@ pub struct NabRun {
     /// The candidate.
     pub candidate: NabCandidate,
     /// Per profile, with NAB's optimised threshold.
-    pub optimised: Vec<crate::nab::ProfileScore>,
+    pub optimised: Vec<crate::batch::nab::ProfileScore>,
     /// Per profile, the `is_anomaly` flags as 0/1 detections.
-    pub configured: Vec<crate::nab::ProfileScore>,
+    pub configured: Vec<crate::batch::nab::ProfileScore>,
     /// Scored rows that share the top score, and scored rows in all.
     pub ties: (usize, usize),
     /// Time to run the detector over the corpus, and to score it.
@@ -541,11 +541,11 @@ pub type PerFile = Vec<Vec<f64>>;
 /// Run `candidate` over every file of `corpus` (files spread over the machine's cores), one
 /// fresh detector per file: scores (0 while warming up) and 0/1 flags.
 pub fn nab_outputs(
-    corpus: &crate::nab::Corpus,
+    corpus: &crate::batch::nab::Corpus,
     candidate: NabCandidate,
 ) -> Result<(PerFile, PerFile), zscope_core::ConfigError> {
     if let NabCandidate::Detector(config) = candidate {
-        crate::score::HostDetector::validate(&config)?;
+        crate::batch::score::HostDetector::validate(&config)?;
     }
     let one = |values: &[f64]| -> (Vec<f64>, Vec<f64>) {
         match candidate {
@@ -597,7 +597,10 @@ pub fn nab_outputs(
 }
 
 /// Score `candidate` on `corpus`: optimised and as configured, with its ties.
-pub fn nab_run(corpus: &crate::nab::Corpus, candidate: NabCandidate) -> Result<NabRun, String> {
+pub fn nab_run(
+    corpus: &crate::batch::nab::Corpus,
+    candidate: NabCandidate,
+) -> Result<NabRun, String> {
     let t = std::time::Instant::now();
     let (scores, flags) = nab_outputs(corpus, candidate).map_err(|e| e.to_string())?;
     let detect = t.elapsed().as_secs_f64();
@@ -711,8 +714,9 @@ pub fn nab_published(dir: &std::path::Path) -> Vec<(String, f64, f64, f64)> {
 
 /// The table `eval --nab` prints for `runs` (and the published anchors, when known).
 pub fn nab_table(runs: &[NabRun], windows: usize, published: &[(String, f64, f64, f64)]) -> String {
-    let by =
-        |v: &[crate::nab::ProfileScore], name: &str| v.iter().find(|p| p.profile == name).cloned();
+    let by = |v: &[crate::batch::nab::ProfileScore], name: &str| {
+        v.iter().find(|p| p.profile == name).cloned()
+    };
     let mut out = format!(
         "{:<50} {:>9} {:>8} {:>8} {:>10} {:>9} {:>9} {:>9}\n",
         "detector (NAB, normalised scores)",
@@ -752,6 +756,44 @@ pub fn nab_table(runs: &[NabRun], windows: usize, published: &[(String, f64, f64
         }
     }
     out
+}
+
+/// Write the sweep's rows (`zscope eval --out FILE`) as CSV, one row per series and setting.
+pub fn write_sweep(out: &std::path::Path, rows: &[(String, SweepRow)]) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_path(out)?;
+    w.write_record([
+        "series",
+        "baseline",
+        "window",
+        "threshold",
+        "policy",
+        "precision",
+        "recall",
+        "f1",
+        "mean_delay",
+        "tp",
+        "fp",
+        "fn",
+    ])?;
+    for (name, r) in rows {
+        let m = &r.metrics;
+        w.write_record([
+            name.clone(),
+            baseline_name(r.baseline),
+            r.window.to_string(),
+            r.threshold.to_string(),
+            r.policy.to_string(),
+            format!("{:.4}", m.precision),
+            format!("{:.4}", m.recall),
+            format!("{:.4}", m.f1),
+            format!("{:.2}", m.mean_delay),
+            m.true_positives.to_string(),
+            m.false_positives.to_string(),
+            m.false_negatives.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -859,7 +901,8 @@ mod tests {
             );
         }
         std::fs::write(&path, text).unwrap();
-        let mut data = crate::dataset::Dataset::open(&path, &Default::default(), true).unwrap();
+        let mut data =
+            crate::batch::dataset::Dataset::open(&path, &Default::default(), true).unwrap();
         let (mut values, mut labels) = (Vec::new(), Vec::new());
         while let Some(r) = data.next_record().unwrap() {
             values.push(r.value);

@@ -142,7 +142,7 @@ fn find(header: &[String], name: &str, path: &str) -> Result<usize, DatasetError
         .ok_or_else(|| DatasetError::NoSuchColumn {
             path: path.into(),
             name: name.into(),
-            columns: header.join(", "),
+            columns: list_columns(header),
         })
 }
 
@@ -160,7 +160,7 @@ impl Layout {
         cols: &Columns,
         path: &str,
     ) -> Result<Layout, DatasetError> {
-        let columns = header.join(", ");
+        let columns = list_columns(&header);
         let time = match &cols.time {
             Some(n) => find(&header, n, path)?,
             None => guess(&header, &["timestamp", "time", "datetime", "date", "ts"]).ok_or(
@@ -335,6 +335,8 @@ pub struct Dataset {
     pub time_issues: u64,
     /// Rows whose label is not 0 or 1 (kept, without a label).
     pub label_issues: u64,
+    /// Rows with more fields than the header (kept, their extra fields ignored).
+    pub extra_fields: u64,
     /// Data rows so far.
     pub rows: u64,
 }
@@ -351,27 +353,36 @@ impl Dataset {
             path.display().to_string()
         };
         let input: Box<dyn std::io::Read + Send> = if stdin {
-            Box::new(std::io::stdin())
+            Box::new(LineLimit::new(std::io::stdin()))
         } else {
-            Box::new(
-                std::fs::File::open(path).map_err(|source| DatasetError::Io {
+            Box::new(LineLimit::new(std::fs::File::open(path).map_err(
+                |source| DatasetError::Io {
                     path: name.clone(),
                     source,
-                })?,
-            )
+                },
+            )?))
         };
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
             .buffer_capacity(1 << 20)
             .from_reader(input);
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| DatasetError::Csv {
-                path: name.clone(),
-                message: e.to_string(),
-            })?
+        let header = reader.byte_headers().map_err(|e| DatasetError::Csv {
+            path: name.clone(),
+            message: e.to_string(),
+        })?;
+        if too_long(header) {
+            return Err(DatasetError::Csv {
+                path: name,
+                message: format!(
+                    "the header line is longer than {} MiB: is this a CSV file?",
+                    MAX_LINE >> 20
+                ),
+            });
+        }
+        let header: Vec<String> = header
             .iter()
+            .map(String::from_utf8_lossy)
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
             .collect();
         if header.iter().all(String::is_empty) {
@@ -397,6 +408,7 @@ impl Dataset {
             bad_count: 0,
             time_issues: 0,
             label_issues: 0,
+            extra_fields: 0,
             rows: 0,
         })
     }
@@ -448,6 +460,18 @@ impl Dataset {
         }
         self.rows += 1;
         let line = self.record.position().map_or(0, |p| p.line());
+        if too_long(&self.record) {
+            // Its fields are not kept: a scored copy gets an empty row in its place.
+            self.record.clear();
+            self.bad_count += 1;
+            self.note(line, format!("longer than {} MiB: skipped", MAX_LINE >> 20))?;
+            return Ok(Some(Row {
+                line,
+                time_ms: None,
+                value: None,
+                label: None,
+            }));
+        }
         let field = |i: usize| {
             self.record
                 .get(i)
@@ -495,6 +519,12 @@ impl Dataset {
                 }
             },
         };
+        let (fields, columns) = (self.record.len(), self.layout.header.len());
+        if fields > columns {
+            // Its value is still read from its column; the extra fields are reported.
+            self.extra_fields += 1;
+            problems.push(format!("{fields} fields where the header has {columns}"));
+        }
         self.bad_count += value_bad as u64;
         self.time_issues += time_bad as u64;
         if !problems.is_empty() {
@@ -539,14 +569,14 @@ impl Dataset {
 
     /// A short summary of the problems: their count and the first few, one per line.
     pub fn problems(&self) -> Option<String> {
-        let total = self.bad_count + self.time_issues + self.label_issues;
+        let total = self.bad_count + self.time_issues + self.label_issues + self.extra_fields;
         if total == 0 && self.bad.is_empty() {
             return None;
         }
         let mut out = format!(
             "{}: {} row(s) without a usable value, {} with a bad or backwards timestamp, {} with \
-             a bad label",
-            self.path, self.bad_count, self.time_issues, self.label_issues
+             a bad label, {} with more fields than the header",
+            self.path, self.bad_count, self.time_issues, self.label_issues, self.extra_fields
         );
         for b in self.bad.iter().take(10) {
             out += &format!("\n  line {}: {}", b.line, b.problem);
@@ -577,13 +607,143 @@ fn present<'a>(
     }
 }
 
+/// The longest line (a CSV record, quoted newlines included) read as a row: a longer one is a
+/// bad row, skipped, so memory per row is bounded however the input is made.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a line over [`MAX_LINE`] becomes on its way to the CSV reader: one field no real file
+/// has (it starts with a NUL byte), so the row is reported for what it was.
+const TOO_LONG: &[u8] = b"\0zscope: line too long\n";
+
+/// A reader that passes whole lines on, and replaces each line longer than [`MAX_LINE`]
+/// (counting quoted newlines as inside the line, as CSV does) with [`TOO_LONG`]. It holds at
+/// most one line and one chunk, whatever the input: a 2 GiB one-line file streams through in
+/// bounded memory. A quote left open is closed by the limit: reading resumes at the next
+/// newline.
+pub struct LineLimit<R> {
+    inner: R,
+    chunk: Vec<u8>,
+    /// The current line so far (not yet passed on).
+    line: Vec<u8>,
+    /// Whole lines ready to pass on, from `sent`.
+    ready: Vec<u8>,
+    sent: usize,
+    quoted: bool,
+    /// Dropping the rest of a line that went over the limit.
+    skipping: bool,
+    eof: bool,
+}
+
+impl<R: std::io::Read> LineLimit<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        LineLimit {
+            inner,
+            chunk: vec![0; 64 * 1024],
+            line: Vec::new(),
+            ready: Vec::new(),
+            sent: 0,
+            quoted: false,
+            skipping: false,
+            eof: false,
+        }
+    }
+
+    /// Read a chunk and sort it into whole lines; false at the end of the input.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        self.ready.clear();
+        self.sent = 0;
+        if self.eof {
+            return Ok(false);
+        }
+        let n = loop {
+            match self.inner.read(&mut self.chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            // The last line, unterminated.
+            if self.skipping {
+                self.ready.extend_from_slice(TOO_LONG);
+            } else {
+                self.ready.append(&mut self.line);
+            }
+            self.line = Vec::new();
+            return Ok(true);
+        }
+        let mut start = 0;
+        for i in 0..n {
+            let b = self.chunk[i];
+            if self.skipping {
+                if b == b'\n' {
+                    self.skipping = false;
+                    self.quoted = false;
+                    self.ready.extend_from_slice(TOO_LONG);
+                    start = i + 1;
+                }
+                continue;
+            }
+            if b == b'"' {
+                self.quoted = !self.quoted;
+            } else if b == b'\n' && !self.quoted {
+                self.line.extend_from_slice(&self.chunk[start..=i]);
+                self.ready.append(&mut self.line);
+                start = i + 1;
+                continue;
+            }
+            if self.line.len() + (i + 1 - start) > MAX_LINE {
+                self.line = Vec::new();
+                self.skipping = b != b'\n';
+                if !self.skipping {
+                    self.quoted = false;
+                    self.ready.extend_from_slice(TOO_LONG);
+                }
+                start = i + 1;
+            }
+        }
+        if !self.skipping {
+            self.line.extend_from_slice(&self.chunk[start..n]);
+        }
+        Ok(true)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.sent == self.ready.len() {
+            if !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.ready.len() - self.sent);
+        out[..n].copy_from_slice(&self.ready[self.sent..self.sent + n]);
+        self.sent += n;
+        Ok(n)
+    }
+}
+
+/// Whether a record is what [`LineLimit`] made of a line over the limit.
+fn too_long(record: &csv::ByteRecord) -> bool {
+    record.len() == 1 && record.get(0) == Some(&TOO_LONG[..TOO_LONG.len() - 1])
+}
+
+/// Column names as listed in a message: at most 200 characters' worth.
+fn list_columns(header: &[String]) -> String {
+    clip_to(&header.join(", "), 200)
+}
+
 /// A field as shown in a message: at most 60 characters.
 fn clip(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
+    clip_to(s, 60)
+}
+
+fn clip_to(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
         s.to_string()
     } else {
-        let cut: String = s.chars().take(MAX).collect();
+        let cut: String = s.chars().take(max).collect();
         format!("{cut}... ({} bytes)", s.len())
     }
 }
@@ -631,5 +791,69 @@ mod tests {
             .timestamp_millis();
             assert_eq!(fast_datetime(s.as_bytes()), Some(chrono), "{s}");
         }
+    }
+
+    fn read_all(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut LineLimit::new(input), &mut out).unwrap();
+        out
+    }
+
+    /// Lines within the limit pass unchanged (quoted newlines included); a longer one, or an
+    /// unclosed quote running past the limit, becomes one marker line and reading resumes
+    /// at the next newline.
+    #[test]
+    fn long_lines_become_one_marked_row() {
+        let ok = b"time,value\n1,\"a\nb\"\n2,3";
+        assert_eq!(read_all(ok), ok);
+        let mut long = b"time,value\n1,".to_vec();
+        long.extend(std::iter::repeat_n(b'9', MAX_LINE + 10));
+        long.extend_from_slice(b"\n2,3\n");
+        let out = read_all(&long);
+        assert_eq!(out, [&b"time,value\n"[..], TOO_LONG, b"2,3\n"].concat());
+        let mut quote = b"time,value\n1,\"".to_vec();
+        quote.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        quote.extend_from_slice(b"\n2,3\n");
+        assert_eq!(read_all(&quote), out);
+        let mut tail = b"t,v\n".to_vec();
+        tail.extend(std::iter::repeat_n(b'9', MAX_LINE + 1));
+        assert_eq!(read_all(&tail), [&b"t,v\n"[..], TOO_LONG].concat());
+    }
+
+    /// A line over the limit is a bad row with a short message; extra fields are reported
+    /// as such; a header line over the limit is a clear error.
+    #[test]
+    fn overlong_rows_and_extra_fields_are_reported_for_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        let mut text = b"time,value\n1,1\n2,".to_vec();
+        text.extend(std::iter::repeat_n(b'7', MAX_LINE * 2));
+        text.extend_from_slice(b"\n3,3,extra\n4,4\n");
+        std::fs::write(&path, &text).unwrap();
+        let mut data = Dataset::open(&path, &Columns::default(), false).unwrap();
+        let mut values = Vec::new();
+        while let Some(row) = data.next_row().unwrap() {
+            values.push(row.value);
+        }
+        assert_eq!(values, [Some(1.0), None, Some(3.0), Some(4.0)]);
+        let report = data.problems().unwrap();
+        assert!(
+            report.contains("line 3: longer than 1 MiB: skipped"),
+            "{report}"
+        );
+        assert!(
+            report.contains("line 4: 3 fields where the header has 2"),
+            "{report}"
+        );
+        assert!(report.len() < 1000, "{report}");
+        let mut header = vec![b'h'; MAX_LINE + 5];
+        header.extend_from_slice(b"\n1,2\n");
+        std::fs::write(&path, &header).unwrap();
+        let e = Dataset::open(&path, &Columns::default(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("header line is longer than 1 MiB"), "{e}");
+        assert!(e.len() < 300, "{e}");
     }
 }

@@ -1,198 +1,12 @@
-//! The command line, the TOML config file and the environment, resolved into [`Settings`].
-//!
-//! Precedence: a flag beats its environment variable (`ZSCOPE_*`), which beats the `--config`
-//! file, which beats the default.
+//! The arguments resolved: flags over environment over config file over defaults, checked,
+//! into [`Settings`] (the daemon's) and [`DetectorSpec`] (a detector's, for every command).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
-/// zscope: real-time anomaly detection for data streams. With no arguments it starts the
-/// daemon against an emulated device and serves the dashboard on http://127.0.0.1:8080.
-#[derive(Debug, Parser)]
-#[command(name = "zscope", version, args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    /// What to do (default: run the daemon).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// The device (daemon only).
-    #[command(flatten)]
-    pub device: DeviceArgs,
-
-    /// The dashboard and the logs (daemon and replay).
-    #[command(flatten)]
-    pub serve: ServeArgs,
-
-    /// Settings file (TOML) with any of the options, e.g. `port = "/dev/ttyACM0"`, and the
-    /// detector's (`detector`, `window`, `threshold`, `warmup`, `max_run`,
-    /// `include_anomalies`, `learn`, `rest`, `seasonal`, `alpha`) for `score`, `eval` and
-    /// `replay`.
-    #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-}
-
-/// Where the daemon's samples come from.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct DeviceArgs {
-    /// Serial port of a device, e.g. /dev/ttyACM0. Without it: an emulated device on a pty.
-    #[arg(long, env = "ZSCOPE_PORT")]
-    pub port: Option<String>,
-
-    /// Baud rate of the serial port [default: 115200].
-    #[arg(long, env = "ZSCOPE_BAUD")]
-    pub baud: Option<u32>,
-
-    /// Sample rate of the emulated device in Hz, 0 for as fast as the line carries
-    /// [default: 50].
-    #[arg(long, env = "ZSCOPE_EMULATOR_RATE")]
-    pub emulator_rate: Option<u32>,
-
-    /// Seed of the emulated device's simulator [default: 42].
-    #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
-    pub emulator_seed: Option<u64>,
-
-    /// Append the raw frames read from the device to this file, to replay them later
-    /// (`zscope replay FILE`) with exactly the device's verdicts.
-    #[arg(long, env = "ZSCOPE_RECORD")]
-    pub record: Option<PathBuf>,
-}
-
-/// The dashboard and the CSV logs.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServeArgs {
-    /// Address the dashboard listens on [default: 127.0.0.1:8080]. Anything but loopback
-    /// needs --token.
-    #[arg(long, env = "ZSCOPE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-
-    /// Token required for config changes (header `Authorization: Bearer TOKEN`), and for
-    /// reading from anywhere but loopback. A flag shows in `ps`: prefer ZSCOPE_TOKEN or
-    /// --token-file.
-    #[arg(long, env = "ZSCOPE_TOKEN", conflicts_with = "token_file")]
-    pub token: Option<String>,
-
-    /// Read the token from this file (its first line).
-    #[arg(long, env = "ZSCOPE_TOKEN_FILE", value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
-
-    /// Also answer requests addressed to this host name (the Host and Origin headers), besides
-    /// localhost, 127.0.0.1, [::1] and the listen address; repeat for more. Other names are
-    /// refused (a web page cannot reach the daemon by rebinding its own name to 127.0.0.1).
-    /// Listening on all interfaces (0.0.0.0) without this flag accepts any name.
-    #[arg(
-        long = "allow-host",
-        env = "ZSCOPE_ALLOW_HOST",
-        value_delimiter = ',',
-        value_name = "NAME"
-    )]
-    pub allow_hosts: Vec<String>,
-
-    /// Folder for samples.csv and anomalies.csv [default: ./zscope-log].
-    #[arg(long, env = "ZSCOPE_LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
-
-    /// Log only anomalies, not every sample.
-    #[arg(long, env = "ZSCOPE_NO_SAMPLES_LOG")]
-    pub no_samples_log: bool,
-
-    /// Rotate a CSV file when it passes this many megabytes [default: 64].
-    #[arg(long, env = "ZSCOPE_ROTATE_MB")]
-    pub rotate_mb: Option<u64>,
-
-    /// Rotated files kept per log, older ones deleted [default: 5].
-    #[arg(long, env = "ZSCOPE_KEEP_FILES")]
-    pub keep_files: Option<u32>,
-}
-
-/// Default weight of the newest cycle in a seasonal profile.
-pub const DEFAULT_ALPHA: f32 = 0.3;
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// List the serial ports this machine has (pseudo-terminals are not listed).
-    Ports,
-    /// Run the detector over a CSV file and write its rows back with the verdicts (no server).
-    Score(ScoreArgs),
-    /// Measure precision, recall, F1 and detection delay on labelled data or the simulator.
-    Eval(EvalArgs),
-    /// Stream a CSV file (or a --record recording) through the detector and the dashboard.
-    Replay(ReplayArgs),
-}
-
-/// `zscope replay`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// A CSV file, or a recording made with --record.
-    pub input: PathBuf,
-    /// Replay at this multiple of real time, e.g. 10x [default: 1x].
-    #[arg(long, conflicts_with = "max")]
-    pub speed: Option<String>,
-    /// Replay as fast as possible.
-    #[arg(long)]
-    pub max: bool,
-    /// Columns (CSV).
-    #[command(flatten)]
-    pub columns: ColumnArgs,
-    /// Detector (CSV).
-    #[command(flatten)]
-    pub detector: DetectorArgs,
-    /// The dashboard and the logs.
-    #[command(flatten)]
-    pub serve: ServeArgs,
-}
-
-/// Which detector judges the values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// The default: novel levels plus a residual Z-score calibrated to the stream's tails,
-    /// against a period it finds by itself.
-    Adaptive,
-    /// The rolling Z-score against the window's mean (the seed's method).
-    Zscore,
-    /// The rolling Z-score against a seasonal profile of a given period.
-    Seasonal,
-}
-
-/// Detector settings on the command line; unset ones come from the file, then the defaults.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct DetectorArgs {
-    /// Detector [default: adaptive; seasonal when --seasonal is given].
-    #[arg(long, value_enum)]
-    pub detector: Option<Method>,
-    /// Window length [default: 64].
-    #[arg(long)]
-    pub window: Option<u32>,
-    /// Anomaly when |z| is above this (adaptive: times the stream's tail factor) [default: 3].
-    #[arg(long)]
-    pub threshold: Option<f32>,
-    /// Values in the window before the first verdict [default: the window; adaptive: half].
-    #[arg(long)]
-    pub warmup: Option<u32>,
-    /// Longest run of flagged values kept out of the window [default: 10].
-    #[arg(long)]
-    pub max_run: Option<u32>,
-    /// Let flagged values into the window (policy `include`).
-    #[arg(long)]
-    pub include_anomalies: bool,
-    /// Adaptive: values that set the level grid and the period [default: 600].
-    #[arg(long)]
-    pub learn: Option<u32>,
-    /// Adaptive: values of quiet after a novel level [default: 100].
-    #[arg(long)]
-    pub rest: Option<u32>,
-    /// Seasonal: the period, in samples (`288`) or as a duration (`1d`, `12h`, `30m`, `90s`,
-    /// `500ms`, `1w`) converted with the data's sampling interval. 1 sample: an EWMA baseline.
-    #[arg(long, value_name = "PERIOD")]
-    pub seasonal: Option<String>,
-    /// Seasonal: weight of the newest cycle in the profile, (0, 1] [default: 0.3].
-    #[arg(long)]
-    pub alpha: Option<f32>,
-}
+use super::args::*;
 
 /// A seasonal period as given: in samples, or as a duration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -271,7 +85,7 @@ impl DetectorSpec {
                 period: samples as u32,
                 alpha,
             };
-            crate::score::HostDetector::validate(&config).map_err(|e| {
+            crate::batch::score::HostDetector::validate(&config).map_err(|e| {
                 SettingsError::Invalid(format!(
                     "invalid detector settings: {e} ({ms} ms at {interval} ms per sample)"
                 ))
@@ -279,94 +93,6 @@ impl DetectorSpec {
         }
         Ok(config)
     }
-}
-
-/// Which columns of a CSV file to use.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ColumnArgs {
-    /// Timestamp column [default: guessed: timestamp, time, datetime, date, ts].
-    #[arg(long)]
-    pub time_col: Option<String>,
-    /// Value column [default: guessed: value, val, y, reading, or the only numeric column].
-    #[arg(long)]
-    pub value_col: Option<String>,
-    /// Label column, 0/1 ground truth [default: guessed: label, is_anomaly, anomaly, labels].
-    #[arg(long)]
-    pub label_col: Option<String>,
-    /// Stop at the first row with a problem instead of counting it and going on.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-impl ColumnArgs {
-    /// As the dataset reader takes them.
-    pub fn columns(&self) -> crate::dataset::Columns {
-        crate::dataset::Columns {
-            time: self.time_col.clone(),
-            value: self.value_col.clone(),
-            label: self.label_col.clone(),
-        }
-    }
-}
-
-/// `zscope score`.
-#[derive(Debug, clap::Args)]
-pub struct ScoreArgs {
-    /// The CSV file to score, `-` for standard input, or a folder (every *.csv below it).
-    pub input: PathBuf,
-    /// Where to write the scored rows: a file, `-` for standard output, or a folder for a
-    /// folder of inputs (same relative layout).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output layout.
-    #[arg(long, value_enum, default_value = "plain")]
-    pub format: crate::score::Format,
-    /// Columns.
-    #[command(flatten)]
-    pub columns: ColumnArgs,
-    /// Detector.
-    #[command(flatten)]
-    pub detector: DetectorArgs,
-}
-
-/// `zscope eval`.
-#[derive(Debug, clap::Args)]
-pub struct EvalArgs {
-    /// A labelled CSV file; without it, the simulator's scenarios.
-    pub input: Option<PathBuf>,
-    /// Score the detector on a Numenta Anomaly Benchmark checkout (its `data/`,
-    /// `labels/combined_windows.json` and `config/profiles.json`) with NAB's own rules.
-    #[arg(long, value_name = "DIR", conflicts_with = "input")]
-    pub nab: Option<PathBuf>,
-    /// With --nab: score this NAB results folder (`<category>/<detector>_<file>.csv` with an
-    /// `anomaly_score` column) instead of running the detector.
-    #[arg(long, value_name = "DIR", requires = "nab")]
-    pub results: Option<PathBuf>,
-    /// Simulator scenario: default, small, shifts, fast-wave, or all.
-    #[arg(long, default_value = "all")]
-    pub sim: String,
-    /// Simulated samples per scenario.
-    #[arg(long, default_value_t = 100_000)]
-    pub samples: usize,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Samples either side of a label within which a detection counts as a hit.
-    #[arg(long, default_value_t = 2)]
-    pub tolerance: usize,
-    /// Also sweep window x threshold x policy and print the best setting per metric; with
-    /// --nab, compare the detectors and the default's main settings on the corpus.
-    #[arg(long)]
-    pub sweep: bool,
-    /// Write the sweep as CSV here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Columns (with a file).
-    #[command(flatten)]
-    pub columns: ColumnArgs,
-    /// Detector.
-    #[command(flatten)]
-    pub detector: DetectorArgs,
 }
 
 /// The same options, as read from a TOML file.
@@ -419,9 +145,9 @@ pub enum SourceSetting {
         /// The file.
         path: PathBuf,
         /// Pacing.
-        speed: crate::replay::Speed,
+        speed: crate::source::replay::Speed,
         /// Columns.
-        columns: crate::dataset::Columns,
+        columns: crate::batch::dataset::Columns,
         /// Stop at the first bad row.
         strict: bool,
         /// Detector settings.
@@ -432,7 +158,7 @@ pub enum SourceSetting {
         /// The file.
         path: PathBuf,
         /// Pacing.
-        speed: crate::replay::Speed,
+        speed: crate::source::replay::Speed,
     },
 }
 
@@ -598,7 +324,7 @@ impl Cli {
             },
             baseline,
         };
-        crate::score::HostDetector::validate(&config)
+        crate::batch::score::HostDetector::validate(&config)
             .map_err(|e| SettingsError::Invalid(format!("invalid detector settings: {e}")))?;
         Ok(DetectorSpec { config, period_ms })
     }
@@ -706,6 +432,7 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("zscope").chain(args.iter().copied()))

@@ -1,7 +1,7 @@
 //! `zscope replay`: a recorded file streamed through the same ingest, logs and dashboard as a
 //! live device.
 //!
-//! * A CSV file (see [`crate::dataset`]) is judged by the host's
+//! * A CSV file (see [`crate::batch::dataset`]) is judged by the host's
 //!   [`Detector`](zscope_core::Detector) as it is read;
 //!   the page's controls change that detector's config, acknowledged like a device's.
 //! * A recording of raw frames (`zscope --record FILE`; it starts with a 0x00 byte) is decoded
@@ -11,20 +11,15 @@
 //! Pacing follows the file's timestamps (the CSV's time column, or the samples' device time),
 //! sped up by `--speed` (e.g. `10x`), or none at all with `--max`.
 
-use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use zscope_core::device::Responder;
-use zscope_core::wire::{
-    AckResult, Decoder, DeviceMsg, Hello, HostMsg, PROTOCOL_VERSION, Sample, name,
-};
+use zscope_core::wire::{AckResult, Decoder, DeviceMsg, Sample, name};
 
-use crate::dataset::Dataset;
-use crate::score::{HOST_CAPACITY, HostDetector};
-use crate::source::Shared;
-use crate::state::Ingest;
+use crate::batch::dataset::Dataset;
+use crate::batch::score::HostDetector;
+use crate::daemon::{Link, Shared};
 
 /// How fast to replay: a multiple of real time, or as fast as possible.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,9 +84,7 @@ impl Pacer {
 
 /// Replay a CSV file through `detector`.
 pub fn spawn_csv(
-    shared: Arc<Shared>,
-    commands: Receiver<HostMsg>,
-    mut ingest: Ingest,
+    link: Link,
     mut data: Dataset,
     mut detector: Box<HostDetector>,
     speed: Speed,
@@ -99,38 +92,33 @@ pub fn spawn_csv(
     std::thread::Builder::new()
         .name("zscope-replay".into())
         .spawn(move || {
-            let hello = Hello {
-                protocol: PROTOCOL_VERSION,
-                firmware: name(env!("CARGO_PKG_VERSION")),
-                board: name("replay"),
-                capacity: HOST_CAPACITY as u32,
-                sample_rate_hz: 0,
-                config_version: 1,
-                detector: *detector.config(),
-                simulator: None,
-                season_capacity: HOST_CAPACITY as u32,
-            };
-            {
-                let mut state = shared.state();
-                state.connected();
-                state.live_clock = false;
-                ingest.handle(&mut state, DeviceMsg::Hello(hello), chrono::Utc::now());
-                state.set_ground_truth(data.layout.label.is_some());
-            }
             let mut device = Responder::new();
+            let hello = device.hello(
+                &detector,
+                name(env!("CARGO_PKG_VERSION")),
+                name("replay"),
+                0,
+                None,
+            );
+            let truth = data.layout.label.is_some();
+            link.update(|state, out| {
+                state.connected();
+                state.set_replay();
+                state.ingest(DeviceMsg::Hello(hello), chrono::Utc::now(), out);
+                state.set_ground_truth(truth);
+            });
             let mut pacer = Pacer::new(speed);
             let (mut seq, mut t0) = (0u64, None);
             let mut last_time = 0i64;
             let outcome = loop {
-                while let Ok(cmd) = commands.try_recv() {
+                while let Ok(cmd) = link.commands.try_recv() {
                     // A file has no sample rate to set: its timestamps (and --speed) pace it.
                     let (ack, _) = device.execute(&mut detector, cmd, |hz| {
                         AckResult::RateRejected { hz, max: 0 }
                     });
-                    let mut state = shared.state();
-                    let acks = ingest.handle(&mut state, DeviceMsg::Ack(ack), chrono::Utc::now());
-                    drop(state);
-                    shared.complete(acks);
+                    link.update(|state, out| {
+                        state.ingest(DeviceMsg::Ack(ack), chrono::Utc::now(), out)
+                    });
                 }
                 // Every row, as `score` sees it: one without a usable value is a missing
                 // value to the detector (shown as invalid), so both flag the same rows.
@@ -141,7 +129,7 @@ pub fn spawn_csv(
                 };
                 let time_ms = row.time_ms.unwrap_or(last_time);
                 last_time = time_ms;
-                if !pacer.wait(time_ms, &shared) {
+                if !pacer.wait(time_ms, &link.shared) {
                     return;
                 }
                 let start = *t0.get_or_insert(time_ms);
@@ -154,26 +142,22 @@ pub fn spawn_csv(
                     device.config_version,
                 );
                 seq += 1;
-                let mut state = shared.state();
-                ingest.handle(&mut state, DeviceMsg::Sample(sample), chrono::Utc::now());
+                link.update(|state, out| {
+                    state.ingest(DeviceMsg::Sample(sample), chrono::Utc::now(), out)
+                });
             };
             let outcome = match data.problems() {
                 Some(problems) => format!("{outcome}; {problems}"),
                 None => outcome,
             };
             tracing::info!("{outcome}");
-            let mut state = shared.state();
-            ingest.housekeeping(&mut state);
-            state.disconnected(outcome);
+            link.update(|state, _| state.disconnected(outcome));
         })
 }
 
-/// A device's answer to a command, for the replayed detector.
 /// Replay a recording of raw frames exactly as the device judged it.
 pub fn spawn_frames(
-    shared: Arc<Shared>,
-    commands: Receiver<HostMsg>,
-    mut ingest: Ingest,
+    link: Link,
     path: std::path::PathBuf,
     speed: Speed,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -181,41 +165,40 @@ pub fn spawn_frames(
     std::thread::Builder::new()
         .name("zscope-replay".into())
         .spawn(move || {
-            {
-                let mut state = shared.state();
+            link.update(|state, _| {
                 state.connected();
-                state.live_clock = false;
-                state.read_only = Some(format!(
+                state.set_replay();
+                state.set_read_only(format!(
                     "{} is a recording of the device's frames: its verdicts are the device's \
                      own and cannot be changed (replay the CSV log to try other settings)",
                     path.display()
                 ));
-            }
+            });
             let mut decoder: Decoder = Decoder::new();
             let mut pacer = Pacer::new(speed);
             let mut input = &bytes[..];
             let mut frames = 0u64;
             while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
                 // Commands cannot be carried out; the API refuses them before they get here.
-                while commands.try_recv().is_ok() {}
+                while link.commands.try_recv().is_ok() {}
+                let stats = *decoder.stats();
                 let Ok(msg) = result else {
-                    shared.state().set_decode(decoder.stats());
+                    link.update(|state, _| state.set_decode(&stats));
                     continue;
                 };
                 if let DeviceMsg::Sample(s) = &msg
-                    && !pacer.wait(s.time_ms as i64, &shared)
+                    && !pacer.wait(s.time_ms as i64, &link.shared)
                 {
                     return;
                 }
                 frames += 1;
-                let mut state = shared.state();
-                ingest.handle(&mut state, msg, chrono::Utc::now());
-                state.set_decode(decoder.stats());
+                link.update(|state, out| {
+                    state.ingest(msg, chrono::Utc::now(), out);
+                    state.set_decode(&stats);
+                });
             }
             let outcome = format!("replay finished: {frames} frames from {}", path.display());
             tracing::info!("{outcome}");
-            let mut state = shared.state();
-            ingest.housekeeping(&mut state);
-            state.disconnected(outcome);
+            link.update(|state, _| state.disconnected(outcome));
         })
 }

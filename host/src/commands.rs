@@ -1,0 +1,307 @@
+//! Each subcommand, from its parsed arguments to its output: what `main` dispatches to.
+
+use crate::cli::{Cli, EmulateArgs, EvalArgs, ReplayArgs, ScoreArgs, SourceSetting};
+
+/// How a command failed: the exit code (2: usage, 1: the work itself) and the message.
+pub type Failure = (u8, String);
+
+fn usage(e: impl std::fmt::Display) -> Failure {
+    (2, e.to_string())
+}
+
+fn failed(e: impl std::fmt::Display) -> Failure {
+    (1, e.to_string())
+}
+
+/// The daemon (no subcommand).
+pub fn daemon(cli: &Cli) -> Result<(), Failure> {
+    let settings = cli.settings().map_err(usage)?;
+    start(settings)
+}
+
+/// `zscope replay`.
+pub fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
+    use crate::source::replay::{Speed, is_recording, parse_speed};
+    let mut settings = cli.replay_settings(args).map_err(usage)?;
+    let speed = match (&args.speed, args.max) {
+        (_, true) => Speed::Max,
+        (Some(s), false) => Speed::Factor(parse_speed(s).map_err(usage)?),
+        (None, false) => Speed::Factor(1.0),
+    };
+    let recording = is_recording(&args.input)
+        .map_err(|e| failed(format!("cannot read {}: {e}", args.input.display())))?;
+    settings.source = if recording {
+        SourceSetting::ReplayFrames {
+            path: args.input.clone(),
+            speed,
+        }
+    } else {
+        SourceSetting::ReplayCsv {
+            path: args.input.clone(),
+            speed,
+            columns: args.columns.columns(),
+            strict: args.columns.strict,
+            detector: cli
+                .detector(&args.detector)
+                .and_then(|d| d.resolve(None))
+                .map_err(usage)?,
+        }
+    };
+    settings.record = None;
+    start(settings)
+}
+
+fn start(settings: crate::cli::Settings) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(crate::daemon::run(settings))
+        .map_err(|e| failed(format!("{e:#}")))
+}
+
+/// `zscope score`.
+pub fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
+    use crate::batch::score::{ScoreJob, report, score, score_folder};
+    let job = ScoreJob {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        format: args.format,
+        columns: args.columns.columns(),
+        strict: args.columns.strict,
+        detector: cli.detector(&args.detector).map_err(usage)?,
+    };
+    if args.input.is_dir() {
+        let done = score_folder(&job).map_err(failed)?;
+        let (mut rows, mut flagged) = (0, 0);
+        for (input, summary) in &done {
+            let one = ScoreJob {
+                input: input.clone(),
+                output: job
+                    .output
+                    .join(input.strip_prefix(&job.input).unwrap_or(input)),
+                ..job.clone()
+            };
+            eprintln!("{}", report(&one, summary));
+            rows += summary.rows;
+            flagged += summary.anomalies;
+        }
+        eprintln!(
+            "{} files, {rows} rows, {flagged} flagged, written below {}",
+            done.len(),
+            job.output.display()
+        );
+        return Ok(());
+    }
+    let summary = score(&job).map_err(failed)?;
+    eprintln!("{}", report(&job, &summary));
+    Ok(())
+}
+
+/// `zscope eval`.
+pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
+    use crate::batch::eval::{Series, scenarios, simulate_scenario};
+    let spec = cli.detector(&args.detector).map_err(usage)?;
+    if let Some(dir) = &args.nab {
+        let config = spec.resolve(None).map_err(usage)?;
+        return nab(dir, args.results.as_deref(), config, args.sweep);
+    }
+    let config;
+    let mut series = Vec::new();
+    if let Some(path) = &args.input {
+        let mut data = crate::batch::dataset::Dataset::open(
+            path,
+            &args.columns.columns(),
+            args.columns.strict,
+        )
+        .map_err(failed)?;
+        if data.layout.label.is_none() {
+            return Err(usage(format!(
+                "{} has no label column: pass --label-col, or evaluate on the simulator (no file)",
+                path.display()
+            )));
+        }
+        let (mut values, mut labels, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(r) = data.next_record().map_err(failed)? {
+            values.push(r.value);
+            labels.push(r.label == Some(true));
+            times.push(r.time_ms);
+        }
+        config = spec
+            .resolve(crate::batch::dataset::median_interval(&times))
+            .map_err(usage)?;
+        if let Some(problems) = data.problems() {
+            eprintln!("{problems}");
+        }
+        series.push(Series {
+            name: path.display().to_string(),
+            about: format!("{} rows", values.len()),
+            values,
+            labels,
+            period: match config.baseline {
+                zscope_core::Baseline::Seasonal { period, .. } => Some(period),
+                _ => None,
+            },
+        });
+    } else {
+        config = spec.resolve(None).map_err(usage)?;
+        let all = scenarios(args.seed);
+        let chosen: Vec<_> = all
+            .iter()
+            .filter(|s| args.sim == "all" || s.name == args.sim)
+            .collect();
+        if chosen.is_empty() {
+            let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+            return Err(usage(format!(
+                "no scenario '{}': choose one of {}, or all",
+                args.sim,
+                names.join(", ")
+            )));
+        }
+        for s in chosen {
+            let (values, labels) =
+                simulate_scenario(s, args.samples).map_err(|e| failed(format!("{e}")))?;
+            series.push(Series {
+                name: s.name.into(),
+                about: s.about.into(),
+                values,
+                labels,
+                period: Some(s.sim.period),
+            });
+        }
+    }
+    let (text, rows) = crate::batch::eval::report(&series, config, args.tolerance, args.sweep)
+        .map_err(|e| usage(format!("invalid detector settings: {e}")))?;
+    print!("{text}");
+    if let Some(out) = &args.out {
+        crate::batch::eval::write_sweep(out, &rows).map_err(failed)?;
+        println!("\nsweep written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// `zscope ports`.
+pub fn ports() -> Result<(), Failure> {
+    let ports = serialport::available_ports()
+        .map_err(|e| failed(format!("cannot list serial ports: {e}")))?;
+    if ports.is_empty() {
+        println!("no serial ports found (pseudo-terminals are not listed; pass them with --port)");
+    }
+    for p in ports {
+        let kind = match p.port_type {
+            serialport::SerialPortType::UsbPort(u) => format!(
+                "USB {:04x}:{:04x} {}",
+                u.vid,
+                u.pid,
+                u.product.unwrap_or_default()
+            ),
+            serialport::SerialPortType::PciPort => "PCI".into(),
+            serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
+            serialport::SerialPortType::Unknown => String::new(),
+        };
+        println!("{}\t{kind}", p.port_name);
+    }
+    Ok(())
+}
+
+fn nab(
+    dir: &std::path::Path,
+    results: Option<&std::path::Path>,
+    config: zscope_core::DetectorConfig,
+    sweep: bool,
+) -> Result<(), Failure> {
+    use crate::batch::eval::{NabCandidate, nab_candidates, nab_published, nab_run, nab_table};
+    let t = std::time::Instant::now();
+    let corpus = crate::batch::nab::Corpus::load(dir).map_err(failed)?;
+    let load = t.elapsed().as_secs_f64();
+    if let Some(results) = results {
+        let scores = corpus.read_results(results).map_err(failed)?;
+        println!(
+            "NAB results in {}, scored with NAB's rules:",
+            results.display()
+        );
+        for p in corpus.score(&scores).map_err(failed)? {
+            println!(
+                "  {:<20} {:>8.4}  (threshold {}, {}/{} windows, {} FP rows)",
+                p.profile, p.normalized, p.threshold, p.windows_hit, corpus.windows, p.fp_rows
+            );
+        }
+        return Ok(());
+    }
+    let candidates = if sweep {
+        nab_candidates(config)
+    } else {
+        vec![NabCandidate::Detector(config)]
+    };
+    let mut runs = Vec::new();
+    for c in candidates {
+        runs.push(nab_run(&corpus, c).map_err(usage)?);
+    }
+    println!(
+        "NAB: {} files, {} rows, {} labelled windows ({})",
+        corpus.files.len(),
+        corpus.rows(),
+        corpus.windows,
+        dir.display()
+    );
+    if !sweep && let Some(r) = runs.first() {
+        println!(
+            "detector: {}",
+            crate::batch::eval::candidate_name(r.candidate)
+        );
+        for (what, list) in [
+            ("optimised", &r.optimised),
+            ("as configured", &r.configured),
+        ] {
+            for p in list {
+                let threshold = if what == "optimised" {
+                    format!("threshold {:.6}, ", p.threshold)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {what:<14} {:<20} {:>8.4}  ({threshold}{}/{} windows, {} FP rows)",
+                    p.profile, p.normalized, p.windows_hit, corpus.windows, p.fp_rows
+                );
+            }
+        }
+        println!(
+            "  rows sharing the top score: {} of {} scored ({:.3}%)",
+            r.ties.0,
+            r.ties.1,
+            100.0 * r.ties.0 as f64 / r.ties.1.max(1) as f64
+        );
+        println!(
+            "  time: load {load:.2} s, detect {:.2} s, score {:.2} s",
+            r.seconds.0, r.seconds.1
+        );
+    } else {
+        print!("{}", nab_table(&runs, corpus.windows, &nab_published(dir)));
+        let detect: f64 = runs.iter().map(|r| r.seconds.0 + r.seconds.1).sum();
+        println!("time: load {load:.2} s, {} runs {detect:.2} s", runs.len());
+    }
+    Ok(())
+}
+
+/// `zscope emulate`: the device on a pty until interrupted.
+pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
+    use crate::source::emulated::{BOARD, Emulator};
+    let settings = zscope_firmware::Settings {
+        board: BOARD,
+        rate_hz: args.rate,
+        simulator: zscope_core::SimConfig {
+            seed: args.seed,
+            ..zscope_core::SimConfig::default()
+        },
+        ..zscope_firmware::Settings::default()
+    };
+    let emulator = Emulator::spawn_linked(settings, args.link.as_deref()).map_err(failed)?;
+    println!("{}", emulator.path().display());
+    eprintln!(
+        "zscope emulate: device on {} at {} Hz; Ctrl-C to stop",
+        emulator.path().display(),
+        args.rate
+    );
+    loop {
+        std::thread::park();
+    }
+}

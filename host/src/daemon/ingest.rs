@@ -1,0 +1,435 @@
+//! Ingest: the one place a frame from the device becomes state, a log row, an
+//! acknowledgement or a point for the browsers. Pure: no I/O, no clock (the arrival time is
+//! given), no JSON; the caller holds the state's lock only while [`State::ingest`] runs, then
+//! sends the [`Output`] on (rows to the log writer, acks to the waiting requests).
+//!
+//! It finds lost frames from sequence gaps (a jump of over a million is a renumbering, not
+//! lost frames), notices device resets, anchors device time to the host's clock (again after
+//! an implausible jump), keeps the config of every version (for the threshold and window of
+//! points judged under it), counts live precision/recall against the source's ground truth,
+//! and refuses a device whose hello makes no sense.
+
+use chrono::{DateTime, Utc};
+use zscope_core::wire::{Ack, DeviceMsg, Flags, Hello, Sample};
+
+use super::point::Point;
+use super::state::{
+    ANOMALY_HISTORY, DeviceInfo, HISTORY, MAX_CLOCK_JUMP_MS, MAX_LOST_AT_ONCE, State,
+};
+use crate::log::Entry;
+
+/// What ingesting frames produced, for the caller to send on once the lock is released.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Rows for the CSV logs.
+    pub log: Vec<Entry>,
+    /// Acknowledgements for the requests waiting on them.
+    pub acks: Vec<Ack>,
+}
+
+impl State {
+    /// Apply one message from the device, received at `now`.
+    pub fn ingest(&mut self, msg: DeviceMsg, now: DateTime<Utc>, out: &mut Output) {
+        match msg {
+            DeviceMsg::Hello(hello) => self.hello(&hello),
+            DeviceMsg::Sample(sample) => self.sample(&sample, now, out),
+            DeviceMsg::Status(status) => self.device_status = Some(status),
+            DeviceMsg::Ack(ack) => {
+                if self.configs.insert(ack.config_version, ack.config) != Some(ack.config)
+                    || self.config_version != ack.config_version
+                {
+                    self.config_events += 1;
+                }
+                self.config_version = ack.config_version;
+                out.acks.push(ack);
+            }
+        }
+    }
+
+    fn hello(&mut self, hello: &Hello) {
+        if let Err(why) = check_hello(hello) {
+            let why = format!(
+                "device {} refused: its hello says {why}; its samples are ignored until it \
+                 says hello with values that make sense",
+                hello.board
+            );
+            tracing::error!("{why}");
+            self.link_error = Some(why.clone());
+            self.refused = Some(why);
+            self.device = None;
+            return;
+        }
+        // A good hello: whatever the link reported before (a version mismatch, a refusal) is
+        // over.
+        self.refused = None;
+        self.link_error = None;
+        if self.device.is_some() {
+            // A hello after the first is a reboot, or an answer to a ping: a reboot shows as
+            // sequence numbers starting again, which `sample` counts.
+            tracing::info!("device {} said hello again", hello.board);
+        } else {
+            tracing::info!(
+                "device {} (firmware {}, protocol {}) on {}",
+                hello.board,
+                hello.firmware,
+                hello.protocol,
+                self.port
+            );
+        }
+        self.truth = hello.simulator.is_some();
+        self.device = Some(DeviceInfo {
+            board: hello.board.to_string(),
+            firmware: hello.firmware.to_string(),
+            protocol: hello.protocol,
+            capacity: hello.capacity,
+            season_capacity: hello.season_capacity,
+            sample_rate_hz: hello.sample_rate_hz,
+            has_truth: hello.simulator.is_some(),
+        });
+        self.configs.insert(hello.config_version, hello.detector);
+        self.config_version = hello.config_version;
+        self.config_events += 1;
+    }
+
+    fn sample(&mut self, s: &Sample, now: DateTime<Utc>, out: &mut Output) {
+        if self.refused.is_some() {
+            self.counters.refused_samples += 1;
+            return;
+        }
+        let now_ms = now.timestamp_millis() as f64;
+        // Sequence numbers: a jump forward is lost frames (up to a million at once: beyond,
+        // a renumbering); going back is a device restart.
+        let lost_before = match self.next_seq {
+            Some(next) if s.seq > next && s.seq - next > MAX_LOST_AT_ONCE => {
+                self.counters.sequence_jumps += 1;
+                0
+            }
+            Some(next) if s.seq > next => s.seq - next,
+            Some(next) if s.seq < next => {
+                self.counters.device_restarts += 1;
+                self.anchor = None;
+                0
+            }
+            _ => 0,
+        };
+        self.next_seq = Some(s.seq.saturating_add(1));
+        self.counters.frames_lost = self.counters.frames_lost.saturating_add(lost_before);
+        // Chart time: the device's clock, anchored to the host's at the first sample of a
+        // connection (or after a restart), never going backwards.
+        let (dev0, host0) = *self
+            .anchor
+            .get_or_insert((s.time_ms, now_ms.max(self.last_t)));
+        let mut t = host0 + s.time_ms as f64 - dev0 as f64;
+        if self.live_clock && (t - now_ms).abs() > MAX_CLOCK_JUMP_MS {
+            // The device's clock jumped (or one frame carried a wild time): anchor again here,
+            // rather than shift every later point (or leave them behind).
+            self.counters.time_jumps += 1;
+            self.anchor = Some((s.time_ms, now_ms.max(self.last_t)));
+            t = now_ms;
+        }
+        let t = t.max(self.last_t);
+        self.last_t = t;
+
+        let config = self
+            .configs
+            .get(&s.config_version)
+            .copied()
+            .or(self.config());
+        let point = Point::from_sample(
+            s,
+            t,
+            config.map_or(f32::NAN, |c| c.threshold),
+            config.map_or(0, |c| c.window),
+            lost_before,
+        );
+        let anomaly = point.is_anomaly();
+        let judged = !s.flags.contains(Flags::WARMING_UP) && !s.flags.contains(Flags::INVALID);
+
+        self.counters.samples += 1;
+        if anomaly {
+            self.counters.anomalies += 1;
+        }
+        if self.truth && judged {
+            let q = &mut self.quality;
+            match (anomaly, point.is_truth()) {
+                (true, true) => q.true_positives += 1,
+                (true, false) => q.false_positives += 1,
+                (false, true) => q.false_negatives += 1,
+                (false, false) => {}
+            }
+            *q = q.finish();
+        }
+        self.rate_window.push_back(now_ms);
+        while self
+            .rate_window
+            .front()
+            .is_some_and(|t0| now_ms - t0 > 1000.0)
+        {
+            self.rate_window.pop_front();
+        }
+        self.rate = self.rate_window.len() as f64;
+
+        out.log.push(Entry {
+            point,
+            host_ms: now.timestamp_millis(),
+            truth: self.truth,
+        });
+        if anomaly {
+            if self.anomalies.len() == ANOMALY_HISTORY {
+                self.anomalies.pop_front();
+            }
+            self.anomalies.push_back(point);
+        }
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(point);
+        self.outbox.push(point);
+    }
+}
+
+/// Whether a device's hello makes sense: capacities, and a detector config it could run.
+fn check_hello(h: &Hello) -> Result<(), String> {
+    if h.capacity < 2 {
+        return Err(format!("a window capacity of {}", h.capacity));
+    }
+    h.detector
+        .validate_for(h.capacity as usize, h.season_capacity as usize)
+        .map_err(|e| format!("a detector config it cannot hold: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zscope_core::DetectorConfig;
+    use zscope_core::SimConfig;
+    use zscope_core::wire::{Name, PROTOCOL_VERSION};
+
+    fn hello() -> DeviceMsg {
+        DeviceMsg::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware: Name::try_from("0.1.0").unwrap(),
+            board: Name::try_from("test").unwrap(),
+            capacity: 1024,
+            sample_rate_hz: 50,
+            config_version: 1,
+            detector: DetectorConfig::default(),
+            simulator: Some(SimConfig::default()),
+            season_capacity: 1024,
+        })
+    }
+
+    fn sample(seq: u64, flags: u8) -> DeviceMsg {
+        DeviceMsg::Sample(Sample {
+            seq,
+            time_ms: seq * 20,
+            value: 1.0,
+            mean: 0.0,
+            std: 0.25,
+            z: 4.0,
+            score: 0.6,
+            flags: Flags(flags),
+            config_version: 1,
+        })
+    }
+
+    /// Ingest with its output collected.
+    struct Ingest(Output);
+
+    impl Ingest {
+        fn handle(&mut self, state: &mut State, msg: DeviceMsg, now: DateTime<Utc>) -> Vec<Ack> {
+            let before = self.0.acks.len();
+            state.ingest(msg, now, &mut self.0);
+            self.0.acks[before..].to_vec()
+        }
+    }
+
+    fn setup() -> ((), Ingest, State) {
+        ((), Ingest(Output::default()), State::new("test".into()))
+    }
+
+    #[test]
+    fn gaps_restarts_quality_and_logs() {
+        let (_, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut state, hello(), now);
+        ingest.handle(&mut state, sample(0, 0), now);
+        ingest.handle(&mut state, sample(1, Flags::ANOMALY | Flags::TRUTH), now);
+        ingest.handle(&mut state, sample(5, Flags::ANOMALY), now); // 3 lost
+        ingest.handle(&mut state, sample(6, Flags::TRUTH), now); // missed
+        ingest.handle(&mut state, sample(0, Flags::WARMING_UP | Flags::TRUTH), now); // restart
+        assert_eq!(state.counters().samples, 5);
+        assert_eq!(state.counters().anomalies, 2);
+        assert_eq!(state.counters().frames_lost, 3);
+        assert_eq!(state.counters().device_restarts, 1);
+        let q = state.quality;
+        assert_eq!(
+            (q.true_positives, q.false_positives, q.false_negatives),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (q.precision, q.recall, q.f1),
+            (Some(0.5), Some(0.5), Some(0.5))
+        );
+        assert_eq!(state.history.len(), 5);
+        assert_eq!(state.history[2].lost_before, 3);
+        assert!(
+            state
+                .history
+                .iter()
+                .zip(state.history.iter().skip(1))
+                .all(|(a, b)| a.t <= b.t)
+        );
+
+        // One log row a sample, each with the truth column (a simulator), the config that
+        // judged it, and its lost frames.
+        let log = &ingest.0.log;
+        assert_eq!(log.len(), 5);
+        let row = crate::log::Row::new(&log[2].point, log[2].host_ms, log[2].truth);
+        assert_eq!(
+            (row.seq, row.device_time_ms, row.threshold, row.window),
+            (5, 100, 3.0, 64)
+        );
+        assert_eq!((row.anomaly, row.truth, row.lost_before), (1, Some(0), 3));
+        assert_eq!(log.iter().filter(|e| e.point.is_anomaly()).count(), 2);
+    }
+
+    #[test]
+    fn acks_record_the_new_config_version() {
+        let (_dir, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut state, hello(), now);
+        let config = DetectorConfig::with_window(32);
+        let ack = Ack {
+            id: 9,
+            result: zscope_core::wire::AckResult::Ok,
+            config_version: 2,
+            config,
+        };
+        assert_eq!(
+            ingest.handle(&mut state, DeviceMsg::Ack(ack), now),
+            vec![ack]
+        );
+        assert_eq!((state.config_version, state.config()), (2, Some(config)));
+        // Samples judged under version 1 still log version 1's window.
+        ingest.handle(&mut state, sample(0, 0), now);
+        assert_eq!(state.history[0].window, 64);
+    }
+
+    #[test]
+    fn range_queries_by_chart_time() {
+        let (_dir, mut ingest, mut state) = setup();
+        let t0 = Utc::now();
+        ingest.handle(&mut state, hello(), t0);
+        for seq in 0..100 {
+            ingest.handle(&mut state, sample(seq, 0), t0);
+        }
+        let first = state.history[0].t;
+        let got = state.range(first + 200.0, first + 400.0, 1000);
+        assert_eq!(got.seq.first(), Some(&10));
+        assert_eq!(got.seq.last(), Some(&20));
+        assert_eq!(got.t.len(), got.value.len());
+        let latest = state.range(first, first + 1e9, 7);
+        assert_eq!(latest.seq, (93..100).collect::<Vec<_>>());
+    }
+
+    fn hello_with(f: impl FnOnce(&mut Hello)) -> DeviceMsg {
+        let DeviceMsg::Hello(mut h) = hello() else {
+            unreachable!()
+        };
+        f(&mut h);
+        DeviceMsg::Hello(h)
+    }
+
+    /// A hello whose values make no sense (window 0, a NaN threshold) refuses the device with
+    /// the reason in the status; its samples are not logged; a good hello lifts the refusal
+    /// and clears the error (a stale protocol-version error included).
+    #[test]
+    fn a_nonsense_hello_refuses_the_device_until_a_good_one() {
+        let (_dir, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        state.link_error = Some("the device speaks protocol 2, this host 3".into());
+        ingest.handle(&mut state, hello_with(|h| h.detector.window = 0), now);
+        let why = state.link_error.clone().unwrap_or_default();
+        assert!(why.contains("refused") && why.contains("window 0"), "{why}");
+        ingest.handle(&mut state, sample(0, 0), now);
+        assert_eq!(
+            (state.counters().samples, state.counters().refused_samples),
+            (0, 1)
+        );
+        ingest.handle(
+            &mut state,
+            hello_with(|h| h.detector.threshold = f32::NAN),
+            now,
+        );
+        assert!(
+            state
+                .link_error
+                .clone()
+                .unwrap_or_default()
+                .contains("threshold")
+        );
+        ingest.handle(&mut state, hello(), now);
+        assert_eq!(state.link_error, None);
+        assert!(state.device.is_some());
+        ingest.handle(&mut state, sample(1, 0), now);
+        assert_eq!(state.counters().samples, 1);
+    }
+
+    /// One wild sequence number is a renumbering, not 9.2e18 lost frames; counts cannot wrap.
+    #[test]
+    fn a_wild_sequence_jump_is_not_counted_as_lost_frames() {
+        let (_dir, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut state, hello(), now);
+        ingest.handle(&mut state, sample(0, 0), now);
+        ingest.handle(&mut state, sample(5, 0), now);
+        assert_eq!(state.counters().frames_lost, 4);
+        for seq in [u64::MAX - 1, u64::MAX] {
+            let DeviceMsg::Sample(mut s) = sample(0, 0) else {
+                unreachable!()
+            };
+            s.seq = seq;
+            ingest.handle(&mut state, DeviceMsg::Sample(s), now);
+        }
+        assert_eq!(state.counters().frames_lost, 4);
+        assert_eq!(state.counters().sequence_jumps, 1);
+    }
+
+    /// One sample with a far-future device time used to shift the chart time of every later
+    /// point for good; now it anchors the chart again, and later points sit at their time.
+    #[test]
+    fn a_device_time_jump_does_not_shift_later_points() {
+        let (_dir, mut ingest, mut state) = setup();
+        let t0 = Utc::now();
+        ingest.handle(&mut state, hello(), t0);
+        let at = |seq: u64, time_ms: u64| {
+            DeviceMsg::Sample(Sample {
+                seq,
+                time_ms,
+                value: 1.0,
+                mean: 0.0,
+                std: 1.0,
+                z: 1.0,
+                score: 0.3,
+                flags: Flags(0),
+                config_version: 1,
+            })
+        };
+        ingest.handle(&mut state, at(0, 1_000), t0);
+        ingest.handle(&mut state, at(1, 1_000 + 86_400_000 * 365), t0);
+        let later = t0 + chrono::Duration::seconds(10);
+        ingest.handle(&mut state, at(2, 11_000), later);
+        let last = state.history.back().map_or(0.0, |p| p.t);
+        let expected = later.timestamp_millis() as f64;
+        assert!((last - expected).abs() < 2_000.0, "{last} vs {expected}");
+        assert_eq!(state.counters().time_jumps, 2, "out to the future and back");
+        // A replay runs at any speed: no jumps there.
+        let (_dir, mut ingest, mut state) = setup();
+        state.set_replay();
+        ingest.handle(&mut state, hello(), t0);
+        ingest.handle(&mut state, at(0, 0), t0);
+        ingest.handle(&mut state, at(1, 3_600_000), t0);
+        assert_eq!(state.counters().time_jumps, 0);
+    }
+}

@@ -1,0 +1,249 @@
+//! The daemon: what it knows ([`State`], behind [`Shared`]), how frames change it
+//! ([`ingest`]), and [`serve`], which wires a source, the log writer and the web server.
+//!
+//! Threads and tasks, and what they share:
+//!
+//! * the source's thread (serial port, emulator, replay) decodes frames and runs
+//!   [`State::ingest`] under the state lock; then, with the lock released, it hands rows to the
+//!   log writer (a bounded channel) and acknowledgements to the requests waiting for them;
+//! * the log writer thread owns the CSV files ([`crate::log::LogWriter`]);
+//! * the web server's handlers copy typed views out of the state and encode them after the
+//!   lock is released; the broadcaster does the same every 50 ms for the WebSocket clients.
+
+pub mod ingest;
+pub mod point;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::{broadcast, oneshot};
+use zscope_core::wire::{Ack, HostMsg};
+
+pub use ingest::Output;
+pub use point::{Point, Points};
+pub use state::{State, StatusView};
+
+use crate::cli::Settings;
+use crate::log::{CsvLog, LogSender, LogStatus, LogWriter};
+use crate::source::Source;
+
+/// What the source's thread, the web server and the broadcaster share.
+pub struct Shared {
+    state: Mutex<State>,
+    commands: Mutex<Sender<HostMsg>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Ack>>>,
+    next_id: AtomicU32,
+    stop: AtomicBool,
+    logs: Arc<Mutex<Vec<LogStatus>>>,
+    /// JSON updates for the browsers.
+    pub updates: broadcast::Sender<Arc<str>>,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Shared state for a device on `port`, and the receiving end of its command queue.
+    pub fn new(port: String) -> (Arc<Self>, Receiver<HostMsg>) {
+        Self::with_logs(port, Arc::default())
+    }
+
+    fn with_logs(port: String, logs: Arc<Mutex<Vec<LogStatus>>>) -> (Arc<Self>, Receiver<HostMsg>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // 32 updates = 1.6 s of batches: a browser further behind skips ahead (bounded memory).
+        let (updates, _) = broadcast::channel(32);
+        let shared = Shared {
+            state: Mutex::new(State::new(port)),
+            commands: Mutex::new(tx),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            stop: AtomicBool::new(false),
+            logs,
+            updates,
+            started: Instant::now(),
+        };
+        (Arc::new(shared), rx)
+    }
+
+    /// The state, locked. A panic elsewhere never makes it unreadable.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Everything `/api/status` shows (copied under the lock; encode it after).
+    pub fn status(&self) -> StatusView {
+        let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
+        self.state().status(logs, self.started.elapsed().as_secs())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<u32, oneshot::Sender<Ack>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue a command for the device; the receiver gets its acknowledgement.
+    pub fn command(&self, make: impl FnOnce(u32) -> HostMsg) -> oneshot::Receiver<Ack> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.pending();
+        // Commands whose caller stopped waiting (timed out) are forgotten here.
+        pending.retain(|_, waiting| !waiting.is_closed());
+        pending.insert(id, tx);
+        drop(pending);
+        let sent = self
+            .commands
+            .lock()
+            .map(|c| c.send(make(id)).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            self.pending().remove(&id);
+        }
+        rx
+    }
+
+    /// Ask the source's thread to end.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hand acknowledgements to the requests waiting for them.
+    pub fn complete(&self, acks: impl IntoIterator<Item = Ack>) {
+        let mut pending = self.pending();
+        for ack in acks {
+            if let Some(tx) = pending.remove(&ack.id) {
+                let _ = tx.send(ack);
+            }
+        }
+    }
+}
+
+/// What a source's thread holds: the shared state, the device's command queue, and the way
+/// to the log writer.
+pub struct Link {
+    /// The shared state.
+    pub shared: Arc<Shared>,
+    /// Commands for the device, queued by the API.
+    pub commands: Receiver<HostMsg>,
+    logs: LogSender,
+}
+
+impl Link {
+    /// A link for a source, with its own shared state and log writer (tests, benches).
+    pub fn new(shared: Arc<Shared>, commands: Receiver<HostMsg>, logs: LogSender) -> Self {
+        Link {
+            shared,
+            commands,
+            logs,
+        }
+    }
+
+    /// Run `f` under the state lock (ingest frames, note the link's state); then, with the
+    /// lock released, send on what it produced: rows to the log writer (waiting while its
+    /// queue is full), acknowledgements to the requests waiting for them.
+    pub fn update<R>(&self, f: impl FnOnce(&mut State, &mut Output) -> R) -> R {
+        let mut out = Output::default();
+        let result = f(&mut self.shared.state(), &mut out);
+        self.logs.send(out.log);
+        self.shared.complete(out.acks);
+        result
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.shared.stopping()
+    }
+}
+
+/// Run the daemon until Ctrl-C (or SIGTERM), printing where it serves and logs.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    serve(settings, |_| {}, shutdown()).await
+}
+
+/// Run the daemon until `stop` completes; `ready` gets the address it listens on.
+pub async fn serve(
+    settings: Settings,
+    ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let source = Source::open(&settings.source, settings.record.as_deref())?;
+    let dir = &settings.log_dir;
+    let samples_log = match settings.samples_log {
+        true => Some(CsvLog::open(
+            dir,
+            "samples",
+            settings.rotate_bytes,
+            settings.keep_files,
+        )?),
+        false => None,
+    };
+    let anomalies_log = CsvLog::open(dir, "anomalies", settings.rotate_bytes, settings.keep_files)?;
+    let (writer, logs) =
+        LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
+    let (shared, commands) = Shared::with_logs(source.port(), writer.status());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another zscope running? Choose another with --listen",
+                settings.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    println!("zscope: dashboard on http://{addr}/");
+    println!("zscope: device: {}", source.describe());
+    println!(
+        "zscope: logging to {}",
+        std::fs::canonicalize(dir).unwrap_or(dir.clone()).display()
+    );
+    let running = source
+        .spawn(Link::new(shared.clone(), commands, logs))
+        .context("cannot start the reader thread")?;
+    let broadcaster = tokio::spawn(crate::web::broadcaster(shared.clone()));
+    let app = crate::web::router(
+        shared.clone(),
+        settings.token.clone(),
+        settings.allowed_hosts.clone(),
+    );
+    ready(addr);
+    crate::web::serve_http(listener, app, stop).await;
+    tracing::info!("stopping");
+    broadcaster.abort();
+    shared.stop();
+    // The source's thread ends and drops its sender; then the writer writes what is left.
+    let _ = tokio::task::spawn_blocking(move || {
+        running.join();
+        writer.finish();
+    })
+    .await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,150 @@
+//! One judged point, in the one shape every consumer reads: [`Point`] in memory, [`Points`] as
+//! columns (`{"t": [...], "value": [...], ...}`, uPlot's own layout) for the WebSocket and the
+//! REST API alike. Both come from one field list below, so a column cannot be added to one and
+//! forgotten in the other; the CSV row ([`crate::log::Row`]) is made from a `Point` too.
+
+use serde::Serialize;
+use zscope_core::wire::{Flags, Sample};
+
+macro_rules! schema {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty ),* $(,)?) => {
+        /// One judged point, as the daemon keeps it.
+        #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+        pub struct Point {
+            $( $(#[$doc])* pub $field: $ty, )*
+        }
+
+        /// Points as columns, one array per field of [`Point`], all the same length.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        pub struct Points {
+            $( $(#[$doc])* pub $field: Vec<$ty>, )*
+        }
+
+        impl Points {
+            /// Room for `n` points in every column.
+            pub fn with_capacity(n: usize) -> Self {
+                Points { $( $field: Vec::with_capacity(n), )* }
+            }
+
+            /// Append one point to every column.
+            pub fn push(&mut self, p: &Point) {
+                $( self.$field.push(p.$field); )*
+            }
+
+            /// The names of the columns, in order.
+            pub const COLUMNS: &'static [&'static str] = &[$( stringify!($field) ),*];
+        }
+    };
+}
+
+schema! {
+    /// Chart time: ms since the Unix epoch, from the device's clock anchored to the host's.
+    t: f64,
+    /// Device sequence number.
+    seq: u64,
+    /// Device time, ms since boot.
+    device_time_ms: u64,
+    /// The value.
+    value: f32,
+    /// The baseline's mean (or prediction) before it.
+    mean: f32,
+    /// The baseline's std before it.
+    std: f32,
+    /// Z-score (clamped to ±1e30 for JSON: ±∞ means a flat window).
+    z: f32,
+    /// The detector's own score in [0, 1], as the device sent it.
+    score: f32,
+    /// Threshold of the config that judged it.
+    threshold: f32,
+    /// Window of that config.
+    window: u32,
+    /// Version of that config.
+    config_version: u32,
+    /// Flag bits (see `zscope_core::wire::Flags`).
+    flags: u8,
+    /// Frames lost just before this one (a gap in sequence numbers).
+    lost_before: u64,
+}
+
+impl Point {
+    /// Whether the detector flagged it.
+    pub fn is_anomaly(&self) -> bool {
+        Flags(self.flags).contains(Flags::ANOMALY)
+    }
+
+    /// Whether the source injected an anomaly here (meaningful when it has ground truth).
+    pub fn is_truth(&self) -> bool {
+        Flags(self.flags).contains(Flags::TRUTH)
+    }
+
+    /// A point from a sample frame, at chart time `t`, judged by `threshold` and `window`.
+    pub fn from_sample(s: &Sample, t: f64, threshold: f32, window: u32, lost_before: u64) -> Self {
+        Point {
+            t,
+            seq: s.seq,
+            device_time_ms: s.time_ms,
+            value: s.value,
+            mean: s.mean,
+            std: s.std,
+            z: s.z.clamp(-1e30, 1e30),
+            score: s.score,
+            threshold,
+            window,
+            config_version: s.config_version,
+            flags: s.flags.0,
+            lost_before,
+        }
+    }
+}
+
+impl<'a> FromIterator<&'a Point> for Points {
+    fn from_iter<I: IntoIterator<Item = &'a Point>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut points = Points::with_capacity(iter.size_hint().0);
+        for p in iter {
+            points.push(p);
+        }
+        points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_named_by_field_and_keep_the_order() {
+        let a = Point {
+            t: 1.5,
+            seq: 7,
+            device_time_ms: 140,
+            value: 0.5,
+            mean: 0.25,
+            std: 0.125,
+            z: f32::INFINITY.clamp(-1e30, 1e30),
+            score: 0.75,
+            threshold: 3.0,
+            window: 64,
+            config_version: 2,
+            flags: Flags::ANOMALY,
+            lost_before: 3,
+        };
+        let b = Point { seq: 8, ..a };
+        let json = serde_json::to_value([a, b].iter().collect::<Points>()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = Points::COLUMNS.to_vec();
+        expected.sort_unstable();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort_unstable();
+        assert_eq!(keys_sorted, expected);
+        assert_eq!(json["seq"], serde_json::json!([7, 8]));
+        assert_eq!(json["z"][0], serde_json::json!(1e30_f32));
+        assert_eq!(json["lost_before"], serde_json::json!([3, 3]));
+        assert!(a.is_anomaly() && !a.is_truth());
+    }
+}

@@ -1,0 +1,377 @@
+//! What the daemon knows: [`State`], behind the one mutex in [`super::Shared`].
+//!
+//! Only [`super::ingest`] changes what the device said (its fields are private to the
+//! daemon); the web side reads typed views of it ([`StatusView`], [`ConfigView`], [`Points`]),
+//! copied under the lock and encoded after it is released.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+use zscope_core::DetectorConfig;
+use zscope_core::wire::{DecodeStats, Status};
+
+use super::point::{Point, Points};
+use crate::log::LogStatus;
+
+/// Points kept in memory for `/api/samples` (older ones are in samples.csv).
+pub const HISTORY: usize = 200_000;
+/// Anomalies kept in memory for `/api/anomalies`.
+pub const ANOMALY_HISTORY: usize = 10_000;
+
+/// The device, from its hello.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    /// Board name.
+    pub board: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// Protocol version.
+    pub protocol: u16,
+    /// Largest window it accepts.
+    pub capacity: u32,
+    /// Longest seasonal period it accepts.
+    pub season_capacity: u32,
+    /// Its sample rate (0: as fast as the link carries).
+    pub sample_rate_hz: u32,
+    /// Whether its stream carries ground truth (a simulator).
+    pub has_truth: bool,
+}
+
+/// Precision, recall and F1 against the source's injected anomalies (exact sample match).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Quality {
+    /// Flagged and injected.
+    pub true_positives: u64,
+    /// Flagged, not injected.
+    pub false_positives: u64,
+    /// Injected, not flagged (after warm-up).
+    pub false_negatives: u64,
+    /// TP / (TP + FP), when defined.
+    pub precision: Option<f64>,
+    /// TP / (TP + FN), when defined.
+    pub recall: Option<f64>,
+    /// Harmonic mean of the two, when defined.
+    pub f1: Option<f64>,
+}
+
+impl Quality {
+    pub(super) fn finish(mut self) -> Self {
+        let (tp, fp, fneg) = (
+            self.true_positives as f64,
+            self.false_positives as f64,
+            self.false_negatives as f64,
+        );
+        self.precision = (tp + fp > 0.0).then(|| tp / (tp + fp));
+        self.recall = (tp + fneg > 0.0).then(|| tp / (tp + fneg));
+        self.f1 = match (self.precision, self.recall) {
+            (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+            _ => None,
+        };
+        self
+    }
+}
+
+/// Counters shown on the page and at `/api/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Samples received.
+    pub samples: u64,
+    /// Of which flagged.
+    pub anomalies: u64,
+    /// Frames lost (gaps in sequence numbers).
+    pub frames_lost: u64,
+    /// Device resets or reconnections seen (a new hello, or sequence numbers going back).
+    pub device_restarts: u64,
+    /// Times the port was (re)opened.
+    pub connections: u64,
+    /// Sequence numbers that jumped too far forward to be lost frames (over a million at
+    /// once): taken as a renumbering, not counted as lost.
+    pub sequence_jumps: u64,
+    /// Device times that jumped more than a minute away from the host's clock: the chart time
+    /// was anchored again instead of shifting every later point.
+    pub time_jumps: u64,
+    /// Samples ignored because the device's hello was refused.
+    pub refused_samples: u64,
+}
+
+/// A gap in sequence numbers beyond this is a renumbering, not lost frames.
+pub(super) const MAX_LOST_AT_ONCE: u64 = 1_000_000;
+/// A device time this far (ms) from the host's clock is a jump: the chart is anchored again.
+pub(super) const MAX_CLOCK_JUMP_MS: f64 = 60_000.0;
+
+/// Everything the daemon knows.
+pub struct State {
+    pub(super) port: String,
+    pub(super) connected: bool,
+    pub(super) link_error: Option<String>,
+    pub(super) device: Option<DeviceInfo>,
+    pub(super) device_status: Option<Status>,
+    pub(super) config_version: u32,
+    /// Every config version seen (for the threshold and window of points judged under it).
+    pub(super) configs: HashMap<u32, DetectorConfig>,
+    pub(super) history: VecDeque<Point>,
+    pub(super) anomalies: VecDeque<Point>,
+    pub(super) counters: Counters,
+    pub(super) decode: DecodeStats,
+    /// Decode counts of earlier connections (the decoder starts afresh on each).
+    pub(super) decode_before: DecodeStats,
+    pub(super) quality: Quality,
+    pub(super) rate: f64,
+    pub(super) rate_window: VecDeque<f64>,
+    /// Points not yet pushed to the browsers.
+    pub(super) outbox: Vec<Point>,
+    /// Bumped on every config change, for the broadcaster.
+    pub(super) config_events: u64,
+    pub(super) read_only: Option<String>,
+    pub(super) refused: Option<String>,
+    /// Whether device time should keep pace with the host's (a live device: a jump of more
+    /// than a minute anchors the chart again); not for a replay, which runs at any speed.
+    pub(super) live_clock: bool,
+    pub(super) next_seq: Option<u64>,
+    pub(super) anchor: Option<(u64, f64)>,
+    pub(super) last_t: f64,
+    pub(super) truth: bool,
+}
+
+/// What `/api/status` (and the page's status line) shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// The serial port, the emulator's pty, or the replayed file.
+    pub port: String,
+    /// Whether it is open.
+    pub connected: bool,
+    /// Why it is not (or the last problem with it, or why the device was refused).
+    pub link_error: Option<String>,
+    /// The device, once it said hello.
+    pub device: Option<DeviceInfo>,
+    /// Its last status frame.
+    pub device_status: Option<Status>,
+    /// Config version in force.
+    pub config_version: u32,
+    /// The config in force.
+    pub config: Option<DetectorConfig>,
+    /// Counters.
+    pub counters: Counters,
+    /// Frames rejected, per kind.
+    pub bad_frames: BadFrames,
+    /// Bytes read from the line.
+    pub bytes: u64,
+    /// Points per second over the last second.
+    pub rate: f64,
+    /// Live precision/recall, when the source has ground truth.
+    pub quality: Option<Quality>,
+    /// The CSV logs.
+    pub logs: Vec<LogStatus>,
+    /// Why the config cannot be changed (a replay of recorded frames), if so.
+    pub read_only: Option<String>,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+}
+
+/// Rejected frames, per kind, and their total.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BadFrames {
+    /// All kinds.
+    pub total: u64,
+    /// Longer than any frame.
+    pub oversize: u64,
+    /// Bad COBS.
+    pub cobs: u64,
+    /// Cut short.
+    pub truncated: u64,
+    /// CRC mismatch.
+    pub crc: u64,
+    /// Not a message.
+    pub malformed: u64,
+    /// Another protocol version.
+    pub version: u64,
+}
+
+/// What `/api/config` shows: the config in force and what the device can hold.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConfigView {
+    /// Its version.
+    pub version: u32,
+    /// The config.
+    pub config: Option<DetectorConfig>,
+    /// Largest window the device accepts.
+    pub capacity: Option<u32>,
+    /// Longest seasonal period it accepts.
+    pub season_capacity: Option<u32>,
+}
+
+impl State {
+    /// Nothing known yet about the device on `port`.
+    pub fn new(port: String) -> Self {
+        State {
+            port,
+            connected: false,
+            link_error: None,
+            device: None,
+            device_status: None,
+            config_version: 0,
+            configs: HashMap::new(),
+            history: VecDeque::with_capacity(1024),
+            anomalies: VecDeque::new(),
+            counters: Counters::default(),
+            decode: DecodeStats::default(),
+            decode_before: DecodeStats::default(),
+            quality: Quality::default(),
+            rate: 0.0,
+            rate_window: VecDeque::new(),
+            outbox: Vec::new(),
+            config_events: 0,
+            read_only: None,
+            refused: None,
+            live_clock: true,
+            next_seq: None,
+            anchor: None,
+            last_t: 0.0,
+            truth: false,
+        }
+    }
+
+    /// Whether samples carry ground truth (set by a hello from a simulator, or by a replayed
+    /// file with a label column).
+    pub fn set_ground_truth(&mut self, truth: bool) {
+        self.truth = truth;
+        if let Some(d) = &mut self.device {
+            d.has_truth = truth;
+        }
+    }
+
+    /// Whether samples carry ground truth.
+    pub fn has_truth(&self) -> bool {
+        self.truth
+    }
+
+    /// A replay: device time runs at the file's pace, not the host's.
+    pub fn set_replay(&mut self) {
+        self.live_clock = false;
+    }
+
+    /// The config cannot be changed, and why (a replay of the device's own verdicts).
+    pub fn set_read_only(&mut self, why: String) {
+        self.read_only = Some(why);
+    }
+
+    /// Why the config cannot be changed, if so.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// Whether the port is open.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A problem with the link to show (a failed recording, another protocol version).
+    pub fn set_link_error(&mut self, why: String) {
+        self.link_error = Some(why);
+    }
+
+    /// The config in force, if the device said.
+    pub fn config(&self) -> Option<DetectorConfig> {
+        self.configs.get(&self.config_version).copied()
+    }
+
+    /// The port was (re)opened: a new decoder, a new anchor for time.
+    pub fn connected(&mut self) {
+        self.connected = true;
+        self.link_error = None;
+        self.counters.connections += 1;
+        self.decode_before = self.decode;
+        self.anchor = None;
+    }
+
+    /// The port is gone (unplugged, reset, closed).
+    pub fn disconnected(&mut self, why: String) {
+        self.connected = false;
+        self.link_error = Some(why);
+        self.anchor = None;
+    }
+
+    /// The decoder's counters for the current connection.
+    pub fn set_decode(&mut self, current: &DecodeStats) {
+        self.decode = self.decode_before.plus(current);
+    }
+
+    /// Points with chart time (ms) in `[from, to]`: the latest `limit` of them, oldest first.
+    pub fn range(&self, from: f64, to: f64, limit: usize) -> Points {
+        let start = self.history.partition_point(|p| p.t < from);
+        let end = self.history.partition_point(|p| p.t <= to).max(start);
+        let start = start.max(end.saturating_sub(limit));
+        self.history.range(start..end).collect()
+    }
+
+    /// The latest `n` points, oldest first.
+    pub fn latest(&self, n: usize) -> Points {
+        let skip = self.history.len().saturating_sub(n);
+        self.history.range(skip..).collect()
+    }
+
+    /// The latest `n` anomalies, oldest first.
+    pub fn latest_anomalies(&self, n: usize) -> Points {
+        let skip = self.anomalies.len().saturating_sub(n);
+        self.anomalies.range(skip..).collect()
+    }
+
+    /// Points not yet pushed to the browsers (taken: the next call has only newer ones).
+    pub fn take_outbox(&mut self) -> Vec<Point> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// A number that changes whenever the config does.
+    pub fn config_events(&self) -> u64 {
+        self.config_events
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The config in force and what the device can hold.
+    pub fn config_view(&self) -> ConfigView {
+        ConfigView {
+            version: self.config_version,
+            config: self.config(),
+            capacity: self.device.as_ref().map(|d| d.capacity),
+            season_capacity: self.device.as_ref().map(|d| d.season_capacity),
+        }
+    }
+
+    /// Everything `/api/status` shows, but the logs and uptime (kept elsewhere).
+    pub fn status(&self, logs: Vec<LogStatus>, uptime_s: u64) -> StatusView {
+        let d = &self.decode;
+        StatusView {
+            port: self.port.clone(),
+            connected: self.connected,
+            link_error: self.link_error.clone(),
+            device: self.device.clone(),
+            device_status: self.device_status,
+            config_version: self.config_version,
+            config: self.config(),
+            counters: self.counters.clone(),
+            bad_frames: BadFrames {
+                total: d.errors(),
+                oversize: d.oversize,
+                cobs: d.cobs,
+                truncated: d.truncated,
+                crc: d.crc,
+                malformed: d.malformed,
+                version: d.version,
+            },
+            bytes: d.bytes,
+            rate: self.rate,
+            quality: self
+                .device
+                .as_ref()
+                .is_some_and(|d| d.has_truth)
+                .then_some(self.quality),
+            logs,
+            read_only: self.read_only.clone(),
+            uptime_s,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Where frames come from: one [`Source`], opened from the settings, started with one
+//! [`Source::spawn`] that owns it on its own thread.
+//!
+//! * [`serial`]: a serial port (a board; or the emulator's pseudo-terminal), reconnecting on
+//!   its own, optionally recorded byte for byte ([`recorder`]);
+//! * [`emulated`]: the firmware's app on this machine, over a real pty (`zscope emulate`, or
+//!   the daemon's `--emulate`);
+//! * [`replay`]: a CSV file judged by the host's detector, or a recording shown as judged.
+
+pub mod emulated;
+pub mod recorder;
+pub mod replay;
+pub mod serial;
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use zscope_core::SimConfig;
+
+use crate::batch::dataset::Dataset;
+use crate::batch::score::HostDetector;
+use crate::cli::SourceSetting;
+use crate::daemon::Link;
+use emulated::{BOARD, Emulator};
+use recorder::Recorder;
+use replay::Speed;
+
+/// A source of frames, opened and ready to start.
+pub enum Source {
+    /// A serial port at a baud rate, recorded if asked.
+    Serial {
+        /// The port's path.
+        port: String,
+        /// Its baud rate.
+        baud: u32,
+        /// Where to record what it reads.
+        recorder: Option<Recorder>,
+        /// The emulated device behind the port, if it is one (stopped with the source).
+        emulator: Option<Emulator>,
+    },
+    /// A CSV file judged by the host's detector.
+    Csv {
+        /// The file, open.
+        data: Dataset,
+        /// The detector.
+        detector: Box<HostDetector>,
+        /// Pacing.
+        speed: Speed,
+    },
+    /// A recording of the device's frames.
+    Frames {
+        /// The file.
+        path: PathBuf,
+        /// Pacing.
+        speed: Speed,
+    },
+}
+
+/// A started source: its thread, and whatever must live as long.
+pub struct Running {
+    thread: JoinHandle<()>,
+    emulator: Option<Emulator>,
+}
+
+impl Running {
+    /// Wait for the thread to end (after [`crate::daemon::Shared::stop`]), then stop the
+    /// emulated device, if any.
+    pub fn join(self) {
+        let _ = self.thread.join();
+        drop(self.emulator);
+    }
+}
+
+impl Source {
+    /// Open what `setting` names (start the emulated device, open the CSV file, the
+    /// recording to write); a problem is an error that says what to do.
+    pub fn open(setting: &SourceSetting, record: Option<&Path>) -> anyhow::Result<Source> {
+        let recorder = || -> anyhow::Result<Option<Recorder>> {
+            record
+                .map(|path| {
+                    Recorder::open(path)
+                        .with_context(|| format!("cannot open the recording {}", path.display()))
+                })
+                .transpose()
+        };
+        Ok(match setting {
+            SourceSetting::Serial { port, baud } => Source::Serial {
+                port: port.clone(),
+                baud: *baud,
+                recorder: recorder()?,
+                emulator: None,
+            },
+            SourceSetting::Emulated { rate_hz, seed } => {
+                let emulator = Emulator::spawn(zscope_firmware::Settings {
+                    board: BOARD,
+                    rate_hz: *rate_hz,
+                    simulator: SimConfig {
+                        seed: *seed,
+                        ..SimConfig::default()
+                    },
+                    ..zscope_firmware::Settings::default()
+                })
+                .context("cannot start the emulated device")?;
+                Source::Serial {
+                    port: emulator.path().display().to_string(),
+                    baud: 115_200,
+                    recorder: recorder()?,
+                    emulator: Some(emulator),
+                }
+            }
+            SourceSetting::ReplayCsv {
+                path,
+                speed,
+                columns,
+                strict,
+                detector,
+            } => Source::Csv {
+                data: Dataset::open(path, columns, *strict)?,
+                detector: crate::batch::score::detector(*detector)
+                    .map_err(|e| anyhow::anyhow!("invalid detector settings: {e}"))?,
+                speed: *speed,
+            },
+            SourceSetting::ReplayFrames { path, speed } => Source::Frames {
+                path: path.clone(),
+                speed: *speed,
+            },
+        })
+    }
+
+    /// The port or file, as the status shows it.
+    pub fn port(&self) -> String {
+        match self {
+            Source::Serial { port, .. } => port.clone(),
+            Source::Csv { data, .. } => data.name().to_string(),
+            Source::Frames { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// What the daemon says it reads from, on start.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Serial {
+                port,
+                emulator: Some(_),
+                ..
+            } => format!("emulated device on {port}"),
+            Source::Serial { port, baud, .. } => format!("{port} at {baud} baud"),
+            _ => format!("replay of {}", self.port()),
+        }
+    }
+
+    /// Start the thread that owns the source, feeding `link`.
+    pub fn spawn(self, link: Link) -> std::io::Result<Running> {
+        let (thread, emulator) = match self {
+            Source::Serial {
+                port,
+                baud,
+                recorder,
+                emulator,
+            } => (serial::spawn(link, port, baud, recorder)?, emulator),
+            Source::Csv {
+                data,
+                detector,
+                speed,
+            } => (replay::spawn_csv(link, data, detector, speed)?, None),
+            Source::Frames { path, speed } => (replay::spawn_frames(link, path, speed)?, None),
+        };
+        Ok(Running { thread, emulator })
+    }
+}

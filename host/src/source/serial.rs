@@ -1,0 +1,128 @@
+//! A serial port (a board, or the emulator's pseudo-terminal): the one thread that owns it.
+//!
+//! [`spawn`] opens the port (retrying every second while it is missing: unplugged, not yet
+//! created, reset), feeds what it reads to the core's streaming decoder, ingests each message,
+//! and sends the commands queued for the device. Losing the port is never fatal: the state
+//! says so, the page keeps being served, and the thread reconnects on its own.
+
+use std::io::{Read, Write};
+use std::sync::mpsc::TryRecvError;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use zscope_core::wire::{self, Decoder, DeviceMsg, FrameError};
+
+use super::recorder::Recorder;
+use crate::daemon::Link;
+
+/// How long the link waits before reopening a port it lost or could not open.
+pub const RETRY: Duration = Duration::from_secs(1);
+
+/// Start the thread that owns `port` at `baud`, recording what it reads if asked.
+pub fn spawn(
+    link: Link,
+    port: String,
+    baud: u32,
+    mut recorder: Option<Recorder>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("zscope-link".into())
+        .spawn(move || {
+            let mut last_error = String::new();
+            while !link.stopping() {
+                match serialport::new(&port, baud)
+                    .timeout(Duration::from_millis(20))
+                    .open()
+                {
+                    Ok(serial) => {
+                        tracing::info!("connected to {port} at {baud} baud");
+                        link.update(|state, _| state.connected());
+                        last_error.clear();
+                        let why = run(&link, serial, &mut recorder);
+                        if link.stopping() {
+                            break;
+                        }
+                        tracing::warn!("lost {port}: {why}; retrying every second");
+                        link.update(|state, _| state.disconnected(format!("lost {port}: {why}")));
+                    }
+                    Err(e) => {
+                        let why = format!(
+                            "cannot open {port}: {e}. Is the device plugged in? \
+                             (`zscope ports` lists serial ports)"
+                        );
+                        if why != last_error {
+                            tracing::warn!("{why}; retrying every second");
+                            last_error = why.clone();
+                        }
+                        link.update(|state, _| state.disconnected(why));
+                    }
+                }
+                std::thread::sleep(RETRY);
+            }
+        })
+}
+
+/// Read and write the open port until it fails; returns why.
+fn run(
+    link: &Link,
+    mut serial: Box<dyn serialport::SerialPort>,
+    recorder: &mut Option<Recorder>,
+) -> String {
+    let mut decoder: Decoder = Decoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut reported_version = false;
+    loop {
+        if link.stopping() {
+            return "daemon stopping".into();
+        }
+        loop {
+            match link.commands.try_recv() {
+                Ok(cmd) => {
+                    let mut frame = [0u8; wire::MAX_FRAME];
+                    let Ok(n) = wire::encode(&cmd, &mut frame) else {
+                        continue;
+                    };
+                    if let Err(e) = serial.write_all(&frame[..n]) {
+                        return format!("write failed: {e}");
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return "daemon stopping".into(),
+            }
+        }
+        let n = match serial.read(&mut buf) {
+            Ok(0) => return "end of file (the device closed the line)".into(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(e) => return format!("read failed: {e}"),
+        };
+        let now = chrono::Utc::now();
+        if n == 0 {
+            continue;
+        }
+        let recorded = match recorder {
+            Some(rec) => rec.write(&buf[..n]),
+            None => Ok(()),
+        };
+        let mut input = &buf[..n];
+        link.update(|state, out| {
+            if let Err(e) = recorded {
+                state.set_link_error(e);
+            }
+            while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
+                match result {
+                    Ok(msg) => state.ingest(msg, now, out),
+                    Err(e @ FrameError::Version { .. }) => {
+                        if !reported_version {
+                            tracing::error!("{e}");
+                            reported_version = true;
+                        }
+                        state.set_link_error(e.to_string());
+                    }
+                    Err(e) => tracing::debug!("bad frame: {e}"),
+                }
+            }
+            state.set_decode(decoder.stats());
+        });
+    }
+}

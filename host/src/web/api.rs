@@ -1,0 +1,311 @@
+//! The JSON API: typed answers, typed errors ([`ApiError`]).
+//!
+//! | route | |
+//! |---|---|
+//! | `GET /api/status` | device, connection, counters, bad frames per kind, live precision/recall, logs |
+//! | `GET /api/samples?from=&to=&limit=` | points with chart time (ms since epoch) in `[from, to]`, as columns |
+//! | `GET /api/anomalies?limit=` | the latest anomalies, as columns |
+//! | `GET /api/config` | the detector config in force, its version, the device's capacities |
+//! | `POST /api/config` | change any detector setting; answers once the device acknowledges |
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use zscope_core::wire::{AckResult, HostMsg};
+use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
+
+use super::App;
+use super::error::ApiError;
+use super::ws::SNAPSHOT_POINTS;
+use crate::daemon::state::{ANOMALY_HISTORY, ConfigView, HISTORY};
+use crate::daemon::{Points, StatusView};
+
+/// How long `POST /api/config` waits for the device's acknowledgement.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `?from=&to=&limit=`.
+#[derive(Deserialize)]
+pub struct Range {
+    from: Option<f64>,
+    to: Option<f64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/samples?from=&to=&limit=`: points with chart time in `[from, to]`, as columns.
+pub(super) async fn samples(State(app): State<App>, Query(q): Query<Range>) -> Json<Points> {
+    let limit = q.limit.unwrap_or(SNAPSHOT_POINTS).min(HISTORY);
+    let points =
+        app.shared
+            .state()
+            .range(q.from.unwrap_or(f64::MIN), q.to.unwrap_or(f64::MAX), limit);
+    Json(points)
+}
+
+/// `?limit=`.
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<usize>,
+}
+
+/// `GET /api/anomalies?limit=`: the latest anomalies, as columns.
+pub(super) async fn anomalies(State(app): State<App>, Query(q): Query<Limit>) -> Json<Points> {
+    let n = q.limit.unwrap_or(1000).min(ANOMALY_HISTORY);
+    Json(app.shared.state().latest_anomalies(n))
+}
+
+/// `GET /api/status`.
+pub(super) async fn status(State(app): State<App>) -> Json<StatusView> {
+    Json(app.shared.status())
+}
+
+/// `GET /api/config`.
+pub(super) async fn config(State(app): State<App>) -> Json<ConfigView> {
+    Json(app.shared.state().config_view())
+}
+
+/// A config change: any field left out keeps its current value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    /// `adaptive`, `zscore` or `seasonal` (unset: the one in force, or as `seasonal_period`
+    /// implies).
+    detector: Option<crate::cli::Method>,
+    window: Option<u32>,
+    threshold: Option<f32>,
+    /// A warm-up, or null for the default.
+    #[serde(default, deserialize_with = "present")]
+    warmup: Option<Option<u32>>,
+    /// A longest run kept out, or null to let every value in.
+    #[serde(default, deserialize_with = "present")]
+    max_run: Option<Option<u32>>,
+    /// A seasonal period (1: EWMA baseline), or null for the window's mean.
+    #[serde(default, deserialize_with = "present")]
+    seasonal_period: Option<Option<u32>>,
+    alpha: Option<f32>,
+    /// Adaptive: the learning phase.
+    learn: Option<u32>,
+    /// Adaptive: values of quiet after a novel level.
+    rest: Option<u32>,
+}
+
+/// A field that is present, even as `null` (serde alone reads `null` as absent).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl ConfigChange {
+    /// The config this change makes of `current`, or why it cannot.
+    pub fn apply(&self, current: DetectorConfig) -> Result<DetectorConfig, ApiError> {
+        let mut config = current;
+        if let Some(w) = self.window {
+            config.window = w;
+        }
+        if let Some(t) = self.threshold {
+            config.threshold = t;
+        }
+        if let Some(w) = self.warmup {
+            config.warmup = w;
+        }
+        config.baseline = apply_detector(config.baseline, self).map_err(ApiError::InvalidConfig)?;
+        if let Some(m) = self.max_run {
+            config.policy = match m {
+                Some(max_run) => AnomalyPolicy::Exclude { max_run },
+                None => AnomalyPolicy::Include,
+            };
+        }
+        Ok(config)
+    }
+}
+
+/// The detector `change` asks for, from the one in force: refused (with the reason) when it
+/// names a setting that the chosen detector does not have.
+fn apply_detector(current: Baseline, change: &ConfigChange) -> Result<Baseline, String> {
+    use crate::cli::Method;
+    let method = change
+        .detector
+        .unwrap_or(match (change.seasonal_period, current) {
+            (Some(Some(_)), _) => Method::Seasonal,
+            (Some(None), _) | (None, Baseline::Window) => Method::Zscore,
+            (None, Baseline::Seasonal { .. }) => Method::Seasonal,
+            (None, Baseline::Adaptive { .. }) => Method::Adaptive,
+        });
+    let not_for =
+        |field: &str, what: &str| Err(format!("{field} applies to the {what} detector only"));
+    if method != Method::Adaptive {
+        if change.learn.is_some() {
+            return not_for("learn", "adaptive");
+        }
+        if change.rest.is_some() {
+            return not_for("rest", "adaptive");
+        }
+    }
+    if method != Method::Seasonal {
+        if matches!(change.seasonal_period, Some(Some(_))) {
+            return not_for("seasonal_period", "seasonal");
+        }
+        if change.alpha.is_some() {
+            return not_for("alpha", "seasonal");
+        }
+    }
+    Ok(match method {
+        Method::Zscore => Baseline::Window,
+        Method::Adaptive => {
+            let (learn, rest) = match current {
+                Baseline::Adaptive { learn, rest } => (learn, rest),
+                _ => (
+                    zscope_core::DetectorConfig::DEFAULT_LEARN,
+                    zscope_core::DetectorConfig::DEFAULT_REST,
+                ),
+            };
+            Baseline::Adaptive {
+                learn: change.learn.unwrap_or(learn),
+                rest: change.rest.unwrap_or(rest),
+            }
+        }
+        Method::Seasonal => {
+            let (period, alpha) = match current {
+                Baseline::Seasonal { period, alpha } => (Some(period), alpha),
+                _ => (None, crate::cli::DEFAULT_ALPHA),
+            };
+            let period = match change.seasonal_period {
+                Some(Some(p)) => p,
+                _ => period.ok_or("the seasonal detector needs its period: seasonal_period")?,
+            };
+            Baseline::Seasonal {
+                period,
+                alpha: change.alpha.unwrap_or(alpha),
+            }
+        }
+    })
+}
+
+/// What `POST /api/config` answers once the device took the change.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// The new config version.
+    pub version: u32,
+    /// The config now in force.
+    pub config: DetectorConfig,
+}
+
+/// `POST /api/config`: check the change, send it, answer with the device's acknowledgement.
+pub(super) async fn set_config(
+    State(app): State<App>,
+    body: Result<Json<ConfigChange>, JsonRejection>,
+) -> Result<Json<Applied>, ApiError> {
+    let Json(change) = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson(e.body_text()),
+        _ => ApiError::BadJson(e.body_text()),
+    })?;
+    let (current, view, connected) = {
+        let s = app.shared.state();
+        if let Some(why) = s.read_only() {
+            return Err(ApiError::ReadOnly(why.to_string()));
+        }
+        (s.config(), s.config_view(), s.is_connected())
+    };
+    let (Some(current), Some(capacity), true) = (current, view.capacity, connected) else {
+        return Err(ApiError::NoDevice);
+    };
+    let config = change.apply(current)?;
+    config
+        .validate_for(
+            capacity as usize,
+            view.season_capacity.unwrap_or(0) as usize,
+        )
+        .map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
+    let rx = app.shared.command(|id| HostMsg::SetConfig { id, config });
+    let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
+        Ok(Ok(ack)) => ack,
+        Ok(Err(_)) => return Err(ApiError::LinkDown),
+        Err(_) => return Err(ApiError::AckTimeout(ACK_TIMEOUT)),
+    };
+    match ack.result {
+        AckResult::Ok => Ok(Json(Applied {
+            version: ack.config_version,
+            config: ack.config,
+        })),
+        AckResult::Rejected(e) => Err(ApiError::Refused(format!("the config: {e}"))),
+        AckResult::RateRejected { hz, max } => {
+            Err(ApiError::Refused(format!("rate {hz} Hz (max {max})")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(json: &str) -> ConfigChange {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_detector_and_its_settings_are_chosen_and_checked() {
+        let adaptive = Baseline::Adaptive {
+            learn: 600,
+            rest: 100,
+        };
+        // Switching detectors, with their own settings.
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"detector": "zscore"}"#)),
+            Ok(Baseline::Window)
+        );
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"rest": 50}"#)),
+            Ok(Baseline::Adaptive {
+                learn: 600,
+                rest: 50
+            })
+        );
+        assert_eq!(
+            apply_detector(
+                Baseline::Window,
+                &change(r#"{"detector": "seasonal", "seasonal_period": 288, "alpha": 0.1}"#)
+            ),
+            Ok(Baseline::Seasonal {
+                period: 288,
+                alpha: 0.1
+            })
+        );
+        assert_eq!(
+            apply_detector(Baseline::Window, &change(r#"{"detector": "adaptive"}"#)),
+            Ok(adaptive)
+        );
+        // The old API: a period chooses the seasonal detector, null the plain window.
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"seasonal_period": 50}"#)),
+            Ok(Baseline::Seasonal {
+                period: 50,
+                alpha: crate::cli::DEFAULT_ALPHA
+            })
+        );
+        assert_eq!(
+            apply_detector(adaptive, &change(r#"{"seasonal_period": null}"#)),
+            Ok(Baseline::Window)
+        );
+        // Settings the chosen detector does not have are refused, with the reason.
+        let e = apply_detector(Baseline::Window, &change(r#"{"rest": 50}"#)).unwrap_err();
+        assert!(
+            e.contains("rest applies to the adaptive detector only"),
+            "{e}"
+        );
+        let e = apply_detector(adaptive, &change(r#"{"alpha": 0.5}"#)).unwrap_err();
+        assert!(
+            e.contains("alpha applies to the seasonal detector only"),
+            "{e}"
+        );
+        let e = apply_detector(adaptive, &change(r#"{"detector": "seasonal"}"#)).unwrap_err();
+        assert!(e.contains("needs its period"), "{e}");
+        assert!(serde_json::from_str::<ConfigChange>(r#"{"detector": "magic"}"#).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! [`ApiError`]: every way a request can fail, each with its status code and a message that
+//! says what to do, answered as `{"error": "..."}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every API error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Addressed to a name (or sent from a page) the daemon does not answer to.
+    #[error("{what}: zscope answers to {names} (start it with --allow-host NAME for another name)")]
+    Misaddressed {
+        /// What was refused.
+        what: String,
+        /// The names it answers to.
+        names: String,
+    },
+    /// No token, or the wrong one.
+    #[error(
+        "this needs the daemon's token: send `Authorization: Bearer TOKEN`, or open the page \
+         once as /?token=TOKEN"
+    )]
+    Unauthorized,
+    /// The body was not the JSON asked for (with the JSON parser's words).
+    #[error("{0}: send JSON like {{\"threshold\": 3.5, \"window\": 128}}")]
+    BadJson(String),
+    /// The body was over the limit.
+    #[error("{0}: a config change is a few hundred bytes")]
+    TooLarge(String),
+    /// The body was not declared as JSON.
+    #[error("{0}: send it with Content-Type: application/json")]
+    NotJson(String),
+    /// The config asked for is not one the device can run.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// The config cannot be changed (a replay of the device's own verdicts).
+    #[error("{0}")]
+    ReadOnly(String),
+    /// No device to send it to.
+    #[error("no device connected: the config cannot be changed now")]
+    NoDevice,
+    /// The link went down before the command was sent.
+    #[error("the device link is down: the config was not sent")]
+    LinkDown,
+    /// The device did not answer in time.
+    #[error("the device did not acknowledge within {0:?}")]
+    AckTimeout(std::time::Duration),
+    /// The device answered no.
+    #[error("the device refused {0}")]
+    Refused(String),
+    /// Too many live pages.
+    #[error(
+        "{0} live pages are connected already: close one, or use the JSON API (/api/samples, \
+         /api/status) to read"
+    )]
+    TooManyClients(usize),
+}
+
+impl ApiError {
+    /// The status code it is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Misaddressed { .. } => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadJson(_) | ApiError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::ReadOnly(_) | ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::NoDevice | ApiError::LinkDown | ApiError::TooManyClients(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}

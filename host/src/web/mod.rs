@@ -1,0 +1,440 @@
+//! The dashboard's server: the page ([`assets`]), the live WebSocket ([`ws`]), the JSON API
+//! ([`api`]), behind the edge's checks ([`auth`]), every failure an [`ApiError`] ([`error`]).
+//!
+//! | route | |
+//! |---|---|
+//! | `GET /` | the dashboard (and its scripts and styles, embedded in the binary) |
+//! | `GET /ws` | live updates: a snapshot, then points every 50 ms, status twice a second, config changes |
+//! | `GET /api/...`, `POST /api/config` | see [`api`] |
+//!
+//! Served by [`serve_http`]: HTTP/1 with a header-read timeout and a connection cap.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware;
+use axum::routing::get;
+
+pub use error::ApiError;
+pub use ws::broadcaster;
+
+use crate::daemon::Shared;
+use assets::asset;
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    token: Option<Arc<str>>,
+    /// Host names requests may be addressed to; `None`: any.
+    hosts: Option<Arc<[String]>>,
+    /// Live WebSocket clients.
+    ws_clients: Arc<AtomicUsize>,
+}
+
+/// The router, with its state: `token` guards writes (and reads off loopback), `hosts` are
+/// the names requests may be addressed to (`None`: any).
+pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
+    let app = App {
+        shared,
+        token: token.map(Arc::from),
+        hosts: hosts.map(Arc::from),
+        ws_clients: Arc::default(),
+    };
+    Router::new()
+        .route("/", get(|| asset("index.html")))
+        .route("/app.js", get(|| asset("app.js")))
+        .route("/app.css", get(|| asset("app.css")))
+        .route(
+            "/vendor/uPlot.iife.min.js",
+            get(|| asset("uPlot.iife.min.js")),
+        )
+        .route("/vendor/uPlot.min.css", get(|| asset("uPlot.min.css")))
+        .route("/vendor/uPlot.LICENSE", get(|| asset("uPlot.LICENSE")))
+        .route("/ws", get(ws::ws))
+        .route("/api/status", get(api::status))
+        .route("/api/samples", get(api::samples))
+        .route("/api/anomalies", get(api::anomalies))
+        .route("/api/config", get(api::config).post(api::set_config))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::addressed))
+        .layer(middleware::map_response(auth::secure_headers))
+        .with_state(app)
+}
+
+/// How long a client may take to send a request's headers before its connection is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed as they arrive (a slow client cannot take
+/// every file descriptor).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Serve `app` on `listener` until `stop` completes: HTTP/1 (WebSocket upgrades included),
+/// every connection's headers due within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] at
+/// once. On `stop`, connections are asked to finish and given a second.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset while queued: go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("{peer}: {e}");
+                    }
+                }
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Give the connections their second to finish.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        slots.acquire_many(MAX_CONNECTIONS as u32),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{StatusCode, header};
+    use axum::response::Response;
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        peer: [u8; 4],
+        extra: Option<(&str, &str)>,
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        let mut req = req
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_token_guards_writes_everywhere_and_reads_off_loopback() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, Some("s3cret".into()), None);
+        let local = [127, 0, 0, 1];
+        let remote = [192, 0, 2, 7];
+        // Reads from loopback are open; writes are not.
+        assert_eq!(
+            call(&app, "GET", "/api/status", local, None).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, None)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // With the token, the write gets through the guard (503: no device here).
+        let bearer = Some(("authorization", "Bearer s3cret"));
+        let wrong = Some(("authorization", "Bearer nope"));
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, bearer)
+                .await
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/config", local, wrong)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // From elsewhere, even reads need it.
+        assert_eq!(
+            call(&app, "GET", "/", remote, None).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "GET", "/api/status", remote, bearer)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        // A browser opens /?token=… once and gets a cookie that works for the rest.
+        let first = call(&app, "GET", "/?token=s3cret", remote, None).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let cookie = first.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let jar = cookie.split(';').next().unwrap();
+        assert_eq!(
+            call(&app, "GET", "/app.js", remote, Some(("cookie", jar)))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(
+                &app,
+                "GET",
+                "/app.js",
+                remote,
+                Some(("cookie", "zscope_token=x"))
+            )
+            .await
+            .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_token_everything_is_open_on_loopback() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None, None);
+        let res = call(&app, "GET", "/api/config", [127, 0, 0, 1], None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // Bad JSON is a 400 that says what to send.
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/api/config")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"threshold\": \"high\"}"))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("send JSON like"), "{text}");
+    }
+
+    /// A request with any headers and body, from loopback.
+    async fn send(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(body).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    fn loopback_names() -> Option<Vec<String>> {
+        Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()])
+    }
+
+    /// DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends
+    /// `Host: evil.example`; a page elsewhere sends its `Origin`. Both are refused (403, with
+    /// the names that are answered), before any handler runs; the daemon's own names pass.
+    #[tokio::test]
+    async fn requests_for_other_names_or_from_other_pages_are_refused() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None, loopback_names());
+        let status = |r: Response| r.status();
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+        ] {
+            let r = send(&app, "GET", "/api/status", &[("host", host)], Body::empty()).await;
+            assert_eq!(status(r), StatusCode::OK, "{host}");
+        }
+        let r = send(
+            &app,
+            "POST",
+            "/api/config",
+            &[
+                ("host", "evil.example:8080"),
+                ("content-type", "application/json"),
+            ],
+            Body::from(r#"{"threshold": 9}"#),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("'evil.example' is refused") && text.contains("--allow-host"),
+            "{text}"
+        );
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://127.0.0.1.evil.example:8080",
+        ] {
+            let r = send(
+                &app,
+                "GET",
+                "/ws",
+                &[("host", "127.0.0.1:8080"), ("origin", origin)],
+                Body::empty(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin}");
+        }
+        let r = send(
+            &app,
+            "GET",
+            "/api/status",
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://localhost:8080"),
+            ],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // Listening on all interfaces with no names given: any name (the token guards).
+        let (shared, _commands) = Shared::new("test".into());
+        let open = router(shared, Some("t".into()), None);
+        let r = send(
+            &open,
+            "GET",
+            "/",
+            &[("host", "box.lan:8080")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_response_carries_the_security_headers() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, None, loopback_names());
+        for uri in ["/", "/app.js", "/api/status", "/nowhere"] {
+            let r = send(&app, "GET", uri, &[("host", "127.0.0.1")], Body::empty()).await;
+            let h = r.headers();
+            assert_eq!(h["x-frame-options"], "DENY", "{uri}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(
+                csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+                "{uri}"
+            );
+        }
+        // Refusals carry them too.
+        let r = send(&app, "GET", "/", &[("host", "evil.example")], Body::empty()).await;
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_and_the_token_is_read_as_browsers_send_it() {
+        let (shared, _commands) = Shared::new("test".into());
+        let app = router(shared, Some("s3cr+t/=".into()), loopback_names());
+        let huge = format!(r#"{{"threshold": 3, "pad": "{}"}}"#, "x".repeat(3 << 20));
+        let r = send(
+            &app,
+            "POST",
+            "/api/config",
+            &[
+                ("host", "127.0.0.1"),
+                ("content-type", "application/json"),
+                ("authorization", "Bearer s3cr+t/="),
+            ],
+            Body::from(huge),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // ?token= percent-encoded (as a browser's address bar sends it) opens the page and sets
+        // the cookie; the raw form (with '+' read as a space) does not.
+        let r = send(
+            &app,
+            "POST",
+            "/api/config?token=s3cr%2Bt%2F%3D",
+            &[("host", "127.0.0.1")],
+            Body::empty(),
+        )
+        .await;
+        assert_ne!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "the decoded token matches"
+        );
+        let r = send(
+            &app,
+            "POST",
+            "/api/config?token=s3cr+t/=",
+            &[("host", "127.0.0.1")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "'+' is a space in a query"
+        );
+    }
+}
