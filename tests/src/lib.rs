@@ -7,6 +7,8 @@
 //! * [`Line`] is the host end of a serial line (a pty opened with `serialport`), speaking the
 //!   wire protocol with deadlines, so a broken device fails a test instead of hanging it.
 
+pub mod bench;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

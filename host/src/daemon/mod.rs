@@ -41,8 +41,9 @@ pub struct Shared {
     next_id: AtomicU32,
     stop: AtomicBool,
     logs: Arc<Mutex<Vec<LogStatus>>>,
-    /// JSON updates for the browsers.
-    pub updates: broadcast::Sender<Arc<str>>,
+    /// JSON updates for the browsers, encoded once and shared (a clone is a reference count,
+    /// not a copy).
+    pub updates: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
     /// When the daemon started.
     pub started: Instant,
 }
@@ -55,8 +56,8 @@ impl Shared {
 
     fn with_logs(port: String, logs: Arc<Mutex<Vec<LogStatus>>>) -> (Arc<Self>, Receiver<HostMsg>) {
         let (tx, rx) = std::sync::mpsc::channel();
-        // 32 updates = 1.6 s of batches: a browser further behind skips ahead (bounded memory).
-        let (updates, _) = broadcast::channel(32);
+        // A page further behind skips ahead (bounded memory).
+        let (updates, _) = broadcast::channel(crate::web::ws::QUEUE);
         let shared = Shared {
             state: Mutex::new(State::new(port)),
             commands: Mutex::new(tx),
@@ -191,14 +192,12 @@ pub async fn serve(
     let (writer, logs) =
         LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
     let (shared, commands) = Shared::with_logs(source.port(), writer.status());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}: is another zscope running? Choose another with --listen",
-                settings.listen
-            )
-        })?;
+    let listener = crate::web::listen(settings.listen).with_context(|| {
+        format!(
+            "cannot listen on {}: is another zscope running? Choose another with --listen",
+            settings.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     println!("zscope: dashboard on http://{addr}/");
     println!("zscope: device: {}", source.describe());

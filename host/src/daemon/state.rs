@@ -304,10 +304,10 @@ impl State {
         self.history.range(start..end).collect()
     }
 
-    /// The latest `n` points, oldest first.
-    pub fn latest(&self, n: usize) -> Points {
+    /// The latest `n` points, oldest first, as they are kept.
+    pub fn latest_points(&self, n: usize) -> Vec<Point> {
         let skip = self.history.len().saturating_sub(n);
-        self.history.range(skip..).collect()
+        self.history.range(skip..).copied().collect()
     }
 
     /// The latest `n` anomalies, oldest first.

@@ -15,9 +15,12 @@ pub mod auth;
 pub mod error;
 pub mod ws;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -72,13 +75,59 @@ pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<Stri
 
 /// How long a client may take to send a request's headers before its connection is closed.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed as they arrive (a slow client cannot take
-/// every file descriptor).
+/// Connections served at once (a slow client cannot take every file descriptor). At the cap,
+/// the oldest connection still sending its first request's headers is closed to make room;
+/// only when every connection is a served one is a new one turned away.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Kernel send buffer of each connection: a page that stops reading holds this much, not the
+/// megabytes loopback autotuning would give it (nor the CPU to fill them).
+pub const SEND_BUFFER: u32 = 128 * 1024;
+
+/// A listening socket on `addr` whose connections get [`SEND_BUFFER`] (accepted sockets
+/// inherit it).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(SEND_BUFFER)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Connections that have not finished their first request's headers, oldest first, each
+/// with the way to close it.
+#[derive(Default)]
+struct Unserved {
+    next: u64,
+    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+type SharedUnserved = Arc<std::sync::Mutex<Unserved>>;
+
+fn lock(u: &SharedUnserved) -> std::sync::MutexGuard<'_, Unserved> {
+    u.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A connection slot: free at once, or made by closing the oldest unserved connection.
+async fn slot(slots: &Arc<Semaphore>, unserved: &SharedUnserved) -> Option<OwnedSemaphorePermit> {
+    if let Ok(s) = slots.clone().try_acquire_owned() {
+        return Some(s);
+    }
+    let oldest = lock(unserved).waiting.pop_first();
+    let (_, close) = oldest?;
+    let _ = close.send(());
+    tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
 
 /// Serve `app` on `listener` until `stop` completes: HTTP/1 (WebSocket upgrades included),
 /// every connection's headers due within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] at
-/// once. On `stop`, connections are asked to finish and given a second.
+/// once (see there). On `stop`, connections are asked to finish and given a second.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -86,7 +135,8 @@ pub async fn serve_http(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let unserved = SharedUnserved::default();
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -102,16 +152,28 @@ pub async fn serve_http(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
+        let Some(slot) = slot(&slots, &unserved).await else {
+            tracing::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already served");
             drop(stream);
             continue;
         };
+        let (close_tx, close_rx) = oneshot::channel::<()>();
+        let id = {
+            let mut u = lock(&unserved);
+            let id = u.next;
+            u.next += 1;
+            u.waiting.insert(id, close_tx);
+            id
+        };
         let app = app.clone();
         let mut closing = closing_rx.clone();
+        let unserved = unserved.clone();
         tokio::spawn(async move {
+            let served = unserved.clone();
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    // Its headers are in: no longer a candidate for closing.
+                    lock(&served).waiting.remove(&id);
                     req.extensions_mut().insert(ConnectInfo(peer));
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 });
@@ -121,17 +183,25 @@ pub async fn serve_http(
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
+            // Closed to make room: only when asked (a dropped sender means served).
+            let evicted = async {
+                if close_rx.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!("{peer}: {e}");
                     }
                 }
+                () = evicted => tracing::debug!("{peer}: closed to make room (headers unfinished)"),
                 _ = closing.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
                 }
             }
+            lock(&unserved).waiting.remove(&id);
             drop(slot);
         });
     }

@@ -3,7 +3,8 @@
 //!
 //! Updates are encoded once and fanned out with a bounded `broadcast` channel: a page that
 //! falls behind skips ahead (and is told how much it missed); it never slows ingest, and what
-//! a client holds is bounded by the channel (32 updates of at most [`MAX_BATCH`] points).
+//! the pages hold is bounded by the channel ([`QUEUE`] updates of at most [`MAX_BATCH`]
+//! points, shared by all).
 //! At most [`MAX_WS_CLIENTS`] pages at once; one more is refused (503) with the reason.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -23,8 +24,12 @@ use crate::daemon::{Points, Shared, StatusView};
 
 /// Points sent to a page when it connects (its chart's history).
 pub const SNAPSHOT_POINTS: usize = 10_000;
-/// Points in one WebSocket message at most.
-pub const MAX_BATCH: usize = 2_000;
+/// Points in one WebSocket message at most (about 40 KB of JSON): a connection's write buffer
+/// grows to its largest message and keeps that size, so messages stay small; a snapshot goes
+/// out as several.
+pub const MAX_BATCH: usize = 400;
+/// Updates a page may fall behind by before it skips ahead (and is told).
+pub const QUEUE: usize = 128;
 /// Live WebSocket clients at most; one more is refused (503) with the reason.
 pub const MAX_WS_CLIENTS: usize = 256;
 
@@ -49,9 +54,9 @@ enum Update {
 }
 
 impl Update {
-    fn encode(&self) -> Arc<str> {
+    fn encode(&self) -> Utf8Bytes {
         // Our own types always serialise.
-        Arc::from(serde_json::to_string(self).unwrap_or_default())
+        Utf8Bytes::from(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
@@ -88,22 +93,24 @@ async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
     let status = Box::new(shared.status());
     let (config, points) = {
         let s = shared.state();
-        (s.config_view(), s.latest(SNAPSHOT_POINTS))
+        (s.config_view(), s.latest_points(SNAPSHOT_POINTS))
     };
-    let snapshot = Update::Snapshot {
+    // The snapshot's first batch, then the rest as ordinary batches.
+    let mut batches = points.chunks(MAX_BATCH);
+    let first = Update::Snapshot {
         status,
         config,
-        points,
+        points: batches.next().unwrap_or_default().iter().collect(),
+    };
+    let rest = batches.map(|chunk| Update::Points {
+        points: chunk.iter().collect(),
+    });
+    for update in std::iter::once(first).chain(rest) {
+        if socket.send(Message::Text(update.encode())).await.is_err() {
+            return;
+        }
     }
-    .encode();
-    if socket
-        .send(Message::Text(snapshot.as_ref().into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    drop(snapshot);
+    drop(points);
     loop {
         tokio::select! {
             update = updates.recv() => {
@@ -114,7 +121,7 @@ async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
                     }
                     Err(RecvError::Closed) => return,
                 };
-                if socket.send(Message::Text(text.as_ref().into())).await.is_err() {
+                if socket.send(Message::Text(text)).await.is_err() {
                     return;
                 }
             },

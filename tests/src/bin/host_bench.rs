@@ -15,51 +15,19 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
-use zscope_core::wire::{self, DeviceMsg, Hello, PROTOCOL_VERSION, Sample};
-use zscope_core::{Detector, DetectorConfig, SimConfig, Simulator};
-use zscope_tests::{wait_for, workspace_root};
+use zscope_core::wire::{self, DeviceMsg};
+use zscope_tests::bench::{Zscope, build_zscope, frames};
+use zscope_tests::wait_for;
 
 const CLIENTS: usize = 20;
 
 /// Arrival time of each point (by sequence number) at the latency probe.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
-
-/// Pre-encoded frames: a hello, then `n` samples.
-fn frames(n: u64) -> Vec<Vec<u8>> {
-    let mut sim = Simulator::new(SimConfig::default()).expect("valid");
-    let mut det: Box<Detector<f32, 1024, 2048>> =
-        Box::new(Detector::new(DetectorConfig::default()).expect("valid"));
-    let mut out = Vec::with_capacity(n as usize + 1);
-    let mut buf = [0u8; wire::MAX_FRAME];
-    let hello = DeviceMsg::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        firmware: wire::name("bench"),
-        board: wire::name("host-bench"),
-        capacity: 1024,
-        sample_rate_hz: 0,
-        config_version: 1,
-        detector: DetectorConfig::default(),
-        simulator: Some(SimConfig::default()),
-        season_capacity: 2048,
-    });
-    let k = wire::encode(&hello, &mut buf).expect("fits");
-    out.push(buf[..k].to_vec());
-    for seq in 0..n {
-        let s = sim.next_sample();
-        let v = det.update(s.value);
-        let msg = DeviceMsg::Sample(Sample::from_verdict(seq, seq, &v, s.truth.is_anomaly(), 1));
-        let k = wire::encode(&msg, &mut buf).expect("fits");
-        out.push(buf[..k].to_vec());
-    }
-    out
-}
 
 fn pty() -> (TTYPort, TTYPort) {
     TTYPort::pair().expect("a pty pair")
@@ -108,90 +76,6 @@ fn baseline(data: &[u8], frames: u64, decode: bool) -> f64 {
     frames as f64 / secs
 }
 
-struct Zscope {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-    log_dir: PathBuf,
-}
-
-impl Zscope {
-    fn start(bin: &PathBuf, port: &str) -> Zscope {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log_dir = dir.path().join("log");
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let child = Command::new(bin)
-            .args(["--port", port, "--listen", &http.to_string(), "--log-dir"])
-            .arg(&log_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zscope starts");
-        let url = format!("http://{http}");
-        wait_for(Duration::from_secs(20), "zscope to listen", || {
-            ureq::get(&format!("{url}/api/status"))
-                .call()
-                .ok()
-                .map(|_| ())
-        });
-        Zscope {
-            child,
-            url,
-            _dir: dir,
-            log_dir,
-        }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        ureq::get(&format!("{}/api/status", self.url))
-            .call()
-            .expect("status answers")
-            .body_mut()
-            .read_json()
-            .expect("JSON")
-    }
-
-    fn samples(&self) -> u64 {
-        self.status()["counters"]["samples"].as_u64().unwrap_or(0)
-    }
-
-    /// (user + system CPU seconds, RSS bytes) from /proc.
-    fn usage(&self) -> (f64, u64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        let ticks = fields
-            .get(11)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            + fields
-                .get(12)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        (ticks / 100.0, rss_kb * 1024)
-    }
-}
-
-impl Drop for Zscope {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A WebSocket client in its own thread: counts messages, records points' arrival by seq.
 fn client(
     url: &str,
@@ -234,11 +118,6 @@ fn client(
             }
         }
     })
-}
-
-fn build_zscope() -> PathBuf {
-    zscope_tests::cargo_build(&["--release", "-p", "zscope-host", "--bin", "zscope"]);
-    workspace_root().join("target/release/zscope")
 }
 
 fn main() {

@@ -1,0 +1,146 @@
+//! Shared by the bench binaries: the release `zscope` in its own process ([`Zscope`]), and
+//! pre-encoded device frames ([`frames`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use zscope_core::device::Responder;
+use zscope_core::wire::{self, DeviceMsg, Sample};
+use zscope_core::{Detector, DetectorConfig, SimConfig, Simulator};
+
+use crate::{wait_for, workspace_root};
+
+/// Pre-encoded frames: a hello, then `n` samples.
+pub fn frames(n: u64) -> Vec<Vec<u8>> {
+    let mut sim = Simulator::new(SimConfig::default()).expect("valid");
+    let mut det: Box<Detector<f32, 1024, 2048>> =
+        Box::new(Detector::new(DetectorConfig::default()).expect("valid"));
+    let mut out = Vec::with_capacity(n as usize + 1);
+    let mut buf = [0u8; wire::MAX_FRAME];
+    let hello = DeviceMsg::Hello(Responder::new().hello(
+        &det,
+        wire::name("bench"),
+        wire::name("host-bench"),
+        0,
+        Some(SimConfig::default()),
+    ));
+    let k = wire::encode(&hello, &mut buf).expect("fits");
+    out.push(buf[..k].to_vec());
+    for seq in 0..n {
+        let s = sim.next_sample();
+        let v = det.update(s.value);
+        let msg = DeviceMsg::Sample(Sample::from_verdict(seq, seq, &v, s.truth.is_anomaly(), 1));
+        let k = wire::encode(&msg, &mut buf).expect("fits");
+        out.push(buf[..k].to_vec());
+    }
+    out
+}
+
+/// The release `zscope` binary, started in its own process (so its CPU and memory are its
+/// own), with a fresh log folder; killed when dropped.
+pub struct Zscope {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+    /// Its log folder.
+    pub log_dir: PathBuf,
+}
+
+impl Zscope {
+    /// Start it reading `port`.
+    pub fn start(bin: &Path, port: &str) -> Zscope {
+        Self::start_with(bin, &["--port", port])
+    }
+
+    /// Start it with `args` (and its own `--listen` and `--log-dir`).
+    pub fn start_with(bin: &Path, args: &[&str]) -> Zscope {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log_dir = dir.path().join("log");
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let child = Command::new(bin)
+            .args(args)
+            .args(["--listen", &http.to_string(), "--log-dir"])
+            .arg(&log_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zscope starts");
+        let url = format!("http://{http}");
+        wait_for(Duration::from_secs(20), "zscope to listen", || {
+            ureq::get(&format!("{url}/api/status"))
+                .call()
+                .ok()
+                .map(|_| ())
+        });
+        Zscope {
+            child,
+            url,
+            _dir: dir,
+            log_dir,
+        }
+    }
+
+    /// `/api/status`.
+    pub fn status(&self) -> serde_json::Value {
+        ureq::get(&format!("{}/api/status", self.url))
+            .call()
+            .expect("status answers")
+            .body_mut()
+            .read_json()
+            .expect("JSON")
+    }
+
+    /// Samples it has ingested.
+    pub fn samples(&self) -> u64 {
+        self.status()["counters"]["samples"].as_u64().unwrap_or(0)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (user + system CPU seconds, RSS bytes) from /proc.
+    pub fn usage(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks = fields
+            .get(11)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        (ticks / 100.0, rss_kb * 1024)
+    }
+}
+
+impl Drop for Zscope {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Build the release `zscope` binary (once per run); its path.
+pub fn build_zscope() -> PathBuf {
+    crate::cargo_build(&["--release", "-p", "zscope-host", "--bin", "zscope"]);
+    workspace_root().join("target/release/zscope")
+}
