@@ -213,3 +213,47 @@ fn a_seasonal_period_can_be_a_duration() {
         text(&out.stderr)
     );
 }
+
+/// A careless or hostile file costs bounded memory and gets short, exact messages: a line of
+/// a million fields (2 MiB) is one bad row, not a truncated one; an unclosed quote does not
+/// swallow the rest of the file or echo it; an invalid UTF-8 value and extra fields are named
+/// for what they are; and every input row still has its output row.
+#[test]
+fn score_reports_oversized_rows_bad_bytes_and_extra_fields_for_what_they_are() {
+    let mut input: Vec<u8> = b"timestamp,value\n1795507200,0.5\n".to_vec();
+    input.extend_from_slice(b"1795507201,");
+    input.extend(std::iter::repeat_n(&b"1,"[..], 1 << 20).flatten());
+    input.extend_from_slice(b"\n1795507202,\"");
+    input.extend(std::iter::repeat_n(b'q', 3 << 20));
+    input.extend_from_slice(b"\n1795507203,\xff\xfe\n1795507204,0.25,extra\n1795507205,0.75\n");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("careless.csv");
+    std::fs::write(&path, &input).expect("written");
+    let out = dir.path().join("scored.csv");
+    let path_s = path.display().to_string();
+    let out_s = out.display().to_string();
+    let run = zscope(&["score", &path_s, "-o", &out_s], None);
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.len() < 2_000, "short messages: {} bytes", err.len());
+    for needle in [
+        "line 3: longer than 1 MiB: skipped",
+        "line 4: longer than 1 MiB: skipped",
+        "line 5: field 'value' is not valid UTF-8",
+        "line 6: 3 fields where the header has 2",
+        "3 row(s) without a usable value",
+        "1 with more fields than the header",
+    ] {
+        assert!(err.contains(needle), "missing '{needle}' in:\n{err}");
+    }
+    // The input's bytes are copied as they were (the invalid ones included).
+    let scored = text(&std::fs::read(&out).expect("output written"));
+    let rows: Vec<&str> = scored.lines().collect();
+    assert_eq!(rows.len(), 1 + 6, "one output row per input row:\n{scored}");
+    assert!(
+        rows[2].starts_with(",,"),
+        "an oversized row is empty: {}",
+        rows[2]
+    );
+    assert!(rows[6].starts_with("1795507205,0.75,"), "{}", rows[6]);
+}

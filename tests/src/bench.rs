@@ -58,13 +58,33 @@ impl Zscope {
     pub fn start_with(bin: &Path, args: &[&str]) -> Zscope {
         let dir = tempfile::tempdir().expect("temp dir");
         let log_dir = dir.path().join("log");
+        let (child, url) = Self::spawn(bin, args, &log_dir);
+        Zscope {
+            child,
+            url,
+            _dir: dir,
+            log_dir,
+        }
+    }
+
+    /// Kill it with SIGKILL (no chance to flush anything) and start it again with `args` on
+    /// the same log folder.
+    pub fn kill_and_restart(&mut self, bin: &Path, args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = Self::spawn(bin, args, &self.log_dir);
+        self.child = child;
+        self.url = url;
+    }
+
+    fn spawn(bin: &Path, args: &[&str], log_dir: &Path) -> (Child, String) {
         let http = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
         let child = Command::new(bin)
             .args(args)
             .args(["--listen", &http.to_string(), "--log-dir"])
-            .arg(&log_dir)
+            .arg(log_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -76,12 +96,7 @@ impl Zscope {
                 .ok()
                 .map(|_| ())
         });
-        Zscope {
-            child,
-            url,
-            _dir: dir,
-            log_dir,
-        }
+        (child, url)
     }
 
     /// `/api/status`.

@@ -12,6 +12,12 @@
 //!    ≤ 64 KiB each and returned, or refused past the cap.
 //! 4. **10 000 connections that never finish their headers**, held open: the API's latency
 //!    meanwhile (20 requests), and the daemon's open descriptors. Target: < 100 ms.
+//! 5. **Random bytes** on the line for `ZSCOPE_STRESS_NOISE_SECS` (default 20) as fast as the
+//!    daemon takes them: samples invented (none), bad frames counted, RSS at start and end;
+//!    then real frames: how long until they are read again.
+//! 6. **`kill -9` ten times** while a device streams 10 000 frames/s, restarting on the same
+//!    log folder each time: torn rows in `samples.csv` (none) and the gaps (one per kill at
+//!    most: the frames in flight).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -190,6 +196,11 @@ fn main() {
     let line_mb = env("ZSCOPE_STRESS_LINE_MB", 2048);
     let n = env("ZSCOPE_STRESS_FRAMES", 1_000_000);
     let bin = build_zscope();
+    if std::env::var("ZSCOPE_STRESS_ONLY").is_ok_and(|v| v == "kills") {
+        let dir = tempfile::tempdir().expect("temp dir");
+        kills(&bin, dir.path());
+        return;
+    }
     println!("stress-bench: release zscope, {n} frames per ingest run");
     println!();
     score_one_line(&bin, line_mb);
@@ -212,7 +223,7 @@ fn main() {
         rate50 = rate50.max(ingest(&z, &mut master, &burst, n));
         last = Some((z, master, slave, idle));
     }
-    let Some((z, mut master, _slave, idle)) = last else {
+    let Some((z, master, _slave, idle)) = last else {
         return;
     };
     let addr = z.url.trim_start_matches("http://").to_string();
@@ -305,5 +316,148 @@ fn main() {
         took[took.len() - 1]
     );
     drop(stalled);
-    let _ = &mut master;
+    drop(z);
+    drop(master);
+
+    noise(&bin, dir.path());
+    kills(&bin, dir.path());
+}
+
+/// xorshift64*: bytes that look like nothing, the same each run.
+fn random_bytes(state: &mut u64, out: &mut [u8]) {
+    for chunk in out.chunks_mut(8) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        let x = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        chunk.copy_from_slice(&x[..chunk.len()]);
+    }
+}
+
+/// 5. Random bytes, then real frames.
+fn noise(bin: &Path, dir: &Path) {
+    let secs = env("ZSCOPE_STRESS_NOISE_SECS", 20);
+    println!();
+    println!("5. random bytes on the line for {secs} s, then real frames");
+    let (z, mut master, _slave) = daemon_on_pty(bin, dir, "tty-noise");
+    let (_, rss0) = z.usage();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (start, mut written, mut rss_max) = (Instant::now(), 0u64, rss0);
+    let mut next_sample = Duration::from_secs(1);
+    while start.elapsed() < Duration::from_secs(secs) {
+        random_bytes(&mut state, &mut buf);
+        master.write_all(&buf).expect("pty write");
+        written += buf.len() as u64;
+        if start.elapsed() >= next_sample {
+            rss_max = rss_max.max(z.usage().1);
+            next_sample += Duration::from_secs(1);
+        }
+    }
+    let took = start.elapsed().as_secs_f64();
+    // Let the daemon read what is still in the pty.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = z.status();
+    let (_, rss1) = z.usage();
+    println!(
+        "   {:.0} MiB at {:.1} MB/s: {} samples invented (target 0), {} bad frames counted",
+        mib(written),
+        written as f64 / took / 1e6,
+        status["counters"]["samples"],
+        status["bad_frames"]["total"]
+    );
+    println!(
+        "   RSS {:.1} MiB at start, {:.1} MiB at end, {:.1} MiB at most",
+        mib(rss0),
+        mib(rss1),
+        mib(rss_max)
+    );
+    let frames = frames(1000).concat();
+    let t = Instant::now();
+    master.write_all(&[0]).expect("pty write");
+    master.write_all(&frames).expect("pty write");
+    wait_for(
+        Duration::from_secs(10),
+        "real frames after the noise",
+        || (z.samples() >= 1000).then_some(()),
+    );
+    println!(
+        "   then 1 000 real frames: all read within {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// 6. kill -9 while streaming.
+fn kills(bin: &Path, dir: &Path) {
+    println!();
+    println!("6. kill -9 ten times while a device streams 10 000 frames/s");
+    let (master, slave) = TTYPort::pair().expect("a pty pair");
+    let link = dir.join("tty-kills");
+    std::os::unix::fs::symlink(slave.name().unwrap_or_default(), &link).expect("symlink");
+    let port = link.display().to_string();
+    let args = ["--port", port.as_str()];
+    let mut z = Zscope::start_with(bin, &args);
+    let all = frames(400_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut master = master;
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for (i, frame) in all.iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    return i;
+                }
+                if master.write_all(frame).is_err() {
+                    return i;
+                }
+                // 10 000 frames/s.
+                if i % 100 == 0 {
+                    let due = Duration::from_micros(100 * i as u64);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+            all.len()
+        })
+    };
+    for k in 0..10u64 {
+        std::thread::sleep(Duration::from_millis(300 + 70 * k));
+        z.kill_and_restart(bin, &args);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.join().unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(1));
+    // Read while the last daemon holds the folder (it goes with it).
+    let text = std::fs::read_to_string(z.log_dir.join("samples.csv")).unwrap_or_default();
+    drop(z);
+    drop(slave);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let columns = header.split(',').count();
+    let seq_at = header.split(',').position(|c| c == "seq").unwrap_or(1);
+    let (mut rows, mut torn, mut gaps, mut last) = (0u64, 0u64, 0u64, None::<u64>);
+    for line in lines {
+        rows += 1;
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != columns {
+            torn += 1;
+            continue;
+        }
+        let seq: u64 = fields[seq_at].parse().unwrap_or(0);
+        if let Some(prev) = last
+            && seq != prev + 1
+        {
+            gaps += 1;
+        }
+        last = Some(seq);
+    }
+    // The first frame is the hello, not a row.
+    let missing = (sent as u64).saturating_sub(1).saturating_sub(rows);
+    println!(
+        "   {sent} frames sent, {rows} rows logged over 11 runs of the daemon: {torn} torn rows \
+         (target 0), {gaps} gaps in sequence numbers, {missing} samples missing"
+    );
 }
