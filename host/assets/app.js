@@ -247,8 +247,8 @@ function renderStatus(s) {
   $("st-samples").textContent = s.counters.samples;
   $("st-anomalies").textContent = s.counters.anomalies;
   $("st-lost").textContent = s.counters.frames_lost;
-  const bad = s.bad_frames;
-  $("st-bad").textContent = bad.total;
+  const bad = s.decode;
+  $("st-bad").textContent = s.bad_frames;
   $("st-bad").title = `oversize ${bad.oversize}, cobs ${bad.cobs}, truncated ${bad.truncated}, crc ${bad.crc}, malformed ${bad.malformed}, version ${bad.version}`;
   $("st-restarts").textContent = s.counters.device_restarts;
   const q = s.quality;

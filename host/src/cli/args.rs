@@ -30,6 +30,10 @@ pub struct Cli {
     /// `replay`.
     #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+
+    /// The settings file, once read (the daemon's and the detector's settings share it).
+    #[arg(skip)]
+    pub(super) file: std::sync::OnceLock<super::settings::FileSettings>,
 }
 
 /// Where the daemon's samples come from.

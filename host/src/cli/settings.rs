@@ -96,7 +96,7 @@ impl DetectorSpec {
 }
 
 /// The same options, as read from a TOML file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct FileSettings {
     port: Option<String>,
@@ -228,14 +228,23 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
 }
 
 impl Cli {
-    /// The detector config for `score`, `eval` and `replay`: flags over the file over the
-    /// defaults. A flag that would have no effect in the chosen combination is an error.
-    pub fn detector(&self, args: &DetectorArgs) -> Result<DetectorSpec, SettingsError> {
-        use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
+    /// The settings file (read once; none: every setting at its default).
+    fn file(&self) -> Result<&FileSettings, SettingsError> {
+        if let Some(file) = self.file.get() {
+            return Ok(file);
+        }
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
+        Ok(self.file.get_or_init(|| file))
+    }
+
+    /// The detector config for `score`, `eval` and `replay`: flags over the file over the
+    /// defaults. A flag that would have no effect in the chosen combination is an error.
+    pub fn detector(&self, args: &DetectorArgs) -> Result<DetectorSpec, SettingsError> {
+        use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
+        let file = self.file()?;
         let d = DetectorConfig::default();
         let include = args.include_anomalies || file.include_anomalies.unwrap_or(false);
         let seasonal = match args.seasonal.as_ref().or(file.seasonal.as_ref()) {
@@ -341,10 +350,7 @@ impl Cli {
 
     /// Merge `device` and `serve` (flags and environment) over the file over the defaults.
     fn resolve(&self, device: &DeviceArgs, serve: &ServeArgs) -> Result<Settings, SettingsError> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileSettings::default(),
-        };
+        let file = self.file()?.clone();
         let baud = device.baud.or(file.baud).unwrap_or(115_200);
         if baud == 0 {
             return Err(SettingsError::Invalid("--baud must be above 0".into()));

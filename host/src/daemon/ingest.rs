@@ -203,20 +203,18 @@ mod tests {
     use super::*;
     use zscope_core::DetectorConfig;
     use zscope_core::SimConfig;
-    use zscope_core::wire::{Name, PROTOCOL_VERSION};
+    use zscope_core::device::Responder;
+    use zscope_core::wire::name;
 
     fn hello() -> DeviceMsg {
-        DeviceMsg::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            firmware: Name::try_from("0.1.0").unwrap(),
-            board: Name::try_from("test").unwrap(),
-            capacity: 1024,
-            sample_rate_hz: 50,
-            config_version: 1,
-            detector: DetectorConfig::default(),
-            simulator: Some(SimConfig::default()),
-            season_capacity: 1024,
-        })
+        let detector = crate::batch::score::detector(DetectorConfig::default()).unwrap();
+        DeviceMsg::Hello(Responder::new().hello(
+            &detector,
+            name("0.1.0"),
+            name("test"),
+            50,
+            Some(SimConfig::default()),
+        ))
     }
 
     fn sample(seq: u64, flags: u8) -> DeviceMsg {

@@ -152,10 +152,10 @@ pub struct StatusView {
     pub config: Option<DetectorConfig>,
     /// Counters.
     pub counters: Counters,
-    /// Frames rejected, per kind.
-    pub bad_frames: BadFrames,
-    /// Bytes read from the line.
-    pub bytes: u64,
+    /// Frames rejected, all kinds together.
+    pub bad_frames: u64,
+    /// Bytes read, frames decoded, and frames rejected per kind.
+    pub decode: DecodeStats,
     /// Points per second over the last second.
     pub rate: f64,
     /// Live precision/recall, when the source has ground truth.
@@ -166,25 +166,6 @@ pub struct StatusView {
     pub read_only: Option<String>,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
-}
-
-/// Rejected frames, per kind, and their total.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct BadFrames {
-    /// All kinds.
-    pub total: u64,
-    /// Longer than any frame.
-    pub oversize: u64,
-    /// Bad COBS.
-    pub cobs: u64,
-    /// Cut short.
-    pub truncated: u64,
-    /// CRC mismatch.
-    pub crc: u64,
-    /// Not a message.
-    pub malformed: u64,
-    /// Another protocol version.
-    pub version: u64,
 }
 
 /// What `/api/config` shows: the config in force and what the device can hold.
@@ -343,7 +324,6 @@ impl State {
 
     /// Everything `/api/status` shows, but the logs and uptime (kept elsewhere).
     pub fn status(&self, logs: Vec<LogStatus>, uptime_s: u64) -> StatusView {
-        let d = &self.decode;
         StatusView {
             port: self.port.clone(),
             connected: self.connected,
@@ -353,16 +333,8 @@ impl State {
             config_version: self.config_version,
             config: self.config(),
             counters: self.counters.clone(),
-            bad_frames: BadFrames {
-                total: d.errors(),
-                oversize: d.oversize,
-                cobs: d.cobs,
-                truncated: d.truncated,
-                crc: d.crc,
-                malformed: d.malformed,
-                version: d.version,
-            },
-            bytes: d.bytes,
+            bad_frames: self.decode.errors(),
+            decode: self.decode,
             rate: self.rate,
             quality: self
                 .device

@@ -192,7 +192,7 @@ fn main() {
     println!(
         "  frames lost {}, bad frames {}, daemon CPU {:.0} % of one core, RSS {:.0} MiB, WS messages {}",
         status["counters"]["frames_lost"],
-        status["bad_frames"]["total"],
+        status["bad_frames"],
         100.0 * (cpu1 - cpu0) / elapsed,
         rss as f64 / (1 << 20) as f64,
         received.load(Ordering::Relaxed)

@@ -364,7 +364,7 @@ fn noise(bin: &Path, dir: &Path) {
         mib(written),
         written as f64 / took / 1e6,
         status["counters"]["samples"],
-        status["bad_frames"]["total"]
+        status["bad_frames"]
     );
     println!(
         "   RSS {:.1} MiB at start, {:.1} MiB at end, {:.1} MiB at most",
