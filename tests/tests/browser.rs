@@ -231,6 +231,25 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         "{real} came back: {keys}"
     );
 
+    // Let the chart fill a little more, then keep a picture of what a user sees (before the
+    // synthetic points below). The chart must have drawn: its canvas is not blank.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let png = c.screenshot().await.expect("a screenshot");
+    let dir = match std::env::var("ZSCOPE_SCREENSHOT").as_deref() {
+        Ok("docs") => workspace_root().join("docs"),
+        _ => workspace_root().join("target"),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dashboard.png"), &png).unwrap();
+    assert!(png.len() > 10_000, "screenshot too small to be the page");
+    let drawn: String = js_string(
+        &c,
+        "return String(cols[0].filter((x) => Number.isFinite(x)).length === cols[0].length \
+           && cols[1].some((v) => Number.isFinite(v)))",
+    )
+    .await;
+    assert_eq!(drawn, "true", "every chart time finite, values drawn");
+
     // Paused, the page holds at most 2 x 10 000 new points, however many arrive; resuming
     // draws them and the chart keeps its 10 000.
     c.find(Locator::Css("#pause"))
@@ -242,7 +261,8 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     let held: serde_json::Value = c
         .execute(
             "const drawn = cols[0].length; const t = Date.now(); \
-             for (let i = 0; i < 25000; i++) push([t + i, 0, 0, 1, 0, 3, 0, 2000000 + i, 0]); \
+             for (let i = 0; i < 25000; i++) push({ t: t + i, value: 0, mean: 0, std: 1, z: 0, \
+               threshold: 3, flags: 0, seq: 2000000 + i, lost_before: 0 }); \
              return [drawn, cols[0].length, held.length, heldDropped];",
             vec![],
         )
@@ -268,16 +288,6 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     )
     .await;
 
-    // Let the chart fill a little more, then keep a picture of what a user sees.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let png = c.screenshot().await.expect("a screenshot");
-    let dir = match std::env::var("ZSCOPE_SCREENSHOT").as_deref() {
-        Ok("docs") => workspace_root().join("docs"),
-        _ => workspace_root().join("target"),
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("dashboard.png"), &png).unwrap();
-    assert!(png.len() > 10_000, "screenshot too small to be the page");
     c.close().await.unwrap();
     drop(daemon);
 }
