@@ -5,15 +5,14 @@
 //!   lost mid-write) is cut back to the last whole row, and a file whose header is not ours is
 //!   set aside as `STEM.old-N.csv`, never appended to: both said in the log and in
 //!   `/api/status`.
-//! * Each row is one `write` to an unbuffered file, so a crash loses at most the row being
-//!   written. A write that fails part-way (a full disk) is cut back to the last whole row, so
-//!   the file stays valid CSV.
+//! * Rows go to an unbuffered file in whole rows, at most [`WRITE_CHUNK`] bytes a `write`: a
+//!   crash can cut only the last row, which the next start repairs. A write that fails
+//!   part-way (a full disk) is cut back to the last whole row, so the file stays valid CSV.
 //! * Rows that cannot be written (disk full, folder gone) wait in memory (up to
 //!   [`MAX_PENDING`] rows per file) and are retried every second, in order; the error shows in
 //!   `/api/status`. Only past that bound are the oldest waiting rows given up, and counted.
 //! * Size-based rotation: past `rotate_bytes`, `samples.csv` becomes `samples.1.csv` (`.1`
 //!   becomes `.2`, …) and a fresh file starts with the header; `keep` rotated files are kept.
-//!
 //! * Rows come from the daemon's ingest over a bounded channel to one writer thread
 //!   ([`LogWriter`]): no disk I/O happens under the state lock that the API waits on.
 //!
@@ -31,6 +30,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::daemon::point::Point;
+
+/// Bytes handed to one `write` at most (whole rows).
+pub const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Rows kept in memory per file while it cannot be written.
 pub const MAX_PENDING: usize = 200_000;
@@ -138,6 +140,8 @@ pub struct CsvLog {
     rotate_bytes: u64,
     keep: u32,
     pending: VecDeque<Vec<u8>>,
+    /// Scratch space for a write of several rows.
+    chunk: Vec<u8>,
     last_try: Option<Instant>,
     status: LogStatus,
 }
@@ -217,6 +221,7 @@ impl CsvLog {
             rotate_bytes,
             keep,
             pending: VecDeque::new(),
+            chunk: Vec::new(),
             last_try: None,
             status: LogStatus {
                 path: path.display().to_string(),
@@ -344,32 +349,37 @@ impl CsvLog {
 
     /// Log a row (now, or as soon as the file takes it).
     pub fn append(&mut self, row: &Row) {
+        self.queue(row);
+        self.flush_when_due();
+    }
+
+    /// Queue a row to be written by the next flush (the writer queues a batch, then
+    /// flushes it in as few writes as it can).
+    pub fn queue(&mut self, row: &Row) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
             self.status.dropped += 1;
         }
         self.pending.push_back(encode(row));
+    }
+
+    /// Write what waits: at once while the file takes writes, and after an error once a
+    /// second.
+    pub fn flush_when_due(&mut self) {
         let retry_due = self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY);
-        if self.status.error.is_none() || retry_due {
+        if !self.pending.is_empty() && (self.status.error.is_none() || retry_due) {
             self.flush_pending();
         }
     }
 
-    /// Retry waiting rows if the last try was a second ago or more.
-    pub fn retry_due(&mut self) {
-        if !self.pending.is_empty() && self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
-            self.flush_pending();
-        }
-    }
-
-    /// Retry waiting rows (called on every append, and once a second by the writer).
+    /// Write every waiting row, whole rows at most [`WRITE_CHUNK`] bytes a write.
     pub fn flush_pending(&mut self) {
         self.last_try = Some(Instant::now());
-        while let Some(bytes) = self.pending.front() {
-            match self.write_one(bytes.len()) {
-                Ok(()) => {
-                    self.pending.pop_front();
-                    self.status.written += 1;
+        while !self.pending.is_empty() {
+            match self.write_some() {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                    self.status.written += n as u64;
                     self.status.error = None;
                 }
                 Err(e) => {
@@ -387,26 +397,41 @@ impl CsvLog {
         }
     }
 
-    fn write_one(&mut self, len: usize) -> std::io::Result<()> {
+    /// Write the first waiting rows (at least one; as many as fit in a chunk and before the
+    /// rotation size) in one call; how many. A write that fails part-way is cut back, so the
+    /// file ends with a whole row.
+    fn write_some(&mut self) -> std::io::Result<usize> {
         if self.file.is_none() {
             self.reopen()?;
         }
-        if self.size + len as u64 > self.rotate_bytes && self.size > header_line().len() as u64 {
+        let first = self.pending.front().map_or(0, Vec::len) as u64;
+        if self.size + first > self.rotate_bytes && self.size > header_line().len() as u64 {
             self.rotate()?;
         }
-        let Some(bytes) = self.pending.front() else {
-            return Ok(());
-        };
+        let room = self.rotate_bytes.saturating_sub(self.size);
+        let (mut n, mut len) = (0usize, 0usize);
+        for row in &self.pending {
+            let more = len + row.len();
+            if n > 0 && (more > WRITE_CHUNK || more as u64 > room) {
+                break;
+            }
+            n += 1;
+            len = more;
+        }
+        self.chunk.clear();
+        for row in self.pending.iter().take(n) {
+            self.chunk.extend_from_slice(row);
+        }
         let Some(file) = self.file.as_mut() else {
             return Err(std::io::Error::other("log file not open"));
         };
-        if let Err(e) = file.write_all(bytes) {
+        if let Err(e) = file.write_all(&self.chunk) {
             // Cut a partial row off, so the file stays valid CSV.
             let _ = file.set_len(self.size);
             return Err(e);
         }
         self.size += len as u64;
-        Ok(())
+        Ok(n)
     }
 
     /// Counters for `/api/status`.
@@ -481,10 +506,10 @@ impl LogWriter {
                             for e in std::iter::once(first).chain(rx.try_iter()).flatten() {
                                 let row = Row::new(&e.point, e.host_ms, e.truth);
                                 if let Some(log) = &mut samples {
-                                    log.append(&row);
+                                    log.queue(&row);
                                 }
                                 if e.point.is_anomaly() {
-                                    anomalies.append(&row);
+                                    anomalies.queue(&row);
                                 }
                             }
                         }
@@ -492,7 +517,7 @@ impl LogWriter {
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                     for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
-                        log.retry_due();
+                        log.flush_when_due();
                     }
                     publish(&samples, &anomalies);
                 }
@@ -596,6 +621,48 @@ mod tests {
         let current = lines(&dir.path().join("samples.csv"));
         assert!(current.last().unwrap().contains(",199,"));
         assert_eq!(log.status().written, 200);
+    }
+
+    /// A batch written at once (as the writer thread does) rotates at the same boundaries as
+    /// rows written one by one: whole rows, in order, no file past the size, every file with
+    /// its header.
+    #[test]
+    fn a_queued_batch_is_written_in_whole_rows_and_rotates_like_single_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CsvLog::open(dir.path(), "samples", 4000, 100).unwrap();
+        for seq in 0..300 {
+            log.queue(&row(seq));
+        }
+        log.flush_pending();
+        assert_eq!(log.status().written, 300);
+        let mut files: Vec<(u32, Vec<String>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(|name| {
+                let generation = name
+                    .strip_prefix("samples.")
+                    .and_then(|n| n.strip_suffix(".csv"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let path = dir.path().join(&name);
+                assert!(std::fs::metadata(&path).unwrap().len() <= 4000, "{name}");
+                (generation, lines(&path))
+            })
+            .collect();
+        assert!(files.len() > 5, "it rotated: {} files", files.len());
+        // Oldest first: the highest generation.
+        files.sort_by_key(|(g, _)| std::cmp::Reverse(*g));
+        let mut seqs = Vec::new();
+        for (g, l) in &files {
+            assert_eq!(l[0], header(), "samples.{g}.csv");
+            seqs.extend(
+                l[1..]
+                    .iter()
+                    .map(|r| r.split(',').nth(1).unwrap().to_string()),
+            );
+        }
+        let expected: Vec<String> = (0..300).map(|s: u64| s.to_string()).collect();
+        assert_eq!(seqs, expected);
     }
 
     #[test]

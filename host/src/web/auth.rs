@@ -9,6 +9,8 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use cookie::{Cookie, SameSite};
+
 use super::App;
 use super::error::ApiError;
 
@@ -113,18 +115,15 @@ pub(super) async fn guard(
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='));
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == TOKEN_COOKIE)
+        .map(|c| c.value().to_string());
+    // As a browser's address bar encodes it (`+` is a space, `%2B` a plus).
     let query = request.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(|t| {
-                // As a browser encodes it (`+` is a space in a query).
-                let t = t.replace('+', " ");
-                percent_encoding::percent_decode_str(&t)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
     });
     // Compared in constant time: how long a wrong guess takes says nothing about the token.
     let matches = |given: Option<&str>| {
@@ -136,15 +135,18 @@ pub(super) async fn guard(
         })
     };
     let from_query = matches(query.as_deref());
-    if !(matches(bearer) || matches(cookie) || from_query) && (write || !peer.ip().is_loopback()) {
+    if !(matches(bearer) || matches(cookie.as_deref()) || from_query)
+        && (write || !peer.ip().is_loopback())
+    {
         return Err(ApiError::Unauthorized);
     }
     let mut response = next.run(request).await;
-    if from_query
-        && let Ok(value) = header::HeaderValue::from_str(&format!(
-            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-        ))
-    {
+    let set = Cookie::build((TOKEN_COOKIE, token.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .build();
+    if from_query && let Ok(value) = header::HeaderValue::from_str(&set.encoded().to_string()) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)

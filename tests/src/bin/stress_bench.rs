@@ -359,6 +359,7 @@ fn noise(bin: &Path, dir: &Path) {
     std::thread::sleep(Duration::from_millis(500));
     let status = z.status();
     let (_, rss1) = z.usage();
+    let rss_max = rss_max.max(rss1);
     println!(
         "   {:.0} MiB at {:.1} MB/s: {} samples invented (target 0), {} bad frames counted",
         mib(written),
