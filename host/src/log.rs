@@ -503,7 +503,11 @@ impl LogWriter {
                 loop {
                     match rx.recv_timeout(RETRY_EVERY) {
                         Ok(first) => {
-                            for e in std::iter::once(first).chain(rx.try_iter()).flatten() {
+                            // Up to 8 batches a flush: bigger writes, a bounded queue of rows.
+                            for e in std::iter::once(first)
+                                .chain(rx.try_iter().take(7))
+                                .flatten()
+                            {
                                 let row = Row::new(&e.point, e.host_ms, e.truth);
                                 if let Some(log) = &mut samples {
                                     log.queue(&row);

@@ -109,6 +109,11 @@ impl Zscope {
             .expect("JSON")
     }
 
+    /// Rows written to `samples.csv` (the first log).
+    pub fn logged(&self) -> u64 {
+        self.status()["logs"][0]["written"].as_u64().unwrap_or(0)
+    }
+
     /// Samples it has ingested.
     pub fn samples(&self) -> u64 {
         self.status()["counters"]["samples"].as_u64().unwrap_or(0)

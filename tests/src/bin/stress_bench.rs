@@ -122,15 +122,16 @@ fn daemon_on_pty(bin: &Path, dir: &Path, name: &str) -> (Zscope, TTYPort, TTYPor
     (z, master, slave)
 }
 
-/// Write `burst` (a hello and `n` samples) and wait until the daemon has them all: frames/s.
+/// Write `burst` (a hello and `n` samples) and wait until the daemon has them all, logged:
+/// frames/s.
 fn ingest(z: &Zscope, master: &mut TTYPort, burst: &[u8], n: u64) -> f64 {
-    let before = z.samples();
+    let before = z.logged();
     let start = Instant::now();
     master.write_all(burst).expect("pty write");
     wait_for(
         Duration::from_secs(300),
-        "the daemon to ingest every frame",
-        || (z.samples() >= before + n).then_some(()),
+        "the daemon to ingest and log every frame",
+        || (z.logged() >= before + n).then_some(()),
     );
     n as f64 / start.elapsed().as_secs_f64()
 }
