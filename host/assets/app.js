@@ -125,6 +125,8 @@ function redraw() {
 requestAnimationFrame(redraw);
 
 $("pause").onclick = () => {
+  // Back from a notification's moment: the live page afresh.
+  if (onMoment) { location.replace("/"); return; }
   paused = !paused;
   if (!paused) {
     for (const p of held) draw(p, true); // their alerts were raised as they came
@@ -150,6 +152,22 @@ $("load-earlier").onclick = async () => {
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
 };
+
+// A notification's link (/?at=MS) opens the page paused on that moment: the minute either side.
+const AT = Number(new URLSearchParams(location.search).get("at"));
+let atShown = false, onMoment = false;
+async function showMoment(at) {
+  const res = await fetch(`/api/samples?from=${at - 60000}&to=${at + 60000}&limit=${MAX_POINTS}`);
+  if (!res.ok) return;
+  const around = [...rows(await res.json())];
+  if (!around.length) { $("chart-note").textContent = "that moment is no longer in memory (see samples.csv)"; return; }
+  paused = true; onMoment = true; note();
+  cols = [[], [], [], [], [], [], []];
+  for (const p of around) push(p, true);
+  chart.setData(cols, true);
+  $("points-count").textContent = cols[0].length;
+  $("chart-note").textContent = `showing ${new Date(at).toLocaleString()} (from a notification): Resume to follow live`;
+}
 
 // ---- alerts ----
 function beep() {
@@ -354,6 +372,7 @@ function connect() {
       quietAlerts = false;
       renderStatus(m.status); renderConfig(m.config);
       dirty = true;
+      if (AT > 0 && !atShown) { atShown = true; showMoment(AT); }
     } else if (m.type === "points") {
       for (const p of rows(m.points)) push(p);
       dirty = true;

@@ -332,6 +332,8 @@ impl Daemon {
             rotate_bytes: 64 << 20,
             keep_files: 5,
             record: None,
+            notify: Vec::new(),
+            notify_cooldown: Duration::from_secs(60),
         };
         adjust(&mut settings);
         let log_dir = settings.log_dir.clone();

@@ -288,6 +288,32 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     )
     .await;
 
+    // A notification's link opens the page paused on that moment.
+    let anomalies = zscope_tests::points(&daemon.get("/api/anomalies?limit=1"));
+    let at = anomalies[0]["t"].as_f64().unwrap() as i64;
+    c.goto(&daemon.url(&format!("/?at={at}"))).await.unwrap();
+    wait_until(
+        "the page on the notified moment",
+        Duration::from_secs(10),
+        || async {
+            text(&c, "#chart-note")
+                .await
+                .contains("from a notification")
+        },
+    )
+    .await;
+    let span: serde_json::Value = c
+        .execute(
+            "return [cols[0][0] * 1000, cols[0][cols[0].length - 1] * 1000, paused]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (from, to) = (span[0].as_f64().unwrap(), span[1].as_f64().unwrap());
+    assert!(
+        from <= at as f64 && at as f64 <= to && span[2] == json!(true),
+        "{span} around {at}"
+    );
     c.close().await.unwrap();
     drop(daemon);
 }

@@ -436,3 +436,132 @@ fn websocket_clients_are_capped_with_a_clear_refusal() {
         (code == 101).then(|| open.push(s))
     });
 }
+
+/// A local HTTP receiver: records each request's body; answers 500 to the first request (to
+/// make the notifier retry), 200 to the rest.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            if n > 0 {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                bodies.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+            }
+            let _ = reader.get_mut().write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, got)
+}
+
+/// Webhooks: exactly one notification per anomaly event (a run of consecutive flagged
+/// samples), to a real local HTTP server, through a refusal (retried); each names the device
+/// and links to the page at that moment. A cooldown then suppresses (and counts) the rest.
+#[test]
+fn each_anomaly_event_is_notified_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyNOTIFY");
+    let dev = device(&link);
+    let (url, got) = receiver();
+    let hook = url.clone();
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| {
+            s.notify = vec![hook];
+            s.notify_cooldown = Duration::ZERO;
+        },
+    );
+    wait_for(Duration::from_secs(30), "a few anomaly events", || {
+        (daemon.get("/api/status")["counters"]["events"].as_u64() >= Some(5)).then_some(())
+    });
+    dev.stop().unwrap();
+    // Every event sent (the first after one retry) before comparing.
+    let status = wait_for(Duration::from_secs(20), "every event notified", || {
+        let s = daemon.get("/api/status");
+        let events = s["counters"]["events"].as_u64().unwrap_or(0);
+        (s["notify"]["sent"].as_u64() == Some(events)).then_some(s)
+    });
+    let anomalies = points(&daemon.get("/api/anomalies?limit=10000"));
+    // Events from the API's anomalies: a flagged sample whose predecessor was not flagged.
+    let mut starts = Vec::new();
+    let mut last = None;
+    for p in &anomalies {
+        let seq = p["seq"].as_u64().unwrap();
+        if last != seq.checked_sub(1) || seq == 0 {
+            starts.push(seq);
+        }
+        last = Some(seq);
+    }
+    let bodies = got.lock().unwrap().clone();
+    let sent: Vec<u64> = bodies.iter().map(|b| b["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        sent, starts,
+        "one notification per event, in order: {status}"
+    );
+    assert_eq!(status["notify"]["failed"], json!(0), "{status}");
+    let first = &bodies[0];
+    assert!(
+        first["device"].as_str().unwrap().contains("emulated"),
+        "{first}"
+    );
+    let page = format!("http://{}/?at=", daemon.addr);
+    assert!(first["url"].as_str().unwrap().starts_with(&page), "{first}");
+    assert!(
+        first["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("zscope: anomaly on emulated"),
+        "{first}"
+    );
+    drop(daemon);
+
+    // With a cooldown, one notification, the other events counted as suppressed.
+    let link = dir.path().join("ttyNOTIFY2");
+    let dev = device(&link);
+    let (url, got) = receiver();
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| {
+            s.notify = vec![url];
+            s.notify_cooldown = Duration::from_secs(600);
+        },
+    );
+    let status = wait_for(Duration::from_secs(30), "events under a cooldown", || {
+        let s = daemon.get("/api/status");
+        (s["notify"]["suppressed"].as_u64() >= Some(3) && s["notify"]["sent"] == json!(1))
+            .then_some(s)
+    });
+    dev.stop().unwrap();
+    assert_eq!(got.lock().unwrap().len(), 1, "{status}");
+}

@@ -107,6 +107,21 @@ pub struct ServeArgs {
     /// Rotated files kept per log, older ones deleted [default: 5].
     #[arg(long, env = "ZSCOPE_KEEP_FILES")]
     pub keep_files: Option<u32>,
+
+    /// POST each anomaly event to this webhook URL (JSON with a Slack-style `text` field);
+    /// repeat for more.
+    #[arg(
+        long = "notify",
+        env = "ZSCOPE_NOTIFY",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub notify: Vec<String>,
+
+    /// Seconds a device stays quiet after a notification (later events are counted, not
+    /// sent) [default: 60].
+    #[arg(long, env = "ZSCOPE_NOTIFY_COOLDOWN", value_name = "SECS")]
+    pub notify_cooldown: Option<u64>,
 }
 
 /// Default weight of the newest cycle in a seasonal profile.

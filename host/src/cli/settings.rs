@@ -105,6 +105,8 @@ pub struct FileSettings {
     token: Option<String>,
     token_file: Option<PathBuf>,
     allow_hosts: Option<Vec<String>>,
+    notify: Option<Vec<String>>,
+    notify_cooldown: Option<u64>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
     rotate_mb: Option<u64>,
@@ -184,6 +186,10 @@ pub struct Settings {
     pub keep_files: u32,
     /// Where to record raw frames (serial and emulated sources).
     pub record: Option<PathBuf>,
+    /// Webhooks for anomaly events.
+    pub notify: Vec<String>,
+    /// How long a device stays quiet after a notification.
+    pub notify_cooldown: std::time::Duration,
 }
 
 /// Why the settings cannot be used.
@@ -417,6 +423,18 @@ impl Cli {
         if rotate_mb == 0 {
             return Err(SettingsError::Invalid("--rotate-mb must be above 0".into()));
         }
+        let notify = if serve.notify.is_empty() {
+            file.notify.unwrap_or_default()
+        } else {
+            serve.notify.clone()
+        };
+        for url in &notify {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::Invalid(format!(
+                    "--notify '{url}' is not an http:// or https:// URL"
+                )));
+            }
+        }
         Ok(Settings {
             source,
             listen,
@@ -431,6 +449,10 @@ impl Cli {
             rotate_bytes: rotate_mb * 1024 * 1024,
             keep_files: serve.keep_files.or(file.keep_files).unwrap_or(5),
             record: device.record.clone(),
+            notify,
+            notify_cooldown: std::time::Duration::from_secs(
+                serve.notify_cooldown.or(file.notify_cooldown).unwrap_or(60),
+            ),
         })
     }
 }
@@ -470,6 +492,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("without a token"), "{e}");
+        let e = cli(&["--notify", "hooks.example/x"])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not an http:// or https:// URL"), "{e}");
+    }
+
+    #[test]
+    fn notifications_from_flags_or_the_file() {
+        let s = cli(&["--notify", "http://a/1,https://b/2", "--notify-cooldown", "5"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.notify, ["http://a/1", "https://b/2"]);
+        assert_eq!(s.notify_cooldown, std::time::Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zscope.toml");
+        std::fs::write(&path, "notify = [\"https://ntfy.sh/bench\"]\n").unwrap();
+        let s = cli(&["--config", path.to_str().unwrap()])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.notify, ["https://ntfy.sh/bench"]);
+        assert_eq!(s.notify_cooldown, std::time::Duration::from_secs(60));
     }
 
     #[test]

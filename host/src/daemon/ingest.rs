@@ -25,6 +25,9 @@ pub struct Output {
     pub log: Vec<Entry>,
     /// Acknowledgements for the requests waiting on them.
     pub acks: Vec<Ack>,
+    /// The first point of each anomaly event that started (a run of consecutive flagged
+    /// samples is one event), for the notifications.
+    pub events: Vec<Point>,
 }
 
 impl State {
@@ -148,6 +151,12 @@ impl State {
         self.counters.samples += 1;
         if anomaly {
             self.counters.anomalies += 1;
+            // A run of consecutive flagged samples is one event.
+            if self.last_flagged != s.seq.checked_sub(1) || s.seq == 0 {
+                self.counters.events += 1;
+                out.events.push(point);
+            }
+            self.last_flagged = Some(s.seq);
         }
         if self.truth && judged {
             let q = &mut self.quality;

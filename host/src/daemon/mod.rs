@@ -31,6 +31,7 @@ pub use state::{State, StatusView};
 
 use crate::cli::Settings;
 use crate::log::{CsvLog, LogSender, LogStatus, LogWriter};
+use crate::notify::{Notice, Notifier, NotifySender, NotifyStatus};
 use crate::source::Source;
 
 /// What the source's thread, the web server and the broadcaster share.
@@ -41,6 +42,7 @@ pub struct Shared {
     next_id: AtomicU32,
     stop: AtomicBool,
     logs: Arc<Mutex<Vec<LogStatus>>>,
+    notify: Option<Arc<Mutex<NotifyStatus>>>,
     /// JSON updates for the browsers, encoded once and shared (a clone is a reference count,
     /// not a copy).
     pub updates: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
@@ -51,10 +53,14 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a device on `port`, and the receiving end of its command queue.
     pub fn new(port: String) -> (Arc<Self>, Receiver<HostMsg>) {
-        Self::with_logs(port, Arc::default())
+        Self::with_status(port, Arc::default(), None)
     }
 
-    fn with_logs(port: String, logs: Arc<Mutex<Vec<LogStatus>>>) -> (Arc<Self>, Receiver<HostMsg>) {
+    fn with_status(
+        port: String,
+        logs: Arc<Mutex<Vec<LogStatus>>>,
+        notify: Option<Arc<Mutex<NotifyStatus>>>,
+    ) -> (Arc<Self>, Receiver<HostMsg>) {
         let (tx, rx) = std::sync::mpsc::channel();
         // A page further behind skips ahead (bounded memory).
         let (updates, _) = broadcast::channel(crate::web::ws::QUEUE);
@@ -65,6 +71,7 @@ impl Shared {
             next_id: AtomicU32::new(1),
             stop: AtomicBool::new(false),
             logs,
+            notify,
             updates,
             started: Instant::now(),
         };
@@ -81,7 +88,12 @@ impl Shared {
     /// Everything `/api/status` shows (copied under the lock; encode it after).
     pub fn status(&self) -> StatusView {
         let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
-        self.state().status(logs, self.started.elapsed().as_secs())
+        let notify = self
+            .notify
+            .as_ref()
+            .and_then(|n| n.lock().ok().map(|n| n.clone()));
+        self.state()
+            .status(logs, notify, self.started.elapsed().as_secs())
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u32, oneshot::Sender<Ack>>> {
@@ -137,6 +149,7 @@ pub struct Link {
     /// Commands for the device, queued by the API.
     pub commands: Receiver<HostMsg>,
     logs: LogSender,
+    notify: Option<(NotifySender, String)>,
 }
 
 impl Link {
@@ -146,7 +159,15 @@ impl Link {
             shared,
             commands,
             logs,
+            notify: None,
         }
+    }
+
+    /// Also notify `sender` of each anomaly event, with a link into the page at `page`
+    /// (`http://HOST:PORT/`).
+    pub fn notifying(mut self, sender: NotifySender, page: String) -> Self {
+        self.notify = Some((sender, page));
+        self
     }
 
     /// Run `f` under the state lock (ingest frames, note the link's state); then, with the
@@ -154,15 +175,47 @@ impl Link {
     /// queue is full), acknowledgements to the requests waiting for them.
     pub fn update<R>(&self, f: impl FnOnce(&mut State, &mut Output) -> R) -> R {
         let mut out = Output::default();
-        let result = f(&mut self.shared.state(), &mut out);
+        let (result, device) = {
+            let mut state = self.shared.state();
+            let result = f(&mut state, &mut out);
+            let device = (!out.events.is_empty()).then(|| state.device_name());
+            (result, device)
+        };
         self.logs.send(out.log);
         self.shared.complete(out.acks);
+        if let (Some((sender, page)), Some(device)) = (&self.notify, device) {
+            for p in &out.events {
+                sender.send(notice(&device, p, page));
+            }
+        }
         result
     }
 
     /// Whether the daemon is stopping.
     pub fn stopping(&self) -> bool {
         self.shared.stopping()
+    }
+}
+
+/// The notification for an event that starts at `p` on `device`.
+fn notice(device: &str, p: &Point, page: &str) -> Notice {
+    let time = chrono::DateTime::from_timestamp_millis(p.t as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let url = format!("{page}?at={}", p.t as i64);
+    Notice {
+        text: format!(
+            "zscope: anomaly on {device} at {time}: value {}, z {:.2}, score {:.2} <{url}>",
+            p.value, p.z, p.score
+        ),
+        device: device.to_string(),
+        time,
+        t_ms: p.t,
+        seq: p.seq,
+        value: p.value,
+        z: p.z,
+        score: p.score,
+        url,
     }
 }
 
@@ -191,7 +244,18 @@ pub async fn serve(
     let anomalies_log = CsvLog::open(dir, "anomalies", settings.rotate_bytes, settings.keep_files)?;
     let (writer, logs) =
         LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
-    let (shared, commands) = Shared::with_logs(source.port(), writer.status());
+    let notifier = match settings.notify.is_empty() {
+        true => None,
+        false => Some(
+            Notifier::spawn(settings.notify.clone(), settings.notify_cooldown)
+                .context("cannot start the notifier")?,
+        ),
+    };
+    let (shared, commands) = Shared::with_status(
+        source.port(),
+        writer.status(),
+        notifier.as_ref().map(|(n, _)| n.status()),
+    );
     let listener = crate::web::listen(settings.listen).with_context(|| {
         format!(
             "cannot listen on {}: is another zscope running? Choose another with --listen",
@@ -205,8 +269,16 @@ pub async fn serve(
         "zscope: logging to {}",
         std::fs::canonicalize(dir).unwrap_or(dir.clone()).display()
     );
+    let link = Link::new(shared.clone(), commands, logs);
+    let (link, notifier) = match notifier {
+        Some((notifier, sender)) => (
+            link.notifying(sender, format!("http://{addr}/")),
+            Some(notifier),
+        ),
+        None => (link, None),
+    };
     let running = source
-        .spawn(Link::new(shared.clone(), commands, logs))
+        .spawn(link)
         .context("cannot start the reader thread")?;
     let broadcaster = tokio::spawn(crate::web::broadcaster(shared.clone()));
     let app = crate::web::router(
@@ -223,6 +295,9 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || {
         running.join();
         writer.finish();
+        if let Some(n) = notifier {
+            n.finish();
+        }
     })
     .await;
     Ok(())

@@ -92,6 +92,8 @@ pub struct Counters {
     pub time_jumps: u64,
     /// Samples ignored because the device's hello was refused.
     pub refused_samples: u64,
+    /// Anomaly events: runs of consecutive flagged samples.
+    pub events: u64,
 }
 
 /// A gap in sequence numbers beyond this is a renumbering, not lost frames.
@@ -131,6 +133,8 @@ pub struct State {
     pub(super) anchor: Option<(u64, f64)>,
     pub(super) last_t: f64,
     pub(super) truth: bool,
+    /// Sequence number of the last flagged sample (an event goes on while they follow).
+    pub(super) last_flagged: Option<u64>,
 }
 
 /// What `/api/status` (and the page's status line) shows.
@@ -164,6 +168,8 @@ pub struct StatusView {
     pub logs: Vec<LogStatus>,
     /// Why the config cannot be changed (a replay of recorded frames), if so.
     pub read_only: Option<String>,
+    /// The notifications, when `--notify` is given.
+    pub notify: Option<crate::notify::NotifyStatus>,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
 }
@@ -209,6 +215,7 @@ impl State {
             anchor: None,
             last_t: 0.0,
             truth: false,
+            last_flagged: None,
         }
     }
 
@@ -322,8 +329,21 @@ impl State {
         }
     }
 
-    /// Everything `/api/status` shows, but the logs and uptime (kept elsewhere).
-    pub fn status(&self, logs: Vec<LogStatus>, uptime_s: u64) -> StatusView {
+    /// The device as a notification names it: its board and port.
+    pub fn device_name(&self) -> String {
+        match &self.device {
+            Some(d) => format!("{} on {}", d.board, self.port),
+            None => self.port.clone(),
+        }
+    }
+
+    /// Everything `/api/status` shows, but what is kept elsewhere (logs, notifications, uptime).
+    pub fn status(
+        &self,
+        logs: Vec<LogStatus>,
+        notify: Option<crate::notify::NotifyStatus>,
+        uptime_s: u64,
+    ) -> StatusView {
         StatusView {
             port: self.port.clone(),
             connected: self.connected,
@@ -343,6 +363,7 @@ impl State {
                 .then_some(self.quality),
             logs,
             read_only: self.read_only.clone(),
+            notify,
             uptime_s,
         }
     }
