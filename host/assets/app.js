@@ -17,8 +17,13 @@ let alerted = new Set();  // samples (sequence number @ time) already part of an
 let lastEvent = null;     // the alert the newest flagged sample belongs to
 let lastBeep = 0;
 let config = null;
+let pageName = "zscope";  // the tab's title: the device's name when there are several
 
 const $ = (id) => document.getElementById(id);
+
+// The device this page shows (`?device=NAME`; without it, the daemon's first), and its routes.
+const DEVICE = new URLSearchParams(location.search).get("device");
+const api = (path) => DEVICE ? `/api/devices/${encodeURIComponent(DEVICE)}/${path}` : `/api/${path}`;
 
 // Points come as columns ({t: [...], value: [...], ...}, the API's and the WebSocket's one
 // shape): one object per point, its fields named by column.
@@ -126,7 +131,7 @@ requestAnimationFrame(redraw);
 
 $("pause").onclick = () => {
   // Back from a notification's moment: the live page afresh.
-  if (onMoment) { location.replace("/"); return; }
+  if (onMoment) { location.replace(DEVICE ? `/?device=${encodeURIComponent(DEVICE)}` : "/"); return; }
   paused = !paused;
   if (!paused) {
     for (const p of held) draw(p, true); // their alerts were raised as they came
@@ -140,7 +145,7 @@ chart.over.addEventListener("dblclick", () => { zoomed = false; note(); });
 
 $("load-earlier").onclick = async () => {
   const oldest = cols[0].length ? cols[0][0] * 1000 : Date.now();
-  const res = await fetch(`/api/samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`);
+  const res = await fetch(api(`samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
   const older = [...rows(await res.json())];
   if (!older.length) { $("chart-note").textContent = "no earlier points in memory (see samples.csv)"; return; }
@@ -157,7 +162,7 @@ $("load-earlier").onclick = async () => {
 const AT = Number(new URLSearchParams(location.search).get("at"));
 let atShown = false, onMoment = false;
 async function showMoment(at) {
-  const res = await fetch(`/api/samples?from=${at - 60000}&to=${at + 60000}&limit=${MAX_POINTS}`);
+  const res = await fetch(api(`samples?from=${at - 60000}&to=${at + 60000}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
   const around = [...rows(await res.json())];
   if (!around.length) { $("chart-note").textContent = "that moment is no longer in memory (see samples.csv)"; return; }
@@ -234,7 +239,7 @@ function detail(a) {
 
 function renderCount() {
   $("alert-count").textContent = alerts.length;
-  document.title = alerts.length ? `(${alerts.length}) zscope` : "zscope";
+  document.title = alerts.length ? `(${alerts.length}) ${pageName}` : pageName;
 }
 
 // Remember dismissals across reloads (the newest 1000).
@@ -259,8 +264,9 @@ function renderStatus(s) {
   const on = s.connected;
   $("connection").textContent = on ? "connected" : "disconnected";
   $("connection").className = "pill " + (on ? "on" : "off");
+  const name = DEVICE ? `${DEVICE}: ` : "";
   $("device").textContent = s.device
-    ? `${s.device.board} · firmware ${s.device.firmware} · ${s.port}` : `waiting for a device on ${s.port}`;
+    ? `${name}${s.device.board} · firmware ${s.device.firmware} · ${s.port}` : `${name}waiting for a device on ${s.port}`;
   $("rate").textContent = Math.round(s.rate);
   $("st-samples").textContent = s.counters.samples;
   $("st-anomalies").textContent = s.counters.anomalies;
@@ -343,7 +349,7 @@ $("config-form").onsubmit = async (ev) => {
   const st = $("config-status");
   st.className = "muted"; st.textContent = "sent; waiting for the device to acknowledge…";
   try {
-    const res = await fetch("/api/config", {
+    const res = await fetch(api("config"), {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     });
     const answer = await res.json();
@@ -358,9 +364,41 @@ $("config-form").onsubmit = async (ev) => {
   }
 };
 
+// ---- devices: an overview when there are several, one click to each ----
+async function renderDevices() {
+  try {
+    const res = await fetch("/api/devices");
+    if (!res.ok) return;
+    const list = await res.json();
+    $("devices-panel").hidden = list.length < 2;
+    const current = DEVICE || (list[0] && list[0].name);
+    const body = $("devices").tBodies[0];
+    body.replaceChildren(...list.map((d) => {
+      const tr = document.createElement("tr");
+      tr.className = d.name === current ? "current" : "";
+      tr.dataset.device = d.name;
+      const link = document.createElement("a");
+      link.href = `/?device=${encodeURIComponent(d.name)}`;
+      link.textContent = d.name;
+      const cells = [link, d.connected ? "●" : "○", Math.round(d.rate), d.counters.anomalies, d.counters.events];
+      for (const c of cells) {
+        const td = document.createElement("td");
+        if (c instanceof Node) td.appendChild(c); else td.textContent = c;
+        tr.appendChild(td);
+      }
+      tr.title = d.link_error || `${d.board || "no hello yet"} on ${d.port}`;
+      return tr;
+    }));
+    if (list.length > 1) { pageName = `${current} · zscope`; renderCount(); }
+  } catch (e) { /* the daemon is away: the WebSocket says so */ }
+}
+renderDevices();
+setInterval(renderDevices, 2000);
+
 // ---- live updates ----
 function connect() {
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  const query = DEVICE ? `?device=${encodeURIComponent(DEVICE)}` : "";
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`);
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "snapshot") {

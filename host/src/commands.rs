@@ -30,7 +30,7 @@ pub fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     };
     let recording = is_recording(&args.input)
         .map_err(|e| failed(format!("cannot read {}: {e}", args.input.display())))?;
-    settings.source = if recording {
+    let source = if recording {
         SourceSetting::ReplayFrames {
             path: args.input.clone(),
             speed,
@@ -47,6 +47,7 @@ pub fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
                 .map_err(usage)?,
         }
     };
+    settings.devices = vec![crate::cli::DeviceSetting::new(source)];
     settings.record = None;
     start(settings)
 }

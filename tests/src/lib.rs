@@ -323,7 +323,7 @@ impl Daemon {
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = zscope_host::cli::Settings {
-            source,
+            devices: vec![zscope_host::cli::DeviceSetting::new(source)],
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),

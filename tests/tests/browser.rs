@@ -317,3 +317,84 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     c.close().await.unwrap();
     drop(daemon);
 }
+
+/// Several devices: the page lists them (connected, rate, anomalies, events) and one click
+/// shows another device's chart, status and controls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_lists_devices_and_switches_between_them() {
+    if !have_tools(
+        "the_page_lists_devices_and_switches_between_them",
+        BROWSER_TOOLS,
+    ) {
+        return;
+    }
+    let emulated = |seed| SourceSetting::Emulated { rate_hz: 100, seed };
+    let daemon = Daemon::start(emulated(1), move |s| {
+        s.devices = vec![
+            zscope_host::cli::DeviceSetting {
+                name: "bench-a".into(),
+                source: emulated(1),
+            },
+            zscope_host::cli::DeviceSetting {
+                name: "bench-b".into(),
+                source: emulated(2),
+            },
+        ];
+    });
+    let driver = ChromeDriver::start();
+    let c = ClientBuilder::rustls()
+        .expect("TLS config")
+        .capabilities(driver.capabilities())
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session");
+    c.goto(&daemon.url("/")).await.expect("the page loads");
+    wait_until("the device list", Duration::from_secs(20), || async {
+        js_string(
+            &c,
+            "return [...document.querySelectorAll('#devices tbody tr')] \
+               .map((tr) => tr.dataset.device + (tr.className ? '*' : '')).join(' ')",
+        )
+        .await
+            == "bench-a* bench-b"
+    })
+    .await;
+    assert!(text(&c, "#devices-panel").await.contains("bench-b"));
+    c.find(Locator::Css("#devices tbody tr[data-device='bench-b'] a"))
+        .await
+        .expect("a link to the second device")
+        .click()
+        .await
+        .expect("it clicks");
+    wait_until(
+        "the second device's page",
+        Duration::from_secs(20),
+        || async {
+            text(&c, "#device").await.starts_with("bench-b: emulated")
+                && text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 100
+        },
+    )
+    .await;
+    let url = c.current_url().await.expect("a URL");
+    assert!(url.as_str().ends_with("/?device=bench-b"), "{url}");
+    let title = c.title().await.unwrap_or_default();
+    assert!(title.contains("bench-b · zscope"), "{title}");
+    // Its controls act on it alone.
+    fill_and_apply(&c, &[("#threshold", "5")]).await;
+    wait_until(
+        "bench-b's acknowledgement",
+        Duration::from_secs(10),
+        || async { text(&c, "#config-version").await == "v2" },
+    )
+    .await;
+    assert_eq!(
+        daemon.get("/api/devices/bench-a/config")["version"],
+        json!(1)
+    );
+    assert_eq!(
+        daemon.get("/api/devices/bench-b/config")["version"],
+        json!(2)
+    );
+    c.close().await.unwrap();
+    drop(daemon);
+}

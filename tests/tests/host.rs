@@ -565,3 +565,133 @@ fn each_anomaly_event_is_notified_once() {
     dev.stop().unwrap();
     assert_eq!(got.lock().unwrap().len(), 1, "{status}");
 }
+
+/// An emulated device on `link` with its own simulator seed.
+fn device_seeded(link: &std::path::Path, seed: u64) -> Emulator {
+    Emulator::spawn_linked(
+        Settings {
+            board: BOARD,
+            rate_hz: 200,
+            simulator: SimConfig {
+                seed,
+                ..SimConfig::default()
+            },
+            ..Settings::default()
+        },
+        Some(link),
+    )
+    .expect("emulator starts")
+}
+
+/// Two devices on one daemon, each on its own real pty: each has its own points, config,
+/// counters and log folder; a config change reaches only its device; one unplugged and
+/// replugged while the other streams on; the routes without a device name answer for the
+/// first; an unknown name is a 404 naming the devices.
+#[test]
+fn two_devices_on_one_daemon_keep_their_own_state() {
+    use zscope_host::cli::DeviceSetting;
+    let dir = tempfile::tempdir().unwrap();
+    let (left_link, right_link) = (dir.path().join("ttyLEFT"), dir.path().join("ttyRIGHT"));
+    let left = device_seeded(&left_link, 1);
+    let right = device_seeded(&right_link, 2);
+    let serial = |link: &std::path::Path| SourceSetting::Serial {
+        port: link.display().to_string(),
+        baud: 115_200,
+    };
+    let (l, r) = (serial(&left_link), serial(&right_link));
+    let daemon = Daemon::start(l.clone(), move |s| {
+        s.devices = vec![
+            DeviceSetting {
+                name: "left".into(),
+                source: l,
+            },
+            DeviceSetting {
+                name: "right".into(),
+                source: r,
+            },
+        ];
+    });
+    let count = |name: &str| -> u64 {
+        daemon.get(&format!("/api/devices/{name}/status"))["counters"]["samples"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for(Duration::from_secs(20), "both devices streaming", || {
+        (count("left") > 300 && count("right") > 300).then_some(())
+    });
+    let list = daemon.get("/api/devices");
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["left", "right"], "{list}");
+    assert!(list[0]["connected"] == json!(true) && list[1]["connected"] == json!(true));
+    // Their own streams (other seeds), and the unnamed routes are the first device's.
+    let values = |path: &str| -> Vec<f64> {
+        points(&daemon.get(path))
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect()
+    };
+    let (lv, rv) = (
+        values("/api/devices/left/samples?limit=50"),
+        values("/api/devices/right/samples?limit=50"),
+    );
+    assert_ne!(lv, rv);
+    assert_eq!(
+        daemon.get("/api/status")["port"],
+        daemon.get("/api/devices/left/status")["port"]
+    );
+    // A config change reaches the right device only.
+    let (code, answer) = daemon.post("/api/devices/right/config", &json!({ "threshold": 4.5 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["version"], json!(2));
+    assert_eq!(daemon.get("/api/devices/left/config")["version"], json!(1));
+    assert_eq!(
+        daemon.get("/api/devices/right/config")["config"]["threshold"],
+        json!(4.5)
+    );
+    // Unplug the left one: it says so, the right streams on; replugged, it resumes.
+    left.stop().unwrap();
+    wait_for(Duration::from_secs(10), "the left device gone", || {
+        (daemon.get("/api/devices/left/status")["connected"] == json!(false)).then_some(())
+    });
+    let before = count("right");
+    wait_for(
+        Duration::from_secs(10),
+        "the right one streaming on",
+        || (count("right") > before + 200).then_some(()),
+    );
+    let _left = device_seeded(&left_link, 1);
+    let status = wait_for(Duration::from_secs(10), "the left device back", || {
+        let s = daemon.get("/api/devices/left/status");
+        (s["connected"] == json!(true) && s["counters"]["connections"] == json!(2)).then_some(s)
+    });
+    assert_eq!(status["counters"]["device_restarts"], json!(1), "{status}");
+    // An unknown device: 404, naming the devices.
+    let response = ureq::get(&daemon.url("/api/devices/middle/status"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let text = response.into_body().read_to_string().unwrap();
+    assert!(
+        text.contains("no device 'middle'") && text.contains("left, right"),
+        "{text}"
+    );
+    // Each device's log folder.
+    let log_dir = daemon.log_dir.clone();
+    drop(right);
+    let _logs = daemon.stop();
+    for name in ["left", "right"] {
+        let rows = std::fs::read_to_string(log_dir.join(name).join("samples.csv"))
+            .unwrap_or_default()
+            .lines()
+            .count();
+        assert!(rows > 300, "{name}: {rows} rows");
+    }
+}

@@ -39,9 +39,15 @@ pub struct Cli {
 /// Where the daemon's samples come from.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DeviceArgs {
-    /// Serial port of a device, e.g. /dev/ttyACM0. Without it: an emulated device on a pty.
-    #[arg(long, env = "ZSCOPE_PORT")]
-    pub port: Option<String>,
+    /// Serial port of a device, e.g. /dev/ttyACM0; repeat (or separate with commas) for
+    /// several devices. Without it: an emulated device on a pty.
+    #[arg(long, env = "ZSCOPE_PORT", value_delimiter = ',')]
+    pub port: Vec<String>,
+
+    /// Run N emulated devices (simulator seeds --emulator-seed, +1, +2, ...), besides any
+    /// --port [default: 1 without --port, else 0].
+    #[arg(long, env = "ZSCOPE_EMULATE", value_name = "N")]
+    pub emulate: Option<u32>,
 
     /// Baud rate of the serial port [default: 115200].
     #[arg(long, env = "ZSCOPE_BAUD")]

@@ -100,6 +100,9 @@ impl DetectorSpec {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct FileSettings {
     port: Option<String>,
+    /// `[[device]]` tables: several devices.
+    device: Option<Vec<FileDevice>>,
+    emulate: Option<u32>,
     baud: Option<u32>,
     listen: Option<SocketAddr>,
     token: Option<String>,
@@ -123,6 +126,79 @@ pub struct FileSettings {
     rest: Option<u32>,
     seasonal: Option<String>,
     alpha: Option<f32>,
+}
+
+/// A `[[device]]` table of the settings file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDevice {
+    /// Its name in the page, the API and the log folder (default: the port's file name).
+    name: Option<String>,
+    /// Its serial port.
+    port: String,
+    /// Its baud rate (default: the file's or 115200).
+    baud: Option<u32>,
+}
+
+/// One device of the daemon: its name (in the page, the API's `/api/devices/{name}/…` and
+/// its log folder) and where its samples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSetting {
+    /// Letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Where its samples come from.
+    pub source: SourceSetting,
+}
+
+impl DeviceSetting {
+    /// A device named after its source: a port's file name, `emulated`, a replayed file's
+    /// stem.
+    pub fn new(source: SourceSetting) -> Self {
+        let name = match &source {
+            SourceSetting::Serial { port, .. } => std::path::Path::new(port)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| port.clone()),
+            SourceSetting::Emulated { .. } => "emulated".into(),
+            SourceSetting::ReplayCsv { path, .. } | SourceSetting::ReplayFrames { path, .. } => {
+                path.file_stem()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "replay".into())
+            }
+        };
+        DeviceSetting {
+            name: clean_name(&name),
+            source,
+        }
+    }
+}
+
+/// A name safe in a URL path and as a folder: other characters become `_`.
+fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    match cleaned.trim_matches('.') {
+        "" => "device".into(),
+        _ => cleaned,
+    }
+}
+
+/// Make names unique (`name`, `name-2`, …), in order.
+fn unique_names(devices: &mut [DeviceSetting]) {
+    let mut seen = std::collections::HashSet::new();
+    for d in devices.iter_mut() {
+        let base = d.name.clone();
+        let mut n = 1;
+        while !seen.insert(d.name.clone()) {
+            n += 1;
+            d.name = format!("{base}-{n}");
+        }
+    }
 }
 
 /// Where samples come from.
@@ -167,8 +243,8 @@ pub enum SourceSetting {
 /// Everything the daemon needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where samples come from.
-    pub source: SourceSetting,
+    /// The devices, each with its name and source (one, unless several are asked for).
+    pub devices: Vec<DeviceSetting>,
     /// Dashboard address.
     pub listen: SocketAddr,
     /// Write token.
@@ -361,13 +437,72 @@ impl Cli {
         if baud == 0 {
             return Err(SettingsError::Invalid("--baud must be above 0".into()));
         }
-        let source = match device.port.clone().or(file.port) {
-            Some(port) => SourceSetting::Serial { port, baud },
-            None => SourceSetting::Emulated {
-                rate_hz: device.emulator_rate.or(file.emulator_rate).unwrap_or(50),
-                seed: device.emulator_seed.or(file.emulator_seed).unwrap_or(42),
-            },
+        let mut devices: Vec<DeviceSetting> = if device.port.is_empty() {
+            let mut from_file: Vec<DeviceSetting> = file
+                .port
+                .iter()
+                .map(|port| {
+                    DeviceSetting::new(SourceSetting::Serial {
+                        port: port.clone(),
+                        baud,
+                    })
+                })
+                .collect();
+            for d in file.device.iter().flatten() {
+                let mut setting = DeviceSetting::new(SourceSetting::Serial {
+                    port: d.port.clone(),
+                    baud: d.baud.unwrap_or(baud),
+                });
+                if let Some(name) = &d.name {
+                    setting.name = clean_name(name);
+                }
+                from_file.push(setting);
+            }
+            from_file
+        } else {
+            device
+                .port
+                .iter()
+                .map(|port| {
+                    DeviceSetting::new(SourceSetting::Serial {
+                        port: port.clone(),
+                        baud,
+                    })
+                })
+                .collect()
         };
+        let emulate = device
+            .emulate
+            .or(file.emulate)
+            .unwrap_or(u32::from(devices.is_empty()));
+        if emulate > 64 {
+            return Err(SettingsError::Invalid(format!(
+                "--emulate {emulate}: at most 64 emulated devices"
+            )));
+        }
+        let rate_hz = device.emulator_rate.or(file.emulator_rate).unwrap_or(50);
+        let seed = device.emulator_seed.or(file.emulator_seed).unwrap_or(42);
+        for i in 0..emulate {
+            let mut d = DeviceSetting::new(SourceSetting::Emulated {
+                rate_hz,
+                seed: seed.wrapping_add(u64::from(i)),
+            });
+            if emulate > 1 {
+                d.name = format!("emulated-{}", i + 1);
+            }
+            devices.push(d);
+        }
+        if devices.is_empty() {
+            return Err(SettingsError::Invalid(
+                "no device: give --port, or --emulate N with N above 0".into(),
+            ));
+        }
+        unique_names(&mut devices);
+        if device.record.is_some() && devices.len() > 1 {
+            return Err(SettingsError::Invalid(
+                "--record takes one device's frames: run one device to record it".into(),
+            ));
+        }
         let listen = serve
             .listen
             .or(file.listen)
@@ -436,7 +571,7 @@ impl Cli {
             }
         }
         Ok(Settings {
-            source,
+            devices,
             listen,
             token,
             allowed_hosts,
@@ -470,11 +605,14 @@ mod tests {
     fn defaults_are_the_emulator_on_loopback() {
         let s = cli(&[]).unwrap().settings().unwrap();
         assert_eq!(
-            s.source,
-            SourceSetting::Emulated {
-                rate_hz: 50,
-                seed: 42
-            }
+            s.devices,
+            [DeviceSetting {
+                name: "emulated".into(),
+                source: SourceSetting::Emulated {
+                    rate_hz: 50,
+                    seed: 42
+                }
+            }]
         );
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert!(s.samples_log);
@@ -500,12 +638,97 @@ mod tests {
         assert!(e.contains("is not an http:// or https:// URL"), "{e}");
     }
 
+    /// Several devices: repeated --port, --emulate N, `[[device]]` tables; names from the
+    /// ports, made unique and safe for a URL and a folder.
     #[test]
-    fn notifications_from_flags_or_the_file() {
-        let s = cli(&["--notify", "http://a/1,https://b/2", "--notify-cooldown", "5"])
+    fn several_devices_from_flags_or_the_file() {
+        let s = cli(&[
+            "--port",
+            "/dev/ttyACM0",
+            "--port",
+            "/dev/ttyACM0,/dev/ttyUSB1",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
+        let names: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["ttyACM0", "ttyACM0-2", "ttyUSB1"]);
+        let s = cli(&["--emulate", "3", "--emulator-seed", "7"])
             .unwrap()
             .settings()
             .unwrap();
+        let seeds: Vec<(String, u64)> = s
+            .devices
+            .iter()
+            .map(|d| match d.source {
+                SourceSetting::Emulated { seed, .. } => (d.name.clone(), seed),
+                _ => (d.name.clone(), u64::MAX),
+            })
+            .collect();
+        assert_eq!(
+            seeds,
+            [
+                ("emulated-1".to_string(), 7),
+                ("emulated-2".to_string(), 8),
+                ("emulated-3".to_string(), 9)
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zscope.toml");
+        std::fs::write(
+            &path,
+            "baud = 9600\n[[device]]\nname = \"bench left\"\nport = \"/dev/ttyACM0\"\n\
+             [[device]]\nport = \"/dev/ttyACM1\"\nbaud = 921600\n",
+        )
+        .unwrap();
+        let s = cli(&["--config", path.to_str().unwrap()])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(
+            s.devices,
+            [
+                DeviceSetting {
+                    name: "bench_left".into(),
+                    source: SourceSetting::Serial {
+                        port: "/dev/ttyACM0".into(),
+                        baud: 9600
+                    }
+                },
+                DeviceSetting {
+                    name: "ttyACM1".into(),
+                    source: SourceSetting::Serial {
+                        port: "/dev/ttyACM1".into(),
+                        baud: 921600
+                    }
+                }
+            ]
+        );
+        let e = cli(&["--emulate", "2", "--record", "x.bin"])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--record takes one device"), "{e}");
+        let e = cli(&["--emulate", "0"])
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no device"), "{e}");
+    }
+
+    #[test]
+    fn notifications_from_flags_or_the_file() {
+        let s = cli(&[
+            "--notify",
+            "http://a/1,https://b/2",
+            "--notify-cooldown",
+            "5",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
         assert_eq!(s.notify, ["http://a/1", "https://b/2"]);
         assert_eq!(s.notify_cooldown, std::time::Duration::from_secs(5));
         let dir = tempfile::tempdir().unwrap();
@@ -531,7 +754,7 @@ mod tests {
         let p = path.to_str().unwrap();
         let s = cli(&["--config", p]).unwrap().settings().unwrap();
         assert_eq!(
-            s.source,
+            s.devices[0].source,
             SourceSetting::Serial {
                 port: "/dev/ttyUSB7".into(),
                 baud: 9600
@@ -543,7 +766,7 @@ mod tests {
             .settings()
             .unwrap();
         assert!(matches!(
-            s.source,
+            s.devices[0].source,
             SourceSetting::Serial { baud: 921600, .. }
         ));
         std::fs::write(&path, "prot = 3\n").unwrap();

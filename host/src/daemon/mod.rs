@@ -141,6 +141,15 @@ impl Shared {
     }
 }
 
+/// One device of the daemon: its name and what is known of it.
+#[derive(Clone)]
+pub struct Device {
+    /// Its name (in the page, the API and its log folder).
+    pub name: String,
+    /// Its state, commands and updates.
+    pub shared: Arc<Shared>,
+}
+
 /// What a source's thread holds: the shared state, the device's command queue, and the way
 /// to the log writer.
 pub struct Link {
@@ -149,7 +158,8 @@ pub struct Link {
     /// Commands for the device, queued by the API.
     pub commands: Receiver<HostMsg>,
     logs: LogSender,
-    notify: Option<(NotifySender, String)>,
+    /// Where notices go, the page's address, the device's name.
+    notify: Option<(NotifySender, String, String)>,
 }
 
 impl Link {
@@ -163,10 +173,10 @@ impl Link {
         }
     }
 
-    /// Also notify `sender` of each anomaly event, with a link into the page at `page`
-    /// (`http://HOST:PORT/`).
-    pub fn notifying(mut self, sender: NotifySender, page: String) -> Self {
-        self.notify = Some((sender, page));
+    /// Also notify `sender` of each anomaly event of the device `name`, with a link into the
+    /// page at `page` (`http://HOST:PORT/`).
+    pub fn notifying(mut self, sender: NotifySender, page: String, name: String) -> Self {
+        self.notify = Some((sender, page, name));
         self
     }
 
@@ -183,9 +193,9 @@ impl Link {
         };
         self.logs.send(out.log);
         self.shared.complete(out.acks);
-        if let (Some((sender, page)), Some(device)) = (&self.notify, device) {
+        if let (Some((sender, page, name)), Some(device)) = (&self.notify, device) {
             for p in &out.events {
-                sender.send(notice(&device, p, page));
+                sender.send(notice(name, &device, p, page));
             }
         }
         result
@@ -197,18 +207,19 @@ impl Link {
     }
 }
 
-/// The notification for an event that starts at `p` on `device`.
-fn notice(device: &str, p: &Point, page: &str) -> Notice {
+/// The notification for an event that starts at `p` on the device `name` (`what`: its board
+/// and port).
+fn notice(name: &str, what: &str, p: &Point, page: &str) -> Notice {
     let time = chrono::DateTime::from_timestamp_millis(p.t as i64)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let url = format!("{page}?at={}", p.t as i64);
+    let url = format!("{page}?device={name}&at={}", p.t as i64);
     Notice {
         text: format!(
-            "zscope: anomaly on {device} at {time}: value {}, z {:.2}, score {:.2} <{url}>",
+            "zscope: anomaly on {name} ({what}) at {time}: value {}, z {:.2}, score {:.2} <{url}>",
             p.value, p.z, p.score
         ),
-        device: device.to_string(),
+        device: name.to_string(),
         time,
         t_ms: p.t,
         seq: p.seq,
@@ -230,20 +241,6 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let source = Source::open(&settings.source, settings.record.as_deref())?;
-    let dir = &settings.log_dir;
-    let samples_log = match settings.samples_log {
-        true => Some(CsvLog::open(
-            dir,
-            "samples",
-            settings.rotate_bytes,
-            settings.keep_files,
-        )?),
-        false => None,
-    };
-    let anomalies_log = CsvLog::open(dir, "anomalies", settings.rotate_bytes, settings.keep_files)?;
-    let (writer, logs) =
-        LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
     let notifier = match settings.notify.is_empty() {
         true => None,
         false => Some(
@@ -251,11 +248,6 @@ pub async fn serve(
                 .context("cannot start the notifier")?,
         ),
     };
-    let (shared, commands) = Shared::with_status(
-        source.port(),
-        writer.status(),
-        notifier.as_ref().map(|(n, _)| n.status()),
-    );
     let listener = crate::web::listen(settings.listen).with_context(|| {
         format!(
             "cannot listen on {}: is another zscope running? Choose another with --listen",
@@ -264,37 +256,83 @@ pub async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("zscope: dashboard on http://{addr}/");
-    println!("zscope: device: {}", source.describe());
-    println!(
-        "zscope: logging to {}",
-        std::fs::canonicalize(dir).unwrap_or(dir.clone()).display()
-    );
-    let link = Link::new(shared.clone(), commands, logs);
-    let (link, notifier) = match notifier {
-        Some((notifier, sender)) => (
-            link.notifying(sender, format!("http://{addr}/")),
-            Some(notifier),
-        ),
-        None => (link, None),
-    };
-    let running = source
-        .spawn(link)
-        .context("cannot start the reader thread")?;
-    let broadcaster = tokio::spawn(crate::web::broadcaster(shared.clone()));
+    // One device logs into the folder itself (as always); several, each into its own.
+    let several = settings.devices.len() > 1;
+    let mut devices = Vec::new();
+    let mut running = Vec::new();
+    for d in &settings.devices {
+        let source = Source::open(&d.source, settings.record.as_deref())
+            .with_context(|| format!("device {}", d.name))?;
+        let dir = match several {
+            true => settings.log_dir.join(&d.name),
+            false => settings.log_dir.clone(),
+        };
+        let samples_log = match settings.samples_log {
+            true => Some(CsvLog::open(
+                &dir,
+                "samples",
+                settings.rotate_bytes,
+                settings.keep_files,
+            )?),
+            false => None,
+        };
+        let anomalies_log = CsvLog::open(
+            &dir,
+            "anomalies",
+            settings.rotate_bytes,
+            settings.keep_files,
+        )?;
+        let (writer, logs) =
+            LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
+        let (shared, commands) = Shared::with_status(
+            source.port(),
+            writer.status(),
+            notifier.as_ref().map(|(n, _)| n.status()),
+        );
+        println!(
+            "zscope: device {}: {}, logging to {}",
+            d.name,
+            source.describe(),
+            std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display()
+        );
+        let mut link = Link::new(shared.clone(), commands, logs);
+        if let Some((_, sender)) = &notifier {
+            link = link.notifying(sender.clone(), format!("http://{addr}/"), d.name.clone());
+        }
+        let thread = source
+            .spawn(link)
+            .with_context(|| format!("cannot start the reader thread of {}", d.name))?;
+        running.push((thread, writer));
+        devices.push(Device {
+            name: d.name.clone(),
+            shared,
+        });
+    }
+    let broadcasters: Vec<_> = devices
+        .iter()
+        .map(|d| tokio::spawn(crate::web::broadcaster(d.shared.clone())))
+        .collect();
     let app = crate::web::router(
-        shared.clone(),
+        devices.clone(),
         settings.token.clone(),
         settings.allowed_hosts.clone(),
     );
     ready(addr);
     crate::web::serve_http(listener, app, stop).await;
     tracing::info!("stopping");
-    broadcaster.abort();
-    shared.stop();
-    // The source's thread ends and drops its sender; then the writer writes what is left.
+    for b in broadcasters {
+        b.abort();
+    }
+    for d in &devices {
+        d.shared.stop();
+    }
+    // Each source's thread ends and drops its sender; then its writer writes what is left.
+    let notifier = notifier.map(|(n, _)| n);
     let _ = tokio::task::spawn_blocking(move || {
-        running.join();
-        writer.finish();
+        for (thread, writer) in running {
+            thread.join();
+            writer.finish();
+        }
         if let Some(n) = notifier {
             n.finish();
         }

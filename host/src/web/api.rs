@@ -2,11 +2,15 @@
 //!
 //! | route | |
 //! |---|---|
+//! | `GET /api/devices` | every device: name, port, connected, board, rate, counters |
 //! | `GET /api/status` | device, connection, counters, bad frames per kind, live precision/recall, logs |
 //! | `GET /api/samples?from=&to=&limit=` | points with chart time (ms since epoch) in `[from, to]`, as columns |
 //! | `GET /api/anomalies?limit=` | the latest anomalies, as columns |
 //! | `GET /api/config` | the detector config in force, its version, the device's capacities |
 //! | `POST /api/config` | change any detector setting; answers once the device acknowledges |
+//!
+//! Each route but `/api/devices` is also `/api/devices/{name}/…` for one device; without it
+//! (or `?device=`), the first device answers.
 
 use std::time::Duration;
 
@@ -18,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use zscope_core::wire::{AckResult, HostMsg};
 use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
 
-use super::App;
 use super::error::ApiError;
 use super::ws::SNAPSHOT_POINTS;
+use super::{App, Dev};
 use crate::daemon::state::{ANOMALY_HISTORY, ConfigView, HISTORY};
 use crate::daemon::{Points, StatusView};
 
@@ -36,10 +40,10 @@ pub struct Range {
 }
 
 /// `GET /api/samples?from=&to=&limit=`: points with chart time in `[from, to]`, as columns.
-pub(super) async fn samples(State(app): State<App>, Query(q): Query<Range>) -> Json<Points> {
+pub(super) async fn samples(Dev(dev): Dev, Query(q): Query<Range>) -> Json<Points> {
     let limit = q.limit.unwrap_or(SNAPSHOT_POINTS).min(HISTORY);
     let points =
-        app.shared
+        dev.shared
             .state()
             .range(q.from.unwrap_or(f64::MIN), q.to.unwrap_or(f64::MAX), limit);
     Json(points)
@@ -52,19 +56,59 @@ pub struct Limit {
 }
 
 /// `GET /api/anomalies?limit=`: the latest anomalies, as columns.
-pub(super) async fn anomalies(State(app): State<App>, Query(q): Query<Limit>) -> Json<Points> {
+pub(super) async fn anomalies(Dev(dev): Dev, Query(q): Query<Limit>) -> Json<Points> {
     let n = q.limit.unwrap_or(1000).min(ANOMALY_HISTORY);
-    Json(app.shared.state().latest_anomalies(n))
+    Json(dev.shared.state().latest_anomalies(n))
+}
+
+/// One device in `/api/devices`.
+#[derive(Debug, Serialize)]
+pub struct DeviceSummary {
+    /// Its name: `/api/devices/{name}/…`, `/ws?device={name}`, the page's `?device={name}`.
+    pub name: String,
+    /// Its port (or pty, or replayed file).
+    pub port: String,
+    /// Whether the port is open.
+    pub connected: bool,
+    /// Its board, once it said hello.
+    pub board: Option<String>,
+    /// Points per second.
+    pub rate: f64,
+    /// Samples, anomalies, events, frames lost.
+    pub counters: crate::daemon::state::Counters,
+    /// What is wrong with its link, if anything.
+    pub link_error: Option<String>,
+}
+
+/// `GET /api/devices`: every device, in the order given.
+pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> {
+    let list = app
+        .devices
+        .iter()
+        .map(|d| {
+            let s = d.shared.status();
+            DeviceSummary {
+                name: d.name.clone(),
+                port: s.port,
+                connected: s.connected,
+                board: s.device.map(|i| i.board),
+                rate: s.rate,
+                counters: s.counters,
+                link_error: s.link_error,
+            }
+        })
+        .collect();
+    Json(list)
 }
 
 /// `GET /api/status`.
-pub(super) async fn status(State(app): State<App>) -> Json<StatusView> {
-    Json(app.shared.status())
+pub(super) async fn status(Dev(dev): Dev) -> Json<StatusView> {
+    Json(dev.shared.status())
 }
 
 /// `GET /api/config`.
-pub(super) async fn config(State(app): State<App>) -> Json<ConfigView> {
-    Json(app.shared.state().config_view())
+pub(super) async fn config(Dev(dev): Dev) -> Json<ConfigView> {
+    Json(dev.shared.state().config_view())
 }
 
 /// A config change: any field left out keeps its current value.
@@ -198,7 +242,7 @@ pub struct Applied {
 
 /// `POST /api/config`: check the change, send it, answer with the device's acknowledgement.
 pub(super) async fn set_config(
-    State(app): State<App>,
+    Dev(dev): Dev,
     body: Result<Json<ConfigChange>, JsonRejection>,
 ) -> Result<Json<Applied>, ApiError> {
     let Json(change) = body.map_err(|e| match e.status() {
@@ -207,7 +251,7 @@ pub(super) async fn set_config(
         _ => ApiError::BadJson(e.body_text()),
     })?;
     let (current, view, connected) = {
-        let s = app.shared.state();
+        let s = dev.shared.state();
         if let Some(why) = s.read_only() {
             return Err(ApiError::ReadOnly(why.to_string()));
         }
@@ -223,7 +267,7 @@ pub(super) async fn set_config(
             view.season_capacity.unwrap_or(0) as usize,
         )
         .map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
-    let rx = app.shared.command(|id| HostMsg::SetConfig { id, config });
+    let rx = dev.shared.command(|id| HostMsg::SetConfig { id, config });
     let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
         Ok(Ok(ack)) => ack,
         Ok(Err(_)) => return Err(ApiError::LinkDown),

@@ -50,6 +50,14 @@ pub enum ApiError {
     /// The device answered no.
     #[error("the device refused {0}")]
     Refused(String),
+    /// No device by that name.
+    #[error("no device '{name}': the devices are {names} (GET /api/devices)")]
+    NoSuchDevice {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        names: String,
+    },
     /// Too many live pages.
     #[error(
         "{0} live pages are connected already: close one, or use the JSON API (/api/samples, \
@@ -63,6 +71,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Misaddressed { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoSuchDevice { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadJson(_) | ApiError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

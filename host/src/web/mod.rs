@@ -30,12 +30,17 @@ use axum::routing::get;
 pub use error::ApiError;
 pub use ws::broadcaster;
 
-use crate::daemon::Shared;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+
+use crate::daemon::Device;
 use assets::asset;
 
 #[derive(Clone)]
 struct App {
-    shared: Arc<Shared>,
+    devices: Arc<[Device]>,
     token: Option<Arc<str>>,
     /// Host names requests may be addressed to; `None`: any.
     hosts: Option<Arc<[String]>>,
@@ -43,11 +48,51 @@ struct App {
     ws_clients: Arc<AtomicUsize>,
 }
 
-/// The router, with its state: `token` guards writes (and reads off loopback), `hosts` are
-/// the names requests may be addressed to (`None`: any).
-pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
+/// The device a request is for: `/api/devices/{name}/…`, or `?device=name`, or else the
+/// first; an unknown name is a 404 that lists the names.
+struct Dev(Device);
+
+impl FromRequestParts<App> for Dev {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let from_path = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .ok()
+            .and_then(|Path(p)| p.get("device").cloned());
+        let from_query = || {
+            parts.uri.query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "device")
+                    .map(|(_, v)| v.into_owned())
+            })
+        };
+        let name = from_path.or_else(from_query);
+        let found = match &name {
+            Some(n) => app.devices.iter().find(|d| &d.name == n),
+            None => app.devices.first(),
+        };
+        match found {
+            Some(d) => Ok(Dev(d.clone())),
+            None => Err(ApiError::NoSuchDevice {
+                name: name.unwrap_or_default(),
+                names: app
+                    .devices
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+/// The router, with its state: the devices (the first answers the routes without a device
+/// name), `token` guards writes (and reads off loopback), `hosts` are the names requests may
+/// be addressed to (`None`: any).
+pub fn router(devices: Vec<Device>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
     let app = App {
-        shared,
+        devices: Arc::from(devices),
         token: token.map(Arc::from),
         hosts: hosts.map(Arc::from),
         ws_clients: Arc::default(),
@@ -63,10 +108,19 @@ pub fn router(shared: Arc<Shared>, token: Option<String>, hosts: Option<Vec<Stri
         .route("/vendor/uPlot.min.css", get(|| asset("uPlot.min.css")))
         .route("/vendor/uPlot.LICENSE", get(|| asset("uPlot.LICENSE")))
         .route("/ws", get(ws::ws))
+        .route("/api/devices", get(api::devices))
         .route("/api/status", get(api::status))
         .route("/api/samples", get(api::samples))
         .route("/api/anomalies", get(api::anomalies))
         .route("/api/config", get(api::config).post(api::set_config))
+        .route("/api/devices/{device}/ws", get(ws::ws))
+        .route("/api/devices/{device}/status", get(api::status))
+        .route("/api/devices/{device}/samples", get(api::samples))
+        .route("/api/devices/{device}/anomalies", get(api::anomalies))
+        .route(
+            "/api/devices/{device}/config",
+            get(api::config).post(api::set_config),
+        )
         .layer(middleware::from_fn_with_state(app.clone(), auth::guard))
         .layer(middleware::from_fn_with_state(app.clone(), auth::addressed))
         .layer(middleware::map_response(auth::secure_headers))
@@ -218,6 +272,13 @@ pub async fn serve_http(
 mod tests {
     use super::*;
     use axum::body::Body;
+
+    fn one(shared: Arc<crate::daemon::Shared>) -> Vec<Device> {
+        vec![Device {
+            name: "test".into(),
+            shared,
+        }]
+    }
     use axum::http::{StatusCode, header};
     use axum::response::Response;
     use std::net::SocketAddr;
@@ -245,8 +306,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_guards_writes_everywhere_and_reads_off_loopback() {
-        let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, Some("s3cret".into()), None);
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let app = router(one(shared), Some("s3cret".into()), None);
         let local = [127, 0, 0, 1];
         let remote = [192, 0, 2, 7];
         // Reads from loopback are open; writes are not.
@@ -320,8 +381,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_token_everything_is_open_on_loopback() {
-        let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, None, None);
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let app = router(one(shared), None, None);
         let res = call(&app, "GET", "/api/config", [127, 0, 0, 1], None).await;
         assert_eq!(res.status(), StatusCode::OK);
         // Bad JSON is a 400 that says what to send.
@@ -369,8 +430,8 @@ mod tests {
     /// the names that are answered), before any handler runs; the daemon's own names pass.
     #[tokio::test]
     async fn requests_for_other_names_or_from_other_pages_are_refused() {
-        let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, None, loopback_names());
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let app = router(one(shared), None, loopback_names());
         let status = |r: Response| r.status();
         for host in [
             "127.0.0.1:8080",
@@ -427,8 +488,8 @@ mod tests {
         .await;
         assert_eq!(r.status(), StatusCode::OK);
         // Listening on all interfaces with no names given: any name (the token guards).
-        let (shared, _commands) = Shared::new("test".into());
-        let open = router(shared, Some("t".into()), None);
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let open = router(one(shared), Some("t".into()), None);
         let r = send(
             &open,
             "GET",
@@ -442,8 +503,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_carries_the_security_headers() {
-        let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, None, loopback_names());
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let app = router(one(shared), None, loopback_names());
         for uri in ["/", "/app.js", "/api/status", "/nowhere"] {
             let r = send(&app, "GET", uri, &[("host", "127.0.0.1")], Body::empty()).await;
             let h = r.headers();
@@ -462,8 +523,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_body_is_413_and_the_token_is_read_as_browsers_send_it() {
-        let (shared, _commands) = Shared::new("test".into());
-        let app = router(shared, Some("s3cr+t/=".into()), loopback_names());
+        let (shared, _commands) = crate::daemon::Shared::new("test".into());
+        let app = router(one(shared), Some("s3cr+t/=".into()), loopback_names());
         let huge = format!(r#"{{"threshold": 3, "pad": "{}"}}"#, "x".repeat(3 << 20));
         let r = send(
             &app,

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::App;
 use super::error::ApiError;
+use super::{App, Dev};
 use crate::daemon::state::ConfigView;
 use crate::daemon::{Points, Shared, StatusView};
 
@@ -70,7 +70,11 @@ impl Drop for WsSlot {
 }
 
 /// `GET /ws`: a place for the page, or 503 past [`MAX_WS_CLIENTS`].
-pub(super) async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
+pub(super) async fn ws(
+    State(app): State<App>,
+    Dev(dev): Dev,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let before = app.ws_clients.fetch_add(1, Ordering::SeqCst);
     let slot = WsSlot(app.ws_clients.clone());
     if before >= MAX_WS_CLIENTS {
@@ -84,7 +88,7 @@ pub(super) async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Res
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            client(app.shared, socket).await;
+            client(dev.shared, socket).await;
         })
 }
 
