@@ -528,17 +528,14 @@ fn each_anomaly_event_is_notified_once() {
     );
     assert_eq!(status["notify"]["failed"], json!(0), "{status}");
     let first = &bodies[0];
-    assert!(
-        first["device"].as_str().unwrap().contains("emulated"),
-        "{first}"
-    );
-    let page = format!("http://{}/?at=", daemon.addr);
+    assert_eq!(first["device"], json!("ttyNOTIFY"), "{first}");
+    let page = format!("http://{}/?device=ttyNOTIFY&at=", daemon.addr);
     assert!(first["url"].as_str().unwrap().starts_with(&page), "{first}");
     assert!(
         first["text"]
             .as_str()
             .unwrap()
-            .starts_with("zscope: anomaly on emulated"),
+            .starts_with("zscope: anomaly on ttyNOTIFY (emulated on "),
         "{first}"
     );
     drop(daemon);
