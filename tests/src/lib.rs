@@ -23,8 +23,12 @@ pub fn have_tools(test: &str, tools: &[(&str, &str)]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
         .filter(|(bin, _)| {
+            // /usr/sbin too: Debian puts daemons (mosquitto) there, off a user's PATH.
             Command::new("sh")
-                .args(["-c", &format!("command -v {bin}")])
+                .args([
+                    "-c",
+                    &format!("command -v {bin} || test -x /usr/sbin/{bin}"),
+                ])
                 .stdout(Stdio::null())
                 .status()
                 .map(|s| !s.success())
@@ -52,6 +56,70 @@ pub const BROWSER_TOOLS: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
 ];
+
+/// The tools the MQTT tests need (Debian installs the broker in /usr/sbin).
+pub const MQTT_TOOLS: &[(&str, &str)] = &[("mosquitto", "mosquitto")];
+
+/// A real Mosquitto broker on a free loopback port, with a config of its own; stopped when
+/// dropped.
+pub struct Mosquitto {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// The broker's program: on the PATH, or where Debian puts it.
+    pub fn program() -> PathBuf {
+        let on_path = Command::new("sh")
+            .args(["-c", "command -v mosquitto"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        PathBuf::from(on_path.unwrap_or_else(|| "/usr/sbin/mosquitto".into()))
+    }
+
+    /// Start a broker (anonymous clients, no persistence) and wait until it listens.
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .expect("config written");
+        let child = Command::new(Self::program())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts (apt-get install mosquitto)");
+        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// The workspace's root folder.
 pub fn workspace_root() -> PathBuf {
@@ -334,6 +402,7 @@ impl Daemon {
             record: None,
             notify: Vec::new(),
             notify_cooldown: Duration::from_secs(60),
+            mqtt: None,
         };
         adjust(&mut settings);
         let log_dir = settings.log_dir.clone();

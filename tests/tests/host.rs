@@ -692,3 +692,116 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
         assert!(rows > 300, "{name}: {rows} rows");
     }
 }
+
+/// MQTT through a real Mosquitto: the daemon publishes its device's points (every one, in
+/// order), anomaly events, retained status and config, and its presence (`true`, then
+/// `false` when it stops).
+#[test]
+fn the_daemon_publishes_to_a_real_broker() {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools("the_daemon_publishes_to_a_real_broker", MQTT_TOOLS) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyMQTT");
+    let dev = device(&link);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| {
+            s.mqtt = Some(
+                zscope_host::mqtt::MqttSetting::parse(&url, "gateway-1".into())
+                    .expect("a broker URL"),
+            );
+        },
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the daemon connected to the broker",
+        || (daemon.get("/api/status")["mqtt"]["connected"] == json!(true)).then_some(()),
+    );
+    // A subscriber, as another program would be.
+    let mut options = MqttOptions::new("reader", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 100);
+    client.subscribe("zscope/#", QoS::AtLeastOnce).unwrap();
+    let mut got: Vec<(String, Value)> = Vec::new();
+    let started = std::time::Instant::now();
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+            got.push((p.topic.clone(), v));
+        }
+        let events = got.iter().filter(|(t, _)| t.ends_with("/events")).count();
+        if (events >= 2 && started.elapsed() > Duration::from_secs(3))
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break;
+        }
+    }
+    let topics = |suffix: &str| -> Vec<&Value> {
+        got.iter()
+            .filter(|(t, _)| t == &format!("zscope/ttyMQTT/{suffix}"))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    // Retained on subscribing: the status, the config, the presence.
+    assert!(
+        topics("status")
+            .iter()
+            .any(|s| s["connected"] == json!(true))
+    );
+    assert!(
+        topics("config")
+            .iter()
+            .any(|c| c["config"]["window"] == json!(64))
+    );
+    assert!(
+        got.iter()
+            .any(|(t, v)| t == "zscope/daemons/gateway-1/online" && *v == json!(true)),
+        "{:?}",
+        got.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
+    // Every point, in order, across batches.
+    let seqs: Vec<u64> = topics("points")
+        .iter()
+        .flat_map(|b| b["points"]["seq"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s.as_u64())
+        .collect();
+    assert!(seqs.len() > 500, "{} points", seqs.len());
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in the published points"
+    );
+    // Events: flagged points, each the start of a run.
+    let events = topics("events");
+    assert!(events.len() >= 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["flags"].as_u64().unwrap_or(0) & 1 == 1)
+    );
+    let status = daemon.get("/api/status");
+    assert_eq!(status["mqtt"]["dropped"], json!(0), "{status}");
+    // Stopping says goodbye: presence false (retained).
+    dev.stop().unwrap();
+    let _logs = daemon.stop();
+    let mut options = MqttOptions::new("late-reader", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (late, mut connection) = Client::new(options, 10);
+    late.subscribe("zscope/daemons/+/online", QoS::AtLeastOnce)
+        .unwrap();
+    let mut presence = None;
+    for event in connection.iter().take(20) {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            presence = Some(String::from_utf8_lossy(&p.payload).into_owned());
+            break;
+        }
+    }
+    assert_eq!(presence.as_deref(), Some("false"));
+}

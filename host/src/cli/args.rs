@@ -124,6 +124,16 @@ pub struct ServeArgs {
     )]
     pub notify: Vec<String>,
 
+    /// Publish every device's points, events, status and config to this MQTT broker:
+    /// mqtt://[user[:password]@]host[:port] (topics zscope/<device>/…).
+    #[arg(long, env = "ZSCOPE_MQTT", value_name = "URL")]
+    pub mqtt: Option<String>,
+
+    /// This daemon's MQTT client id, also its presence topic zscope/daemons/<id>/online
+    /// [default: zscope-<host name>].
+    #[arg(long, env = "ZSCOPE_MQTT_CLIENT_ID", value_name = "ID")]
+    pub mqtt_client_id: Option<String>,
+
     /// Seconds a device stays quiet after a notification (later events are counted, not
     /// sent) [default: 60].
     #[arg(long, env = "ZSCOPE_NOTIFY_COOLDOWN", value_name = "SECS")]

@@ -110,6 +110,8 @@ pub struct FileSettings {
     allow_hosts: Option<Vec<String>>,
     notify: Option<Vec<String>>,
     notify_cooldown: Option<u64>,
+    mqtt: Option<String>,
+    mqtt_client_id: Option<String>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
     rotate_mb: Option<u64>,
@@ -266,6 +268,8 @@ pub struct Settings {
     pub notify: Vec<String>,
     /// How long a device stays quiet after a notification.
     pub notify_cooldown: std::time::Duration,
+    /// The MQTT broker to publish to.
+    pub mqtt: Option<crate::mqtt::MqttSetting>,
 }
 
 /// Why the settings cannot be used.
@@ -558,6 +562,21 @@ impl Cli {
         if rotate_mb == 0 {
             return Err(SettingsError::Invalid("--rotate-mb must be above 0".into()));
         }
+        let mqtt = match serve.mqtt.clone().or(file.mqtt.clone()) {
+            None => None,
+            Some(url) => {
+                let id = serve
+                    .mqtt_client_id
+                    .clone()
+                    .or(file.mqtt_client_id.clone())
+                    .unwrap_or_else(|| {
+                        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                            .unwrap_or_default();
+                        format!("zscope-{}", host.trim())
+                    });
+                Some(crate::mqtt::MqttSetting::parse(&url, id).map_err(SettingsError::Invalid)?)
+            }
+        };
         let notify = if serve.notify.is_empty() {
             file.notify.unwrap_or_default()
         } else {
@@ -588,6 +607,7 @@ impl Cli {
             notify_cooldown: std::time::Duration::from_secs(
                 serve.notify_cooldown.or(file.notify_cooldown).unwrap_or(60),
             ),
+            mqtt,
         })
     }
 }

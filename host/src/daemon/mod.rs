@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::{broadcast, oneshot};
@@ -31,6 +31,7 @@ pub use state::{State, StatusView};
 
 use crate::cli::Settings;
 use crate::log::{CsvLog, LogSender, LogStatus, LogWriter};
+use crate::mqtt::MqttStatus;
 use crate::notify::{Notice, Notifier, NotifySender, NotifyStatus};
 use crate::source::Source;
 
@@ -43,6 +44,9 @@ pub struct Shared {
     stop: AtomicBool,
     logs: Arc<Mutex<Vec<LogStatus>>>,
     notify: Option<Arc<Mutex<NotifyStatus>>>,
+    mqtt: std::sync::OnceLock<Arc<Mutex<MqttStatus>>>,
+    /// The first point of each anomaly event, for MQTT.
+    pub events: broadcast::Sender<Point>,
     /// JSON updates for the browsers, encoded once and shared (a clone is a reference count,
     /// not a copy).
     pub updates: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
@@ -64,6 +68,7 @@ impl Shared {
         let (tx, rx) = std::sync::mpsc::channel();
         // A page further behind skips ahead (bounded memory).
         let (updates, _) = broadcast::channel(crate::web::ws::QUEUE);
+        let (events, _) = broadcast::channel(256);
         let shared = Shared {
             state: Mutex::new(State::new(port)),
             commands: Mutex::new(tx),
@@ -72,6 +77,8 @@ impl Shared {
             stop: AtomicBool::new(false),
             logs,
             notify,
+            mqtt: std::sync::OnceLock::new(),
+            events,
             updates,
             started: Instant::now(),
         };
@@ -92,8 +99,20 @@ impl Shared {
             .notify
             .as_ref()
             .and_then(|n| n.lock().ok().map(|n| n.clone()));
-        self.state()
-            .status(logs, notify, self.started.elapsed().as_secs())
+        let mqtt = self
+            .mqtt
+            .get()
+            .and_then(|m| m.lock().ok().map(|m| m.clone()));
+        let mut status = self
+            .state()
+            .status(logs, notify, self.started.elapsed().as_secs());
+        status.mqtt = mqtt;
+        status
+    }
+
+    /// Where the MQTT publisher reports (once it is started).
+    pub fn set_mqtt(&self, status: Arc<Mutex<MqttStatus>>) {
+        let _ = self.mqtt.set(status);
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u32, oneshot::Sender<Ack>>> {
@@ -193,6 +212,10 @@ impl Link {
         };
         self.logs.send(out.log);
         self.shared.complete(out.acks);
+        for p in &out.events {
+            // No MQTT publisher listening is fine.
+            let _ = self.shared.events.send(*p);
+        }
         if let (Some((sender, page, name)), Some(device)) = (&self.notify, device) {
             for p in &out.events {
                 sender.send(notice(name, &device, p, page));
@@ -308,6 +331,14 @@ pub async fn serve(
             shared,
         });
     }
+    let mqtt = settings.mqtt.as_ref().map(|m| {
+        let (status, client) = crate::mqtt::spawn(m, &devices);
+        for d in &devices {
+            d.shared.set_mqtt(status.clone());
+        }
+        println!("zscope: publishing to {}", m.url);
+        (client, crate::mqtt::online_topic(&m.client_id))
+    });
     let broadcasters: Vec<_> = devices
         .iter()
         .map(|d| tokio::spawn(crate::web::broadcaster(d.shared.clone())))
@@ -320,6 +351,16 @@ pub async fn serve(
     ready(addr);
     crate::web::serve_http(listener, app, stop).await;
     tracing::info!("stopping");
+    if let Some((client, online)) = mqtt {
+        // Say goodbye (the last will is for when the daemon cannot).
+        let bye = async {
+            let _ = client
+                .publish(online, rumqttc::QoS::AtLeastOnce, true, "false")
+                .await;
+            let _ = client.disconnect().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+    }
     for b in broadcasters {
         b.abort();
     }

@@ -170,6 +170,8 @@ pub struct StatusView {
     pub read_only: Option<String>,
     /// The notifications, when `--notify` is given.
     pub notify: Option<crate::notify::NotifyStatus>,
+    /// MQTT publishing, when `--mqtt` is given.
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
 }
@@ -364,6 +366,7 @@ impl State {
             logs,
             read_only: self.read_only.clone(),
             notify,
+            mqtt: None,
             uptime_s,
         }
     }
