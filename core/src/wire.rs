@@ -283,6 +283,28 @@ pub enum HostMsg {
     },
 }
 
+impl HostMsg {
+    /// Its id.
+    pub fn id(&self) -> u32 {
+        match *self {
+            HostMsg::SetConfig { id, .. }
+            | HostMsg::Reset { id }
+            | HostMsg::Ping { id }
+            | HostMsg::SetRate { id, .. } => id,
+        }
+    }
+
+    /// The same command under another id (a relay numbers what it forwards itself).
+    pub fn with_id(self, id: u32) -> HostMsg {
+        match self {
+            HostMsg::SetConfig { config, .. } => HostMsg::SetConfig { id, config },
+            HostMsg::Reset { .. } => HostMsg::Reset { id },
+            HostMsg::Ping { .. } => HostMsg::Ping { id },
+            HostMsg::SetRate { hz, .. } => HostMsg::SetRate { id, hz },
+        }
+    }
+}
+
 /// Why a message could not be framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {

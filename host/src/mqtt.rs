@@ -9,6 +9,12 @@
 //! | `zscope/<device>/status` | the device's status (JSON, as `/api/status`), twice a second | 0 | yes |
 //! | `zscope/<device>/config` | the config in force and its version (JSON, as `/api/config`) | 1 | yes |
 //! | `zscope/daemons/<client id>/online` | `true`, or `false` when the daemon leaves (its last will) | 1 | yes |
+//! | `zscope/<device>/command` | a command for the device (JSON `HostMsg`), from a central daemon | 1 | no |
+//! | `zscope/<device>/ack` | its acknowledgement (JSON `Ack`, under the central daemon's id) | 1 | no |
+//!
+//! A daemon started with `--subscribe URL` is a central one: [`subscribe`] makes each device
+//! published to the broker one of its own devices (state, logs, page, notifications), and
+//! sends config changes from its page back through `command`, acknowledged through `ack`.
 //!
 //! JSON rather than the device's postcard frames: any MQTT tool can read it, and it is what
 //! the page reads already. Publishing never holds up ingest: each device's messages come from
@@ -20,11 +26,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
+use zscope_core::wire::{Ack, AckResult, DeviceMsg, Flags, Hello, HostMsg, Sample, name};
+use zscope_core::{DetectorConfig, SimConfig};
 
-use crate::daemon::Device;
+use crate::daemon::{Device, Factory, Link, Points, Registry};
 
 /// Messages waiting for the broker at most (per daemon).
 pub const QUEUE: usize = 1024;
@@ -117,11 +127,13 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         options.set_credentials(user, password);
     }
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
-    // The connection: (re)connect with backoff, and say so.
+    // The connection: (re)connect with backoff, and say so; commands for our devices (from a
+    // central daemon's page) are carried out and acknowledged back.
     {
         let status = status.clone();
         let client = client.clone();
         let online = online.clone();
+        let devices: Vec<Device> = devices.to_vec();
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
@@ -135,6 +147,22 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
                         }
                         backoff = Duration::from_secs(1);
                         let _ = client.try_publish(&online, QoS::AtLeastOnce, true, "true");
+                        for d in &devices {
+                            let topic = format!("zscope/{}/command", d.name);
+                            let _ = client.try_subscribe(topic, QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let Some((name, "command")) = split_topic(&p.topic) else {
+                            continue;
+                        };
+                        let Some(device) = devices.iter().find(|d| d.name == name) else {
+                            continue;
+                        };
+                        match serde_json::from_slice::<HostMsg>(&p.payload) {
+                            Ok(cmd) => relay(&client, device, cmd),
+                            Err(e) => tracing::warn!("MQTT: a command for {name} is not one: {e}"),
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -198,6 +226,232 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         });
     }
     (status, client)
+}
+
+/// `zscope/<device>/<kind>` as (device, kind).
+fn split_topic(topic: &str) -> Option<(&str, &str)> {
+    let mut parts = topic.strip_prefix("zscope/")?.split('/');
+    let (name, kind) = (parts.next()?, parts.next()?);
+    (parts.next().is_none() && name != "daemons").then_some((name, kind))
+}
+
+/// Carry out `cmd` (from a central daemon) on `device`, and publish its acknowledgement under
+/// the central daemon's id.
+fn relay(client: &AsyncClient, device: &Device, cmd: HostMsg) {
+    let remote_id = cmd.id();
+    let rx = device.shared.command(|id| cmd.with_id(id));
+    let (client, topic) = (client.clone(), format!("zscope/{}/ack", device.name));
+    tokio::spawn(async move {
+        if let Ok(Ok(mut ack)) = tokio::time::timeout(Duration::from_secs(3), rx).await {
+            ack.id = remote_id;
+            let payload = serde_json::to_vec(&ack).unwrap_or_default();
+            let _ = client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await;
+        }
+    });
+}
+
+/// Show the devices other daemons publish to the broker: each becomes a device of this
+/// daemon (its own state, logs, page, notifications), fed from its topics: the retained
+/// status and config say hello, the points batches are its samples, acks complete the config
+/// changes this daemon's page sends it through `zscope/<device>/command`.
+pub fn subscribe(
+    setting: &MqttSetting,
+    registry: Arc<Registry>,
+    factory: Arc<Factory>,
+) -> tokio::task::JoinHandle<()> {
+    let mut options = MqttOptions::new(&setting.client_id, &setting.host, setting.port);
+    options.set_keep_alive(Duration::from_secs(10));
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    if let Some((user, password)) = &setting.credentials {
+        options.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
+    let url = setting.url.clone();
+    tokio::spawn(async move {
+        let mut remotes: HashMap<String, Remote> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        tracing::info!("MQTT: subscribed to the devices on {url}");
+                        backoff = Duration::from_secs(1);
+                        for kind in ["status", "config", "points", "ack"] {
+                            let _ = client.try_subscribe(format!("zscope/+/{kind}"), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let Some((name, kind)) = split_topic(&p.topic) else { continue };
+                        let remote = match remotes.get_mut(name) {
+                            Some(r) => r,
+                            None => {
+                                let Some(r) = Remote::create(name, &url, &registry, &factory) else {
+                                    continue;
+                                };
+                                remotes.entry(name.to_string()).or_insert(r)
+                            }
+                        };
+                        remote.receive(kind, &p.payload);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("MQTT ({url}): {e}; retrying");
+                        for r in remotes.values_mut() {
+                            r.link.update(|s, _| s.disconnected(format!("broker {url}: {e}")));
+                            r.connected = false;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                },
+                _ = tick.tick() => {
+                    // Config changes from this daemon's page, to the device's gateway.
+                    for (name, r) in &remotes {
+                        while let Ok(cmd) = r.link.commands.try_recv() {
+                            let payload = serde_json::to_vec(&cmd).unwrap_or_default();
+                            let _ = client.try_publish(
+                                format!("zscope/{name}/command"),
+                                QoS::AtLeastOnce,
+                                false,
+                                payload,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A device another daemon publishes, as this daemon sees it.
+struct Remote {
+    link: Link,
+    hello: bool,
+    connected: bool,
+}
+
+impl Remote {
+    fn create(name: &str, url: &str, registry: &Registry, factory: &Factory) -> Option<Remote> {
+        if registry.find(Some(name)).is_some() {
+            tracing::warn!("MQTT: a device called {name} is here already; its topics are ignored");
+            return None;
+        }
+        let port = format!("{url}zscope/{name}");
+        let (device, link) = match factory.create(name, port, &format!("published to {url}")) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("MQTT: cannot add {name}: {e:#}");
+                return None;
+            }
+        };
+        tokio::spawn(crate::web::broadcaster(device.shared.clone()));
+        registry.add(device);
+        Some(Remote {
+            link,
+            hello: false,
+            connected: false,
+        })
+    }
+
+    /// One message of its topics.
+    fn receive(&mut self, kind: &str, payload: &[u8]) {
+        let now = chrono::Utc::now();
+        match kind {
+            "status" => {
+                let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let connected = status["connected"] == serde_json::json!(true);
+                let hello = (!self.hello).then(|| hello(&status)).flatten();
+                let said = hello.is_some();
+                let was = self.connected;
+                self.link.update(|state, out| {
+                    if connected && !was {
+                        state.connected();
+                    } else if !connected && was {
+                        let why = status["link_error"].as_str().unwrap_or("disconnected");
+                        state.disconnected(format!("at its gateway: {why}"));
+                    }
+                    if let Some(h) = hello {
+                        state.ingest(DeviceMsg::Hello(h), now, out);
+                    }
+                });
+                self.connected = connected;
+                self.hello |= said;
+            }
+            "config" if self.hello => {
+                let Ok(view) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let (Some(version), Ok(config)) = (
+                    view["version"].as_u64(),
+                    serde_json::from_value::<DetectorConfig>(view["config"].clone()),
+                ) else {
+                    return;
+                };
+                let ack = Ack {
+                    id: 0,
+                    result: AckResult::Ok,
+                    config_version: version as u32,
+                    config,
+                };
+                self.link
+                    .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
+            }
+            "points" => {
+                let Ok(update) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let Ok(points) = serde_json::from_value::<Points>(update["points"].clone()) else {
+                    return;
+                };
+                self.link.update(|state, out| {
+                    for i in 0..points.seq.len() {
+                        let sample = Sample {
+                            seq: points.seq[i],
+                            time_ms: points.device_time_ms[i],
+                            value: points.value[i],
+                            mean: points.mean[i],
+                            std: points.std[i],
+                            z: points.z[i],
+                            score: points.score[i],
+                            flags: Flags(points.flags[i]),
+                            config_version: points.config_version[i],
+                        };
+                        state.ingest(DeviceMsg::Sample(sample), now, out);
+                    }
+                });
+            }
+            "ack" => {
+                if let Ok(ack) = serde_json::from_slice::<Ack>(payload) {
+                    self.link
+                        .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The hello a remote device said to its gateway, rebuilt from its status.
+fn hello(status: &serde_json::Value) -> Option<Hello> {
+    let device: crate::daemon::state::DeviceInfo =
+        serde_json::from_value(status["device"].clone()).ok()?;
+    let config: DetectorConfig = serde_json::from_value(status["config"].clone()).ok()?;
+    Some(Hello {
+        protocol: device.protocol,
+        firmware: name(&device.firmware),
+        board: name(&device.board),
+        capacity: device.capacity,
+        sample_rate_hz: device.sample_rate_hz,
+        config_version: status["config_version"].as_u64()? as u32,
+        detector: config,
+        simulator: device.has_truth.then(SimConfig::default),
+        season_capacity: device.season_capacity,
+    })
 }
 
 /// The `type` of an update (`{"type":"points",…}`), read from its first bytes.

@@ -403,6 +403,7 @@ impl Daemon {
             notify: Vec::new(),
             notify_cooldown: Duration::from_secs(60),
             mqtt: None,
+            subscribe: None,
         };
         adjust(&mut settings);
         let log_dir = settings.log_dir.clone();

@@ -805,3 +805,100 @@ fn the_daemon_publishes_to_a_real_broker() {
     }
     assert_eq!(presence.as_deref(), Some("false"));
 }
+
+/// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon
+/// shows its device (same points), and a config change from the central side travels back
+/// through the broker to the device, is acknowledged, and shows on both sides.
+#[test]
+fn a_central_daemon_shows_and_configures_a_gateways_device() {
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "a_central_daemon_shows_and_configures_a_gateways_device",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyGW");
+    let dev = device(&link);
+    let (gw_url, central_url) = (url.clone(), url.clone());
+    let gateway = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| {
+            s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&gw_url, "gw".into()).unwrap());
+        },
+    );
+    let central = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(
+                zscope_host::mqtt::MqttSetting::parse(&central_url, "central".into()).unwrap(),
+            );
+        },
+    );
+    let status = wait_for(
+        Duration::from_secs(20),
+        "the gateway's device at the centre",
+        || {
+            let list = central.get("/api/devices");
+            let s = list
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == json!("ttyGW"))?
+                .clone();
+            (s["connected"] == json!(true) && s["counters"]["samples"].as_u64() > Some(300))
+                .then_some(s)
+        },
+    );
+    assert!(
+        status["board"].as_str().unwrap_or("").contains("emulated"),
+        "{status}"
+    );
+    // The same points on both sides (the centre's latest are the gateway's).
+    let at_centre = points(&central.get("/api/devices/ttyGW/samples?limit=100"));
+    let last = at_centre.last().unwrap()["seq"].as_u64().unwrap();
+    let at_gateway = points(&gateway.get("/api/samples?limit=100000"));
+    let same = |p: &Value| {
+        let seq = p["seq"].as_u64().unwrap();
+        at_gateway
+            .iter()
+            .find(|g| g["seq"].as_u64() == Some(seq))
+            .is_some_and(|g| {
+                g["value"] == p["value"] && g["z"] == p["z"] && g["flags"] == p["flags"]
+            })
+    };
+    assert!(
+        at_centre.iter().all(same),
+        "the centre's points are the gateway's (to {last})"
+    );
+    // A config change from the centre: acknowledged by the device, through the broker.
+    let (code, answer) = central.post("/api/devices/ttyGW/config", &json!({ "threshold": 4.5 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["version"], json!(2));
+    assert_eq!(answer["config"]["threshold"], json!(4.5));
+    assert_eq!(gateway.get("/api/config")["version"], json!(2));
+    wait_for(
+        Duration::from_secs(10),
+        "the centre judged under config 2",
+        || {
+            let p = points(&central.get("/api/devices/ttyGW/samples?limit=5"));
+            (p.last()?["config_version"] == json!(2)).then_some(())
+        },
+    );
+    assert_eq!(
+        central.get("/api/devices/ttyGW/config")["config"]["threshold"],
+        json!(4.5)
+    );
+    dev.stop().unwrap();
+    drop(gateway);
+    drop(central);
+}

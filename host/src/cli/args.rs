@@ -129,6 +129,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ZSCOPE_MQTT", value_name = "URL")]
     pub mqtt: Option<String>,
 
+    /// Show the devices other zscope daemons publish to this MQTT broker (mqtt://…), beside
+    /// any of this daemon's own; config changes go back to them through the broker.
+    #[arg(long, env = "ZSCOPE_SUBSCRIBE", value_name = "URL")]
+    pub subscribe: Option<String>,
+
     /// This daemon's MQTT client id, also its presence topic zscope/daemons/<id>/online
     /// [default: zscope-<host name>].
     #[arg(long, env = "ZSCOPE_MQTT_CLIENT_ID", value_name = "ID")]

@@ -112,6 +112,7 @@ pub struct FileSettings {
     notify_cooldown: Option<u64>,
     mqtt: Option<String>,
     mqtt_client_id: Option<String>,
+    subscribe: Option<String>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
     rotate_mb: Option<u64>,
@@ -270,6 +271,8 @@ pub struct Settings {
     pub notify_cooldown: std::time::Duration,
     /// The MQTT broker to publish to.
     pub mqtt: Option<crate::mqtt::MqttSetting>,
+    /// The MQTT broker whose devices (published by other daemons) to show.
+    pub subscribe: Option<crate::mqtt::MqttSetting>,
 }
 
 /// Why the settings cannot be used.
@@ -475,10 +478,11 @@ impl Cli {
                 })
                 .collect()
         };
+        let subscribing = serve.subscribe.is_some() || file.subscribe.is_some();
         let emulate = device
             .emulate
             .or(file.emulate)
-            .unwrap_or(u32::from(devices.is_empty()));
+            .unwrap_or(u32::from(devices.is_empty() && !subscribing));
         if emulate > 64 {
             return Err(SettingsError::Invalid(format!(
                 "--emulate {emulate}: at most 64 emulated devices"
@@ -496,9 +500,9 @@ impl Cli {
             }
             devices.push(d);
         }
-        if devices.is_empty() {
+        if devices.is_empty() && !subscribing {
             return Err(SettingsError::Invalid(
-                "no device: give --port, or --emulate N with N above 0".into(),
+                "no device: give --port, --emulate N with N above 0, or --subscribe".into(),
             ));
         }
         unique_names(&mut devices);
@@ -562,20 +566,27 @@ impl Cli {
         if rotate_mb == 0 {
             return Err(SettingsError::Invalid("--rotate-mb must be above 0".into()));
         }
+        let client_id = serve
+            .mqtt_client_id
+            .clone()
+            .or(file.mqtt_client_id.clone())
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("zscope-{}", host.trim())
+            });
         let mqtt = match serve.mqtt.clone().or(file.mqtt.clone()) {
             None => None,
-            Some(url) => {
-                let id = serve
-                    .mqtt_client_id
-                    .clone()
-                    .or(file.mqtt_client_id.clone())
-                    .unwrap_or_else(|| {
-                        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                            .unwrap_or_default();
-                        format!("zscope-{}", host.trim())
-                    });
-                Some(crate::mqtt::MqttSetting::parse(&url, id).map_err(SettingsError::Invalid)?)
-            }
+            Some(url) => Some(
+                crate::mqtt::MqttSetting::parse(&url, client_id.clone())
+                    .map_err(SettingsError::Invalid)?,
+            ),
+        };
+        let subscribe = match serve.subscribe.clone().or(file.subscribe.clone()) {
+            None => None,
+            Some(url) => Some(
+                crate::mqtt::MqttSetting::parse(&url, format!("{client_id}-subscriber"))
+                    .map_err(|e| SettingsError::Invalid(e.replace("--mqtt", "--subscribe")))?,
+            ),
         };
         let notify = if serve.notify.is_empty() {
             file.notify.unwrap_or_default()
@@ -608,6 +619,7 @@ impl Cli {
                 serve.notify_cooldown.or(file.notify_cooldown).unwrap_or(60),
             ),
             mqtt,
+            subscribe,
         })
     }
 }

@@ -169,6 +169,48 @@ pub struct Device {
     pub shared: Arc<Shared>,
 }
 
+/// The daemon's devices: those it started with, and those that appear later (published by
+/// other daemons through MQTT). The first answers the routes without a device name.
+#[derive(Default)]
+pub struct Registry {
+    devices: std::sync::RwLock<Vec<Device>>,
+}
+
+impl Registry {
+    /// A registry of `devices`.
+    pub fn new(devices: Vec<Device>) -> Arc<Self> {
+        Arc::new(Registry {
+            devices: std::sync::RwLock::new(devices),
+        })
+    }
+
+    /// Every device, in the order they came.
+    pub fn list(&self) -> Vec<Device> {
+        self.devices.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The device called `name`, or the first without a name.
+    pub fn find(&self, name: Option<&str>) -> Option<Device> {
+        let devices = self.devices.read().ok()?;
+        match name {
+            Some(n) => devices.iter().find(|d| d.name == n).cloned(),
+            None => devices.first().cloned(),
+        }
+    }
+
+    /// Add `device`; false (and nothing added) if its name is taken.
+    pub fn add(&self, device: Device) -> bool {
+        let Ok(mut devices) = self.devices.write() else {
+            return false;
+        };
+        if devices.iter().any(|d| d.name == device.name) {
+            return false;
+        }
+        devices.push(device);
+        true
+    }
+}
+
 /// What a source's thread holds: the shared state, the device's command queue, and the way
 /// to the log writer.
 pub struct Link {
@@ -279,58 +321,27 @@ pub async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("zscope: dashboard on http://{addr}/");
-    // One device logs into the folder itself (as always); several, each into its own.
-    let several = settings.devices.len() > 1;
-    let mut devices = Vec::new();
+    let factory = Arc::new(Factory {
+        // One device logs into the folder itself (as always); several, each into its own.
+        own_folders: settings.devices.len() > 1 || settings.subscribe.is_some(),
+        settings: settings.clone(),
+        notify: notifier.as_ref().map(|(n, s)| (s.clone(), n.status())),
+        page: format!("http://{addr}/"),
+        writers: Mutex::new(Vec::new()),
+    });
+    let registry = Registry::new(Vec::new());
     let mut running = Vec::new();
     for d in &settings.devices {
         let source = Source::open(&d.source, settings.record.as_deref())
             .with_context(|| format!("device {}", d.name))?;
-        let dir = match several {
-            true => settings.log_dir.join(&d.name),
-            false => settings.log_dir.clone(),
-        };
-        let samples_log = match settings.samples_log {
-            true => Some(CsvLog::open(
-                &dir,
-                "samples",
-                settings.rotate_bytes,
-                settings.keep_files,
-            )?),
-            false => None,
-        };
-        let anomalies_log = CsvLog::open(
-            &dir,
-            "anomalies",
-            settings.rotate_bytes,
-            settings.keep_files,
-        )?;
-        let (writer, logs) =
-            LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
-        let (shared, commands) = Shared::with_status(
-            source.port(),
-            writer.status(),
-            notifier.as_ref().map(|(n, _)| n.status()),
-        );
-        println!(
-            "zscope: device {}: {}, logging to {}",
-            d.name,
-            source.describe(),
-            std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display()
-        );
-        let mut link = Link::new(shared.clone(), commands, logs);
-        if let Some((_, sender)) = &notifier {
-            link = link.notifying(sender.clone(), format!("http://{addr}/"), d.name.clone());
-        }
+        let (device, link) = factory.create(&d.name, source.port(), &source.describe())?;
         let thread = source
             .spawn(link)
             .with_context(|| format!("cannot start the reader thread of {}", d.name))?;
-        running.push((thread, writer));
-        devices.push(Device {
-            name: d.name.clone(),
-            shared,
-        });
+        running.push(thread);
+        registry.add(device);
     }
+    let devices = registry.list();
     let mqtt = settings.mqtt.as_ref().map(|m| {
         let (status, client) = crate::mqtt::spawn(m, &devices);
         for d in &devices {
@@ -339,12 +350,16 @@ pub async fn serve(
         println!("zscope: publishing to {}", m.url);
         (client, crate::mqtt::online_topic(&m.client_id))
     });
+    let subscriber = settings.subscribe.as_ref().map(|m| {
+        println!("zscope: showing the devices published to {}", m.url);
+        crate::mqtt::subscribe(m, registry.clone(), factory.clone())
+    });
     let broadcasters: Vec<_> = devices
         .iter()
         .map(|d| tokio::spawn(crate::web::broadcaster(d.shared.clone())))
         .collect();
     let app = crate::web::router(
-        devices.clone(),
+        registry.clone(),
         settings.token.clone(),
         settings.allowed_hosts.clone(),
     );
@@ -361,25 +376,93 @@ pub async fn serve(
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
     }
+    if let Some(task) = subscriber {
+        // Its links go with it, so their log writers can finish.
+        task.abort();
+        let _ = task.await;
+    }
     for b in broadcasters {
         b.abort();
     }
-    for d in &devices {
+    for d in registry.list() {
         d.shared.stop();
     }
-    // Each source's thread ends and drops its sender; then its writer writes what is left.
+    // Each source's thread ends and drops its sender; then the writers write what is left.
     let notifier = notifier.map(|(n, _)| n);
     let _ = tokio::task::spawn_blocking(move || {
-        for (thread, writer) in running {
+        for thread in running {
             thread.join();
-            writer.finish();
         }
+        factory.finish();
         if let Some(n) = notifier {
             n.finish();
         }
     })
     .await;
     Ok(())
+}
+
+/// Makes a device: its CSV logs and their writer, its shared state, and the link that feeds
+/// it (with notifications); the daemon's devices at start and those that appear later.
+pub struct Factory {
+    settings: Settings,
+    own_folders: bool,
+    notify: Option<(NotifySender, Arc<Mutex<NotifyStatus>>)>,
+    page: String,
+    writers: Mutex<Vec<LogWriter>>,
+}
+
+impl Factory {
+    /// A device called `name` reading `port` (`what` says where, for the log line).
+    pub fn create(&self, name: &str, port: String, what: &str) -> anyhow::Result<(Device, Link)> {
+        let s = &self.settings;
+        let dir = match self.own_folders {
+            true => s.log_dir.join(name),
+            false => s.log_dir.clone(),
+        };
+        let samples_log = match s.samples_log {
+            true => Some(CsvLog::open(&dir, "samples", s.rotate_bytes, s.keep_files)?),
+            false => None,
+        };
+        let anomalies_log = CsvLog::open(&dir, "anomalies", s.rotate_bytes, s.keep_files)?;
+        let (writer, logs) =
+            LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
+        let (shared, commands) = Shared::with_status(
+            port,
+            writer.status(),
+            self.notify.as_ref().map(|(_, status)| status.clone()),
+        );
+        if let Ok(mut w) = self.writers.lock() {
+            w.push(writer);
+        }
+        println!(
+            "zscope: device {name}: {what}, logging to {}",
+            std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display()
+        );
+        let mut link = Link::new(shared.clone(), commands, logs);
+        if let Some((sender, _)) = &self.notify {
+            link = link.notifying(sender.clone(), self.page.clone(), name.to_string());
+        }
+        Ok((
+            Device {
+                name: name.to_string(),
+                shared,
+            },
+            link,
+        ))
+    }
+
+    /// Wait for every writer to write what it was sent (every link must be gone).
+    fn finish(&self) {
+        let writers = self
+            .writers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for w in writers {
+            w.finish();
+        }
+    }
 }
 
 async fn shutdown() {

@@ -15,7 +15,7 @@ macro_rules! schema {
         }
 
         /// Points as columns, one array per field of [`Point`], all the same length.
-        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
         pub struct Points {
             $( $(#[$doc])* pub $field: Vec<$ty>, )*
         }

@@ -19,7 +19,7 @@ pub const HISTORY: usize = 200_000;
 pub const ANOMALY_HISTORY: usize = 10_000;
 
 /// The device, from its hello.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeviceInfo {
     /// Board name.
     pub board: String,

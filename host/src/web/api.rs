@@ -84,6 +84,7 @@ pub struct DeviceSummary {
 pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> {
     let list = app
         .devices
+        .list()
         .iter()
         .map(|d| {
             let s = d.shared.status();

@@ -35,12 +35,12 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
-use crate::daemon::Device;
+use crate::daemon::{Device, Registry};
 use assets::asset;
 
 #[derive(Clone)]
 struct App {
-    devices: Arc<[Device]>,
+    devices: Arc<Registry>,
     token: Option<Arc<str>>,
     /// Host names requests may be addressed to; `None`: any.
     hosts: Option<Arc<[String]>>,
@@ -68,16 +68,13 @@ impl FromRequestParts<App> for Dev {
             })
         };
         let name = from_path.or_else(from_query);
-        let found = match &name {
-            Some(n) => app.devices.iter().find(|d| &d.name == n),
-            None => app.devices.first(),
-        };
-        match found {
-            Some(d) => Ok(Dev(d.clone())),
+        match app.devices.find(name.as_deref()) {
+            Some(d) => Ok(Dev(d)),
             None => Err(ApiError::NoSuchDevice {
                 name: name.unwrap_or_default(),
                 names: app
                     .devices
+                    .list()
                     .iter()
                     .map(|d| d.name.as_str())
                     .collect::<Vec<_>>()
@@ -90,9 +87,9 @@ impl FromRequestParts<App> for Dev {
 /// The router, with its state: the devices (the first answers the routes without a device
 /// name), `token` guards writes (and reads off loopback), `hosts` are the names requests may
 /// be addressed to (`None`: any).
-pub fn router(devices: Vec<Device>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
+pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<String>>) -> Router {
     let app = App {
-        devices: Arc::from(devices),
+        devices,
         token: token.map(Arc::from),
         hosts: hosts.map(Arc::from),
         ws_clients: Arc::default(),
@@ -273,11 +270,11 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
-    fn one(shared: Arc<crate::daemon::Shared>) -> Vec<Device> {
-        vec![Device {
+    fn one(shared: Arc<crate::daemon::Shared>) -> Arc<Registry> {
+        Registry::new(vec![crate::daemon::Device {
             name: "test".into(),
             shared,
-        }]
+        }])
     }
     use axum::http::{StatusCode, header};
     use axum::response::Response;
