@@ -107,6 +107,15 @@ fn lock(s: &Mutex<MqttStatus>) -> std::sync::MutexGuard<'_, MqttStatus> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A config message as the WebSocket sends it (`{"type": "config", ...}`).
+#[derive(Serialize)]
+struct ConfigUpdate {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    view: crate::daemon::state::ConfigView,
+}
+
 /// The presence topic of a daemon.
 pub fn online_topic(client_id: &str) -> String {
     format!("zscope/daemons/{client_id}/online")
@@ -127,6 +136,10 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         options.set_credentials(user, password);
     }
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
+    eventloop.set_network_options(low_latency());
+    // Bumped at each (re)connection: the devices' tasks publish their retained topics again
+    // (a broker that restarted without persistence has forgotten them).
+    let (connections, _) = tokio::sync::watch::channel(0u64);
     // The connection: (re)connect with backoff, and say so; commands for our devices (from a
     // central daemon's page) are carried out and acknowledged back.
     {
@@ -134,6 +147,7 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         let client = client.clone();
         let online = online.clone();
         let devices: Vec<Device> = devices.to_vec();
+        let connections = connections.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
@@ -151,6 +165,7 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
                             let topic = format!("zscope/{}/command", d.name);
                             let _ = client.try_subscribe(topic, QoS::AtLeastOnce);
                         }
+                        connections.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let Some((name, "command")) = split_topic(&p.topic) else {
@@ -188,6 +203,16 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         let (client, status, name) = (client.clone(), status.clone(), d.name.clone());
         let mut updates = d.shared.updates.subscribe();
         let mut events = d.shared.events.subscribe();
+        let mut reconnected = connections.subscribe();
+        // The config as last published, to publish again after a reconnection.
+        let mut config = {
+            let view = d.shared.state().config_view();
+            serde_json::to_vec(&ConfigUpdate {
+                kind: "config",
+                view,
+            })
+            .ok()
+        };
         tokio::spawn(async move {
             let publish = |topic: &str, qos: QoS, retain: bool, payload: Vec<u8>| {
                 let sent =
@@ -208,11 +233,22 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
                                 Some("config") => ("config", QoS::AtLeastOnce, true),
                                 _ => continue,
                             };
+                            if topic == "config" {
+                                config = Some(text.as_bytes().to_vec());
+                            }
                             publish(topic, qos, retain, text.as_bytes().to_vec());
                         }
                         Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
                         Err(RecvError::Closed) => return,
                     },
+                    changed = reconnected.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if let Some(c) = &config {
+                            publish("config", QoS::AtLeastOnce, true, c.clone());
+                        }
+                    }
                     event = events.recv() => match event {
                         Ok(point) => {
                             let payload = serde_json::to_vec(&point).unwrap_or_default();
@@ -226,6 +262,14 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
         });
     }
     (status, client)
+}
+
+/// Small messages go out at once (no Nagle delay: with the peer's delayed acks it held
+/// batches back by up to 40 ms).
+fn low_latency() -> rumqttc::NetworkOptions {
+    let mut options = rumqttc::NetworkOptions::new();
+    options.set_tcp_nodelay(true);
+    options
 }
 
 /// `zscope/<device>/<kind>` as (device, kind).
@@ -268,6 +312,7 @@ pub fn subscribe(
         options.set_credentials(user, password);
     }
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
+    eventloop.set_network_options(low_latency());
     let url = setting.url.clone();
     tokio::spawn(async move {
         let mut remotes: HashMap<String, Remote> = HashMap::new();

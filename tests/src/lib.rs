@@ -66,6 +66,7 @@ pub struct Mosquitto {
     child: Child,
     /// Its port.
     pub port: u16,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -91,12 +92,27 @@ impl Mosquitto {
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            // set_tcp_nodelay: the broker forwards small messages at once (what a deployment
+            // that cares for latency sets too; see the README).
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 set_tcp_nodelay true\n"
+            ),
         )
         .expect("config written");
+        let child = Self::spawn(&conf, port);
+        Mosquitto {
+            child,
+            port,
+            conf,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(conf: &Path, port: u16) -> Child {
         let child = Command::new(Self::program())
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -106,11 +122,16 @@ impl Mosquitto {
                 .ok()
                 .map(|_| ())
         });
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Kill the broker (as a crash would: retained messages go, there is no persistence),
+    /// wait `down`, and start it again on the same port.
+    pub fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = Self::spawn(&self.conf, self.port);
     }
 }
 

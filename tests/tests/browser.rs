@@ -177,23 +177,31 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
 
     // One alert per event: three consecutive flagged samples are one row (counting them),
     // a fourth apart is another; the same samples again (a reconnect) add nothing.
-    let alerts_before = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
     // push(point), a point as the page reads it from the columns; flag 1 = anomaly. The
     // repeats carry the same times and sequence numbers, as a reconnect's snapshot would.
-    let script = "const t = Date.now(); \
+    // Counted before and after in the same script, so no device alert can land between.
+    let script = "const before = alerts.length; const t = Date.now(); \
         for (const [dt, seq] of [[0, 900001], [1, 900002], [2, 900003], [5, 900006], [0, 900001], [1, 900002]]) \
-          push({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 });";
-    c.execute(script, vec![]).await.unwrap();
-    let after = text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0);
-    assert_eq!(after, alerts_before + 2, "one alert per event");
-    let first = text(&c, "#alerts li.alert").await;
-    assert!(first.contains("z 9.00"), "{first}");
-    let second: String = js_string(
-        &c,
-        "return document.querySelectorAll('#alerts li.alert')[1].textContent",
-    )
-    .await;
-    assert!(second.contains("3 samples"), "{second}");
+          push({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 }); \
+        return [before, alerts.length];";
+    let counts = c.execute(script, vec![]).await.unwrap();
+    assert_eq!(
+        counts[1].as_u64().unwrap_or(0),
+        counts[0].as_u64().unwrap_or(u64::MAX) + 2,
+        "one alert per event: {counts}"
+    );
+    // Found by their first sample (a device alert may have come since).
+    let row = |seq: u32| {
+        format!(
+            "const li = [...document.querySelectorAll('#alerts li.alert')] \
+               .find((li) => li.dataset.key.startsWith('{seq}@')); \
+             return li ? li.textContent : '';"
+        )
+    };
+    let single = js_string(&c, &row(900006)).await;
+    assert!(single.contains("z 9.00"), "{single}");
+    let run = js_string(&c, &row(900001)).await;
+    assert!(run.contains("3 samples"), "{run}");
 
     // Dismissing an alert lowers the count.
     let before: u32 = text(&c, "#alert-count").await.parse().unwrap_or(0);

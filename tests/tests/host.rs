@@ -902,3 +902,74 @@ fn a_central_daemon_shows_and_configures_a_gateways_device() {
     drop(gateway);
     drop(central);
 }
+
+/// The broker crashes (no persistence: its retained messages go) and comes back on the same
+/// port: the daemon says so, reconnects on its own, publishes its retained config again and
+/// its points go on; what could not be queued meanwhile is counted.
+#[test]
+fn publishing_survives_a_broker_restart() {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools("publishing_survives_a_broker_restart", MQTT_TOOLS) {
+        return;
+    }
+    let mut broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyRESTART");
+    let dev = device(&link);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let daemon = Daemon::start(
+        SourceSetting::Serial {
+            port: link.display().to_string(),
+            baud: 115_200,
+        },
+        move |s| {
+            s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&url, "gw-r".into()).unwrap());
+        },
+    );
+    let mqtt = |daemon: &Daemon| daemon.get("/api/status")["mqtt"].clone();
+    wait_for(Duration::from_secs(10), "connected", || {
+        (mqtt(&daemon)["connected"] == json!(true)).then_some(())
+    });
+    broker.restart(Duration::from_secs(2));
+    let down = wait_for(Duration::from_secs(10), "the outage noticed", || {
+        let m = mqtt(&daemon);
+        m["last_error"].is_string().then_some(m)
+    });
+    let before = down["published"].as_u64().unwrap_or(0);
+    let back = wait_for(
+        Duration::from_secs(40),
+        "reconnected and publishing",
+        || {
+            let m = mqtt(&daemon);
+            (m["connected"] == json!(true) && m["published"].as_u64() > Some(before + 50))
+                .then_some(m)
+        },
+    );
+    assert!(back["last_error"].is_null(), "{back}");
+    // A new reader gets the retained config again, and fresh points.
+    let mut options = MqttOptions::new("after", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 100);
+    client
+        .subscribe("zscope/ttyRESTART/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (mut config, mut points) = (false, 0);
+    let started = std::time::Instant::now();
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            config |= p.topic.ends_with("/config") && p.retain;
+            points += usize::from(p.topic.ends_with("/points"));
+        }
+        if (config && points >= 5) || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    assert!(config, "the retained config is published again");
+    assert!(points >= 5, "{points} point batches after the restart");
+    eprintln!(
+        "broker restart: published {} then {}, dropped {}",
+        before, back["published"], back["dropped"]
+    );
+    dev.stop().unwrap();
+}

@@ -8,7 +8,7 @@
 //!   log writer (a bounded channel) and acknowledgements to the requests waiting for them;
 //! * the log writer thread owns the CSV files ([`crate::log::LogWriter`]);
 //! * the web server's handlers copy typed views out of the state and encode them after the
-//!   lock is released; the broadcaster does the same every 50 ms for the WebSocket clients.
+//!   lock is released; the broadcaster does the same every 10 ms for the WebSocket clients.
 
 pub mod ingest;
 pub mod point;
@@ -394,6 +394,8 @@ pub async fn serve(
             thread.join();
         }
         factory.finish();
+        // The factory holds a notice sender too: the notifier ends once it is gone.
+        drop(factory);
         if let Some(n) = notifier {
             n.finish();
         }

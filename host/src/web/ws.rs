@@ -1,5 +1,6 @@
 //! The WebSocket: a snapshot when a page connects, then what the broadcaster sends every
-//! 50 ms: new points (as columns), config changes, and the status twice a second.
+//! [`BATCH_EVERY`] (10 ms): new points (as columns), config changes, and the status twice a
+//! second.
 //!
 //! Updates are encoded once and fanned out with a bounded `broadcast` channel: a page that
 //! falls behind skips ahead (and is told how much it missed); it never slows ingest, and what
@@ -137,10 +138,16 @@ async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
     }
 }
 
-/// Every 50 ms: push new points (and config changes) to every page; status twice a second.
+/// How often new points go out to the pages (and to MQTT): short, so a point reaches a page
+/// (or, through a broker, a central daemon's page) within tens of milliseconds.
+pub const BATCH_EVERY: Duration = Duration::from_millis(10);
+
+/// Every [`BATCH_EVERY`]: push new points (and config changes) to every page; status twice a
+/// second.
 /// What is sent is copied out under the lock and encoded after it is released.
 pub async fn broadcaster(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(BATCH_EVERY);
+    let status_every = (500 / BATCH_EVERY.as_millis().max(1)) as u64;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen_config = u64::MAX;
     let mut n = 0u64;
@@ -155,7 +162,9 @@ pub async fn broadcaster(shared: Arc<Shared>) {
             });
             (s.take_outbox(), config)
         };
-        let status = n.is_multiple_of(10).then(|| Box::new(shared.status()));
+        let status = n
+            .is_multiple_of(status_every)
+            .then(|| Box::new(shared.status()));
         // At most MAX_BATCH points a message, so the channel's memory is bounded (32
         // messages) however fast ingest runs.
         let mut messages: Vec<Update> = points

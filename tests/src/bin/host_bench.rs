@@ -302,6 +302,6 @@ fn main() {
         pct(0.99),
         lat.last().copied().unwrap_or(f64::NAN)
     );
-    println!("  (the page is sent batches every 50 ms, so half that is the expected median)");
+    println!("  (the page is sent batches every 10 ms, so about half that is the expected median)");
     drop(slave);
 }
