@@ -1,9 +1,12 @@
 //! Shared by the bench binaries: the release `zscope` in its own process ([`Zscope`]), and
-//! pre-encoded device frames ([`frames`]).
+//! pre-encoded device frames ([`frames`]), a page's WebSocket ([`ws_client`]).
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use zscope_core::device::Responder;
 use zscope_core::wire::{self, DeviceMsg, Sample};
@@ -163,4 +166,54 @@ impl Drop for Zscope {
 pub fn build_zscope() -> PathBuf {
     crate::cargo_build(&["--release", "-p", "zscope-host", "--bin", "zscope"]);
     workspace_root().join("target/release/zscope")
+}
+
+/// When each point arrived (by sequence number) at a [`ws_client`].
+pub type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// A page's WebSocket (`path`, e.g. `/ws?device=NAME`) in its own thread until `stop`:
+/// counts messages, and records when each point arrives, by sequence number, if asked.
+pub fn ws_client(
+    url: &str,
+    path: &str,
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    arrivals: Option<Arrivals>,
+) -> std::thread::JoinHandle<()> {
+    let addr = url.trim_start_matches("http://").to_string();
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        let stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .ok();
+        let (mut ws, _) =
+            tungstenite::client(format!("ws://{addr}{path}"), stream).expect("handshake");
+        while !stop.load(Ordering::Relaxed) {
+            match ws.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    if let Some(arrivals) = &arrivals {
+                        let now = Instant::now();
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                        if v["type"] == "points" {
+                            let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                            for seq in v["points"]["seq"].as_array().into_iter().flatten() {
+                                if let Some(seq) = seq.as_u64() {
+                                    a.push((seq, now));
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    })
 }

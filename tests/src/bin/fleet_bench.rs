@@ -10,17 +10,14 @@
 //!    Needs `mosquitto` (`apt-get install mosquitto`).
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
-use zscope_tests::bench::{Zscope, build_zscope, frames};
+use zscope_tests::bench::{Arrivals, Zscope, build_zscope, frames, ws_client};
 use zscope_tests::{Mosquitto, wait_for};
-
-type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 /// `n` ptys linked as `dir/{prefix}{i}`: the writing ends, and the reading ends (kept open).
 fn ptys(dir: &Path, prefix: &str, n: usize) -> (Vec<TTYPort>, Vec<TTYPort>, Vec<String>) {
@@ -60,48 +57,6 @@ fn stream(
             std::thread::sleep(Duration::from_micros(300));
         }
         sent
-    })
-}
-
-/// A page's WebSocket for `device`: records when each point arrives.
-fn probe(
-    url: &str,
-    device: &str,
-    stop: Arc<AtomicBool>,
-    got: Arrivals,
-) -> std::thread::JoinHandle<()> {
-    let addr = url.trim_start_matches("http://").to_string();
-    let device = device.to_string();
-    std::thread::spawn(move || {
-        let stream = TcpStream::connect(&addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .ok();
-        let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws?device={device}"), stream)
-            .expect("handshake");
-        while !stop.load(Ordering::Relaxed) {
-            match ws.read() {
-                Ok(tungstenite::Message::Text(text)) => {
-                    let now = Instant::now();
-                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                    if v["type"] == "points" {
-                        let mut g = got.lock().unwrap_or_else(|p| p.into_inner());
-                        for s in v["points"]["seq"].as_array().into_iter().flatten() {
-                            if let Some(s) = s.as_u64() {
-                                g.push((s, now));
-                            }
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => break,
-            }
-        }
     })
 }
 
@@ -216,7 +171,16 @@ fn main() {
     let probes: Vec<_> = names
         .iter()
         .zip(&got)
-        .map(|(d, a)| probe(&central.url, d, stop.clone(), a.clone()))
+        .map(|(d, a)| {
+            let path = format!("/ws?device={d}");
+            ws_client(
+                &central.url,
+                &path,
+                stop.clone(),
+                Arc::default(),
+                Some(a.clone()),
+            )
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let (c0, _) = central.usage();

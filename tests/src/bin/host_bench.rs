@@ -14,20 +14,16 @@
 //!    bounded buffers), and latency from writing a frame to a WebSocket client receiving it.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
 use zscope_core::wire::{self, DeviceMsg};
-use zscope_tests::bench::{Zscope, build_zscope, frames};
+use zscope_tests::bench::{Zscope, build_zscope, frames, ws_client};
 use zscope_tests::wait_for;
 
 const CLIENTS: usize = 20;
-
-/// Arrival time of each point (by sequence number) at the latency probe.
-type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 fn pty() -> (TTYPort, TTYPort) {
     TTYPort::pair().expect("a pty pair")
@@ -76,50 +72,6 @@ fn baseline(data: &[u8], frames: u64, decode: bool) -> f64 {
     frames as f64 / secs
 }
 
-/// A WebSocket client in its own thread: counts messages, records points' arrival by seq.
-fn client(
-    url: &str,
-    stop: Arc<AtomicBool>,
-    received: Arc<AtomicU64>,
-    arrivals: Option<Arrivals>,
-) -> std::thread::JoinHandle<()> {
-    let addr = url.trim_start_matches("http://").to_string();
-    std::thread::spawn(move || {
-        let stream = TcpStream::connect(&addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .ok();
-        let (mut ws, _) =
-            tungstenite::client(format!("ws://{addr}/ws"), stream).expect("handshake");
-        while !stop.load(Ordering::Relaxed) {
-            match ws.read() {
-                Ok(tungstenite::Message::Text(text)) => {
-                    received.fetch_add(1, Ordering::Relaxed);
-                    if let Some(arrivals) = &arrivals {
-                        let now = Instant::now();
-                        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                        if v["type"] == "points" {
-                            let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
-                            for seq in v["points"]["seq"].as_array().into_iter().flatten() {
-                                if let Some(seq) = seq.as_u64() {
-                                    a.push((seq, now));
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => break,
-            }
-        }
-    })
-}
-
 fn main() {
     let secs: u64 = std::env::var("ZSCOPE_BENCH_SECS")
         .ok()
@@ -164,7 +116,7 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| client(&z.url, stop.clone(), received.clone(), None))
+        .map(|_| ws_client(&z.url, "/ws", stop.clone(), received.clone(), None))
         .collect();
     wait_for(
         Duration::from_secs(10),
@@ -224,8 +176,9 @@ fn main() {
 
     // Steady state at 1 000 points/s, one client recording arrival times for latency.
     let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let probe = client(
+    let probe = ws_client(
         &z.url,
+        "/ws",
         stop.clone(),
         Arc::new(AtomicU64::new(0)),
         Some(arrivals.clone()),
