@@ -371,6 +371,12 @@ pub fn subscribe(
     })
 }
 
+/// A `points` message (`{"type": "points", "points": {...}}`), read straight into columns.
+#[derive(serde::Deserialize)]
+struct Batch {
+    points: Points,
+}
+
 /// A device another daemon publishes, as this daemon sees it.
 struct Remote {
     link: Link,
@@ -447,10 +453,7 @@ impl Remote {
                     .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
             }
             "points" => {
-                let Ok(update) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                    return;
-                };
-                let Ok(points) = serde_json::from_value::<Points>(update["points"].clone()) else {
+                let Ok(Batch { points }) = serde_json::from_slice::<Batch>(payload) else {
                     return;
                 };
                 self.link.update(|state, out| {

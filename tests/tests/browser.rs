@@ -31,6 +31,16 @@ async fn fill_and_apply(c: &fantoccini::Client, fields: &[(&str, &str)]) {
         .expect("Apply clicks");
 }
 
+/// A Chromium session through `driver`.
+async fn session(driver: &ChromeDriver) -> fantoccini::Client {
+    ClientBuilder::rustls()
+        .expect("TLS config")
+        .capabilities(driver.capabilities())
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
 /// Run `script` in the page; the string it returns ("" for anything else).
 async fn js_string(c: &fantoccini::Client, script: &str) -> String {
     c.execute(script, vec![])
@@ -79,12 +89,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         |_| {},
     );
     let driver = ChromeDriver::start();
-    let c = ClientBuilder::rustls()
-        .expect("TLS config")
-        .capabilities(driver.capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let c = session(&driver).await;
     c.goto(&daemon.url("/")).await.expect("the page loads");
 
     wait_until("points on the chart", Duration::from_secs(20), || async {
@@ -350,12 +355,7 @@ async fn the_page_lists_devices_and_switches_between_them() {
         ];
     });
     let driver = ChromeDriver::start();
-    let c = ClientBuilder::rustls()
-        .expect("TLS config")
-        .capabilities(driver.capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let c = session(&driver).await;
     c.goto(&daemon.url("/")).await.expect("the page loads");
     wait_until("the device list", Duration::from_secs(20), || async {
         js_string(

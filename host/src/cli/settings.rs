@@ -633,9 +633,19 @@ mod tests {
         Cli::try_parse_from(std::iter::once("zscope").chain(args.iter().copied()))
     }
 
+    /// The daemon's settings from these flags (they must parse and resolve).
+    fn settings(args: &[&str]) -> Settings {
+        cli(args).unwrap().settings().unwrap()
+    }
+
+    /// Why these flags parse but cannot be resolved.
+    fn refusal(args: &[&str]) -> String {
+        cli(args).unwrap().settings().unwrap_err().to_string()
+    }
+
     #[test]
     fn defaults_are_the_emulator_on_loopback() {
-        let s = cli(&[]).unwrap().settings().unwrap();
+        let s = settings(&[]);
         assert_eq!(
             s.devices,
             [DeviceSetting {
@@ -656,17 +666,9 @@ mod tests {
         assert!(e.contains("invalid value 'fast' for '--baud"), "{e}");
         let e = cli(&["--colour"]).unwrap_err().to_string();
         assert!(e.contains("unexpected argument '--colour'"), "{e}");
-        let e = cli(&["--listen", "0.0.0.0:8080"])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--listen", "0.0.0.0:8080"]);
         assert!(e.contains("without a token"), "{e}");
-        let e = cli(&["--notify", "hooks.example/x"])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--notify", "hooks.example/x"]);
         assert!(e.contains("is not an http:// or https:// URL"), "{e}");
     }
 
@@ -674,21 +676,15 @@ mod tests {
     /// ports, made unique and safe for a URL and a folder.
     #[test]
     fn several_devices_from_flags_or_the_file() {
-        let s = cli(&[
+        let s = settings(&[
             "--port",
             "/dev/ttyACM0",
             "--port",
             "/dev/ttyACM0,/dev/ttyUSB1",
-        ])
-        .unwrap()
-        .settings()
-        .unwrap();
+        ]);
         let names: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["ttyACM0", "ttyACM0-2", "ttyUSB1"]);
-        let s = cli(&["--emulate", "3", "--emulator-seed", "7"])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--emulate", "3", "--emulator-seed", "7"]);
         let seeds: Vec<(String, u64)> = s
             .devices
             .iter()
@@ -713,10 +709,7 @@ mod tests {
              [[device]]\nport = \"/dev/ttyACM1\"\nbaud = 921600\n",
         )
         .unwrap();
-        let s = cli(&["--config", path.to_str().unwrap()])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--config", path.to_str().unwrap()]);
         assert_eq!(
             s.devices,
             [
@@ -736,40 +729,26 @@ mod tests {
                 }
             ]
         );
-        let e = cli(&["--emulate", "2", "--record", "x.bin"])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--emulate", "2", "--record", "x.bin"]);
         assert!(e.contains("--record takes one device"), "{e}");
-        let e = cli(&["--emulate", "0"])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--emulate", "0"]);
         assert!(e.contains("no device"), "{e}");
     }
 
     #[test]
     fn notifications_from_flags_or_the_file() {
-        let s = cli(&[
+        let s = settings(&[
             "--notify",
             "http://a/1,https://b/2",
             "--notify-cooldown",
             "5",
-        ])
-        .unwrap()
-        .settings()
-        .unwrap();
+        ]);
         assert_eq!(s.notify, ["http://a/1", "https://b/2"]);
         assert_eq!(s.notify_cooldown, std::time::Duration::from_secs(5));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("zscope.toml");
         std::fs::write(&path, "notify = [\"https://ntfy.sh/bench\"]\n").unwrap();
-        let s = cli(&["--config", path.to_str().unwrap()])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--config", path.to_str().unwrap()]);
         assert_eq!(s.notify, ["https://ntfy.sh/bench"]);
         assert_eq!(s.notify_cooldown, std::time::Duration::from_secs(60));
     }
@@ -784,7 +763,7 @@ mod tests {
         )
         .unwrap();
         let p = path.to_str().unwrap();
-        let s = cli(&["--config", p]).unwrap().settings().unwrap();
+        let s = settings(&["--config", p]);
         assert_eq!(
             s.devices[0].source,
             SourceSetting::Serial {
@@ -793,56 +772,38 @@ mod tests {
             }
         );
         assert!(!s.samples_log);
-        let s = cli(&["--config", p, "--baud", "921600"])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--config", p, "--baud", "921600"]);
         assert!(matches!(
             s.devices[0].source,
             SourceSetting::Serial { baud: 921600, .. }
         ));
         std::fs::write(&path, "prot = 3\n").unwrap();
-        let e = cli(&["--config", p])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--config", p]);
         assert!(e.contains("unknown field `prot`"), "{e}");
     }
 
     #[test]
     fn tokens_must_guard_something_and_can_come_from_a_file() {
         for bad in ["", " ", "two words", "tab\there"] {
-            let e = cli(&["--token", bad])
-                .unwrap()
-                .settings()
-                .unwrap_err()
-                .to_string();
+            let e = refusal(&["--token", bad]);
             assert!(e.contains("printable ASCII without spaces"), "{bad:?}: {e}");
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "s3cret\n").unwrap();
-        let s = cli(&["--token-file", path.to_str().unwrap()])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--token-file", path.to_str().unwrap()]);
         assert_eq!(s.token.as_deref(), Some("s3cret"));
         let e = cli(&["--token", "a", "--token-file", "b"])
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be used with"), "{e}");
-        let e = cli(&["--token-file", "/nonexistent/zscope-token"])
-            .unwrap()
-            .settings()
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&["--token-file", "/nonexistent/zscope-token"]);
         assert!(e.contains("/nonexistent/zscope-token"), "{e}");
     }
 
     #[test]
     fn the_names_answered_are_loopback_the_listen_address_and_those_allowed() {
-        let s = cli(&[]).unwrap().settings().unwrap();
+        let s = settings(&[]);
         let hosts = s.allowed_hosts.unwrap();
         assert!(
             ["localhost", "127.0.0.1", "[::1]"]
@@ -863,10 +824,7 @@ mod tests {
             hosts.contains(&"box.lan".to_string()) && hosts.contains(&"scope.local".to_string())
         );
         // All interfaces with a token and no names: any name is answered.
-        let s = cli(&["--listen", "0.0.0.0:8080", "--token", "t"])
-            .unwrap()
-            .settings()
-            .unwrap();
+        let s = settings(&["--listen", "0.0.0.0:8080", "--token", "t"]);
         assert_eq!(s.allowed_hosts, None);
     }
 }

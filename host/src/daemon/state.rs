@@ -230,11 +230,6 @@ impl State {
         }
     }
 
-    /// Whether samples carry ground truth.
-    pub fn has_truth(&self) -> bool {
-        self.truth
-    }
-
     /// A replay: device time runs at the file's pace, not the host's.
     pub fn set_replay(&mut self) {
         self.live_clock = false;
