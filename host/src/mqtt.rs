@@ -39,7 +39,9 @@ use crate::daemon::{Device, Factory, Link, Points, Registry};
 /// Messages waiting for the broker at most (per daemon).
 pub const QUEUE: usize = 1024;
 
-/// Where to publish: `mqtt://[user[:password]@]host[:port]` (1883 by default).
+/// Where to publish: `mqtt://[user[:password]@]host[:port]` (1883 by default), or
+/// `mqtts://…` over TLS (8883 by default), checked against the system's usual roots (Mozilla's,
+/// built in) or the CA given with `--mqtt-ca`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttSetting {
     /// The broker's URL, as given (shown in the status, without the password).
@@ -52,28 +54,41 @@ pub struct MqttSetting {
     pub credentials: Option<(String, String)>,
     /// This daemon's client id (also its presence topic).
     pub client_id: String,
+    /// Whether to speak TLS (`mqtts://`).
+    pub tls: bool,
+    /// The certificate authority (PEM) to check the broker's certificate against, instead of
+    /// the usual roots (a private CA, a self-signed broker).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl MqttSetting {
-    /// Parse `mqtt://…`; the reason when it is not one.
+    /// Parse `mqtt://…` or `mqtts://…`; the reason when it is not one.
     pub fn parse(url: &str, client_id: String) -> Result<MqttSetting, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("--mqtt '{url}': {e}"))?;
-        if parsed.scheme() != "mqtt" {
-            return Err(format!(
-                "--mqtt '{url}': the scheme must be mqtt:// (TLS brokers are not supported yet)"
-            ));
-        }
+        let (tls, default_port) = match parsed.scheme() {
+            "mqtt" => (false, 1883),
+            "mqtts" => (true, 8883),
+            _ => {
+                return Err(format!(
+                    "--mqtt '{url}': the scheme must be mqtt:// or mqtts:// (TLS)"
+                ));
+            }
+        };
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("--mqtt '{url}' has no host"))?
             .trim_matches(['[', ']'])
             .to_string();
+        let decode = |s: &str| {
+            percent_decode(s)
+                .ok_or_else(|| format!("--mqtt '{url}': the user or password is not UTF-8"))
+        };
         let credentials = match parsed.username() {
             "" => None,
             user => Some((
-                user.to_string(),
-                parsed.password().unwrap_or_default().to_string(),
+                decode(user)?,
+                decode(parsed.password().unwrap_or_default())?,
             )),
         };
         let mut shown = parsed.clone();
@@ -81,11 +96,78 @@ impl MqttSetting {
         Ok(MqttSetting {
             url: shown.to_string(),
             host,
-            port: parsed.port().unwrap_or(1883),
+            port: parsed.port().unwrap_or(default_port),
             credentials,
             client_id,
+            tls,
+            ca: None,
         })
     }
+
+    /// Check the broker's certificate against the CA in `ca` (PEM).
+    pub fn with_ca(mut self, ca: Option<std::path::PathBuf>) -> Self {
+        self.ca = ca;
+        self
+    }
+
+    /// The client's options under `client_id`: a persistent session (the broker keeps what
+    /// was sent at QoS 1 for it while it is away, and it sends again what the broker had not
+    /// acknowledged), credentials, TLS. An unreadable CA file is an error that says so.
+    pub fn options(&self, client_id: &str) -> anyhow::Result<MqttOptions> {
+        let mut options = MqttOptions::new(client_id, &self.host, self.port);
+        options.set_keep_alive(Duration::from_secs(10));
+        options.set_clean_session(false);
+        options.set_max_packet_size(4 << 20, 4 << 20);
+        if let Some((user, password)) = &self.credentials {
+            options.set_credentials(user, password);
+        }
+        if self.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::new(self.tls_config()?)),
+            ));
+        }
+        Ok(options)
+    }
+
+    fn tls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
+        use anyhow::Context;
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| {
+                        format!("--mqtt-ca {}: not a PEM certificate file", path.display())
+                    })?;
+                anyhow::ensure!(
+                    !certs.is_empty(),
+                    "--mqtt-ca {}: no certificate in it",
+                    path.display()
+                );
+                for cert in certs {
+                    roots.add(cert).with_context(|| {
+                        format!("--mqtt-ca {}: a certificate rustls refuses", path.display())
+                    })?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?
+            .with_root_certificates(roots)
+            .with_no_client_auth())
+    }
+}
+
+/// `%XX` sequences of a URL's user or password, decoded.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())?;
+    String::from_utf8(bytes).ok()
 }
 
 /// What `/api/status` says of MQTT.
@@ -99,6 +181,10 @@ pub struct MqttStatus {
     pub published: u64,
     /// Messages dropped: the client's queue was full, or the broadcast skipped them.
     pub dropped: u64,
+    /// Messages the broker had not acknowledged when the connection broke, and could not be
+    /// sent again because the broker had forgotten this client's session (it restarted
+    /// without persistence).
+    pub lost_unacknowledged: u64,
     /// The last connection error, while not connected.
     pub last_error: Option<String>,
 }
@@ -121,71 +207,113 @@ pub fn online_topic(client_id: &str) -> String {
     format!("zscope/daemons/{client_id}/online")
 }
 
-/// Start publishing `devices` to the broker: the status, updated as it goes, and the client
-/// (to say goodbye with).
-pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus>>, AsyncClient) {
+/// The topic where a daemon lists the devices it publishes (retained), so a central daemon
+/// knows which go offline with it.
+fn roster_topic(client_id: &str) -> String {
+    format!("zscope/daemons/{client_id}/devices")
+}
+
+/// Start publishing the registry's devices to the broker, those there now and those added
+/// later: the status, updated as it goes, and the client (to say goodbye with).
+pub fn spawn(
+    setting: &MqttSetting,
+    registry: Arc<Registry>,
+) -> anyhow::Result<(Arc<Mutex<MqttStatus>>, AsyncClient)> {
     let status = Arc::new(Mutex::new(MqttStatus {
         url: setting.url.clone(),
         ..MqttStatus::default()
     }));
-    let mut options = MqttOptions::new(&setting.client_id, &setting.host, setting.port);
-    options.set_keep_alive(Duration::from_secs(10));
+    let mut options = setting.options(&setting.client_id)?;
     let online = online_topic(&setting.client_id);
     options.set_last_will(LastWill::new(&online, "false", QoS::AtLeastOnce, true));
-    if let Some((user, password)) = &setting.credentials {
-        options.set_credentials(user, password);
-    }
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
     eventloop.set_network_options(low_latency());
     // Bumped at each (re)connection: the devices' tasks publish their retained topics again
     // (a broker that restarted without persistence has forgotten them).
     let (connections, _) = tokio::sync::watch::channel(0u64);
+    let local = |registry: &Registry| -> Vec<Device> {
+        registry.list().into_iter().filter(|d| !d.remote).collect()
+    };
     // The connection: (re)connect with backoff, and say so; commands for our devices (from a
     // central daemon's page) are carried out and acknowledged back.
     {
         let status = status.clone();
         let client = client.clone();
         let online = online.clone();
-        let devices: Vec<Device> = devices.to_vec();
+        let registry = registry.clone();
         let connections = connections.clone();
+        let roster = roster_topic(&setting.client_id);
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
+            // Sent but not acknowledged when the connection broke: sent again if the
+            // broker kept our session, lost (and counted) if it did not.
+            let mut unacknowledged = 0;
+            let mut added = registry.watch();
+            let announce = |devices: &[Device]| {
+                for d in devices {
+                    let topic = format!("zscope/{}/command", d.name);
+                    let _ = client.try_subscribe(topic, QoS::AtLeastOnce);
+                }
+                let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
+                let roster_json = serde_json::to_vec(&names).unwrap_or_default();
+                let _ = client.try_publish(&roster, QoS::AtLeastOnce, true, roster_json);
+            };
             loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        tracing::info!("MQTT: connected to {}", lock(&status).url);
+                let event = tokio::select! {
+                    event = eventloop.poll() => event,
+                    changed = added.changed() => {
+                        if changed.is_ok() && lock(&status).connected {
+                            announce(&local(&registry));
+                        }
+                        continue;
+                    }
+                };
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        tracing::info!(
+                            "MQTT: connected to {} (session {})",
+                            lock(&status).url,
+                            if ack.session_present {
+                                "resumed"
+                            } else {
+                                "new"
+                            }
+                        );
                         {
                             let mut s = lock(&status);
                             s.connected = true;
                             s.last_error = None;
                         }
                         backoff = Duration::from_secs(1);
-                        let _ = client.try_publish(&online, QoS::AtLeastOnce, true, "true");
-                        for d in &devices {
-                            let topic = format!("zscope/{}/command", d.name);
-                            let _ = client.try_subscribe(topic, QoS::AtLeastOnce);
+                        if !ack.session_present {
+                            lock(&status).lost_unacknowledged += unacknowledged as u64;
                         }
+                        unacknowledged = 0;
+                        let _ = client.try_publish(&online, QoS::AtLeastOnce, true, "true");
+                        announce(&local(&registry));
                         connections.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let Some((name, "command")) = split_topic(&p.topic) else {
                             continue;
                         };
-                        let Some(device) = devices.iter().find(|d| d.name == name) else {
+                        let Some(device) = registry.find(Some(name)).filter(|d| !d.remote) else {
                             continue;
                         };
                         match serde_json::from_slice::<HostMsg>(&p.payload) {
-                            Ok(cmd) => relay(&client, device, cmd),
+                            Ok(cmd) => relay(&client, &device, cmd),
                             Err(e) => tracing::warn!("MQTT: a command for {name} is not one: {e}"),
                         }
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        let e = explain(&e);
+                        unacknowledged = eventloop.pending.len();
                         let was = {
                             let mut s = lock(&status);
                             let was = s.connected || s.last_error.is_none();
                             s.connected = false;
-                            s.last_error = Some(e.to_string());
+                            s.last_error = Some(e.clone());
                             was
                         };
                         if was {
@@ -198,70 +326,110 @@ pub fn spawn(setting: &MqttSetting, devices: &[Device]) -> (Arc<Mutex<MqttStatus
             }
         });
     }
-    // Each device: its broadcast of encoded updates, and its events, to topics.
-    for d in devices {
-        let (client, status, name) = (client.clone(), status.clone(), d.name.clone());
-        let mut updates = d.shared.updates.subscribe();
-        let mut events = d.shared.events.subscribe();
-        let mut reconnected = connections.subscribe();
-        // The config as last published, to publish again after a reconnection.
-        let mut config = {
-            let view = d.shared.state().config_view();
-            serde_json::to_vec(&ConfigUpdate {
-                kind: "config",
-                view,
-            })
-            .ok()
-        };
+    // Each device, those there now and those added later: its broadcast of encoded updates,
+    // and its events, to topics.
+    {
+        let (client, status) = (client.clone(), status.clone());
         tokio::spawn(async move {
-            let publish = |topic: &str, qos: QoS, retain: bool, payload: Vec<u8>| {
-                let sent =
-                    client.try_publish(format!("zscope/{name}/{topic}"), qos, retain, payload);
-                let mut s = lock(&status);
-                match sent {
-                    Ok(()) => s.published += 1,
-                    Err(_) => s.dropped += 1,
-                }
-            };
+            let mut added = registry.watch();
+            let mut publishing = std::collections::HashSet::new();
             loop {
-                tokio::select! {
-                    update = updates.recv() => match update {
-                        Ok(text) => {
-                            let (topic, qos, retain) = match kind(&text) {
-                                Some("points") => ("points", QoS::AtMostOnce, false),
-                                Some("status") => ("status", QoS::AtMostOnce, true),
-                                Some("config") => ("config", QoS::AtLeastOnce, true),
-                                _ => continue,
-                            };
-                            if topic == "config" {
-                                config = Some(text.as_bytes().to_vec());
-                            }
-                            publish(topic, qos, retain, text.as_bytes().to_vec());
-                        }
-                        Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
-                        Err(RecvError::Closed) => return,
-                    },
-                    changed = reconnected.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        if let Some(c) = &config {
-                            publish("config", QoS::AtLeastOnce, true, c.clone());
-                        }
+                for d in local(&registry) {
+                    if publishing.insert(d.name.clone()) {
+                        d.shared.set_mqtt(status.clone());
+                        publish_device(&d, client.clone(), status.clone(), connections.subscribe());
                     }
-                    event = events.recv() => match event {
-                        Ok(point) => {
-                            let payload = serde_json::to_vec(&point).unwrap_or_default();
-                            publish("events", QoS::AtLeastOnce, false, payload);
-                        }
-                        Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
-                        Err(RecvError::Closed) => return,
-                    },
+                }
+                if added.changed().await.is_err() {
+                    return;
                 }
             }
         });
     }
-    (status, client)
+    Ok((status, client))
+}
+
+/// Publish `d`'s points, status, config and events, until its broadcasts close.
+fn publish_device(
+    d: &Device,
+    client: AsyncClient,
+    status: Arc<Mutex<MqttStatus>>,
+    mut reconnected: tokio::sync::watch::Receiver<u64>,
+) {
+    let name = d.name.clone();
+    let mut updates = d.shared.updates.subscribe();
+    let mut events = d.shared.events.subscribe();
+    // The config as last published, to publish again after a reconnection.
+    let mut config = {
+        let view = d.shared.state().config_view();
+        serde_json::to_vec(&ConfigUpdate {
+            kind: "config",
+            view,
+        })
+        .ok()
+    };
+    tokio::spawn(async move {
+        let publish = |topic: &str, qos: QoS, retain: bool, payload: Vec<u8>| {
+            let sent = client.try_publish(format!("zscope/{name}/{topic}"), qos, retain, payload);
+            let mut s = lock(&status);
+            match sent {
+                Ok(()) => s.published += 1,
+                Err(_) => s.dropped += 1,
+            }
+        };
+        loop {
+            tokio::select! {
+                update = updates.recv() => match update {
+                    Ok(text) => {
+                        let (topic, qos, retain) = match kind(&text) {
+                            Some("points") => ("points", QoS::AtLeastOnce, false),
+                            Some("status") => ("status", QoS::AtMostOnce, true),
+                            Some("config") => ("config", QoS::AtLeastOnce, true),
+                            _ => continue,
+                        };
+                        if topic == "config" {
+                            config = Some(text.as_bytes().to_vec());
+                        }
+                        publish(topic, qos, retain, text.as_bytes().to_vec());
+                    }
+                    Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
+                    Err(RecvError::Closed) => return,
+                },
+                changed = reconnected.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if let Some(c) = &config {
+                        publish("config", QoS::AtLeastOnce, true, c.clone());
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(point) => {
+                        let payload = serde_json::to_vec(&point).unwrap_or_default();
+                        publish("events", QoS::AtLeastOnce, false, payload);
+                    }
+                    Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+}
+
+/// What went wrong with the broker, said for a person.
+fn explain(e: &rumqttc::ConnectionError) -> String {
+    use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
+    match e {
+        E::ConnectionRefused(Code::BadUserNamePassword | Code::NotAuthorized) => {
+            "the broker refused the user name or password (mqtt://USER:PASSWORD@…)".into()
+        }
+        E::ConnectionRefused(code) => format!("the broker refused the connection: {code:?}"),
+        E::Tls(e) => format!("TLS: {e} (is the broker's certificate signed by --mqtt-ca?)"),
+        E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("cannot reach the broker: {e}")
+        }
+        e => e.to_string(),
+    }
 }
 
 /// Small messages go out at once (no Nagle delay: with the peer's delayed acks it held
@@ -299,36 +467,46 @@ fn relay(client: &AsyncClient, device: &Device, cmd: HostMsg) {
 /// Show the devices other daemons publish to the broker: each becomes a device of this
 /// daemon (its own state, logs, page, notifications), fed from its topics: the retained
 /// status and config say hello, the points batches are its samples, acks complete the config
-/// changes this daemon's page sends it through `zscope/<device>/command`.
+/// changes this daemon's page sends it through `zscope/<device>/command`. A daemon's presence
+/// going `false` (it said goodbye, or the broker sent its last will) marks its devices
+/// disconnected.
 pub fn subscribe(
     setting: &MqttSetting,
     registry: Arc<Registry>,
     factory: Arc<Factory>,
-) -> tokio::task::JoinHandle<()> {
-    let mut options = MqttOptions::new(&setting.client_id, &setting.host, setting.port);
-    options.set_keep_alive(Duration::from_secs(10));
-    options.set_max_packet_size(4 << 20, 4 << 20);
-    if let Some((user, password)) = &setting.credentials {
-        options.set_credentials(user, password);
-    }
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let options = setting.options(&setting.client_id)?;
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
     eventloop.set_network_options(low_latency());
     let url = setting.url.clone();
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut remotes: HashMap<String, Remote> = HashMap::new();
+        let mut daemons = Daemons::default();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut backoff = Duration::from_secs(1);
         loop {
             tokio::select! {
                 event = eventloop.poll() => match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        tracing::info!("MQTT: subscribed to the devices on {url}");
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        tracing::info!(
+                            "MQTT: subscribed to the devices on {url} (session {})",
+                            if ack.session_present { "resumed" } else { "new" }
+                        );
                         backoff = Duration::from_secs(1);
                         for kind in ["status", "config", "points", "ack"] {
                             let _ = client.try_subscribe(format!("zscope/+/{kind}"), QoS::AtLeastOnce);
                         }
+                        let _ = client.try_subscribe("zscope/daemons/+/+", QoS::AtLeastOnce);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Some(rest) = p.topic.strip_prefix("zscope/daemons/") {
+                            for (name, why) in daemons.receive(rest, &p.payload) {
+                                if let Some(r) = remotes.get_mut(&name) {
+                                    r.gateway_gone(why);
+                                }
+                            }
+                            continue;
+                        }
                         let Some((name, kind)) = split_topic(&p.topic) else { continue };
                         let remote = match remotes.get_mut(name) {
                             Some(r) => r,
@@ -339,10 +517,11 @@ pub fn subscribe(
                                 remotes.entry(name.to_string()).or_insert(r)
                             }
                         };
-                        remote.receive(kind, &p.payload);
+                        remote.receive(kind, &p.payload, daemons.offline(name));
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        let e = explain(&e);
                         tracing::warn!("MQTT ({url}): {e}; retrying");
                         for r in remotes.values_mut() {
                             r.link.update(|s, _| s.disconnected(format!("broker {url}: {e}")));
@@ -368,7 +547,57 @@ pub fn subscribe(
                 }
             }
         }
-    })
+    }))
+}
+
+/// The daemons publishing to the broker, as their presence and device lists say.
+#[derive(Default)]
+struct Daemons {
+    /// Each daemon's devices (its retained `devices` topic).
+    devices: HashMap<String, Vec<String>>,
+    /// The daemons whose presence is `false`.
+    offline: std::collections::HashSet<String>,
+}
+
+impl Daemons {
+    /// A message on `zscope/daemons/<rest>`; the devices that went offline with it, and why.
+    fn receive(&mut self, rest: &str, payload: &[u8]) -> Vec<(String, String)> {
+        let Some((daemon, kind)) = rest.split_once('/') else {
+            return Vec::new();
+        };
+        match kind {
+            "devices" => {
+                let names: Vec<String> = serde_json::from_slice(payload).unwrap_or_default();
+                self.devices.insert(daemon.to_string(), names);
+                if !self.offline.contains(daemon) {
+                    return Vec::new();
+                }
+            }
+            "online" if payload == b"false" => {
+                self.offline.insert(daemon.to_string());
+            }
+            "online" => {
+                self.offline.remove(daemon);
+                return Vec::new();
+            }
+            _ => return Vec::new(),
+        }
+        let why = format!("its daemon ({daemon}) is offline");
+        self.devices
+            .get(daemon)
+            .into_iter()
+            .flatten()
+            .map(|name| (name.clone(), why.clone()))
+            .collect()
+    }
+
+    /// Why `device` is offline, if the daemon that publishes it is.
+    fn offline(&self, device: &str) -> Option<String> {
+        self.devices
+            .iter()
+            .find(|(d, names)| self.offline.contains(*d) && names.iter().any(|n| n == device))
+            .map(|(d, _)| format!("its daemon ({d}) is offline"))
+    }
 }
 
 /// A `points` message (`{"type": "points", "points": {...}}`), read straight into columns.
@@ -382,6 +611,9 @@ struct Remote {
     link: Link,
     hello: bool,
     connected: bool,
+    /// The last point taken (its gateway's time, which never goes back, and sequence
+    /// number): a batch the broker delivers twice (QoS 1 is at least once) is taken once.
+    last: Option<(f64, u64)>,
 }
 
 impl Remote {
@@ -399,23 +631,34 @@ impl Remote {
             }
         };
         tokio::spawn(crate::web::broadcaster(device.shared.clone()));
-        registry.add(device);
+        registry.add(Device {
+            remote: true,
+            ..device
+        });
         Some(Remote {
             link,
             hello: false,
             connected: false,
+            last: None,
         })
     }
 
-    /// One message of its topics.
-    fn receive(&mut self, kind: &str, payload: &[u8]) {
+    /// Its daemon went offline (said goodbye, or its last will came).
+    fn gateway_gone(&mut self, why: String) {
+        self.link.update(|state, _| state.disconnected(why));
+        self.connected = false;
+    }
+
+    /// One message of its topics; `offline`: why its daemon is offline, if it is (a retained
+    /// status saying connected is then out of date).
+    fn receive(&mut self, kind: &str, payload: &[u8], offline: Option<String>) {
         let now = chrono::Utc::now();
         match kind {
             "status" => {
                 let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
                     return;
                 };
-                let connected = status["connected"] == serde_json::json!(true);
+                let connected = status["connected"] == serde_json::json!(true) && offline.is_none();
                 let hello = (!self.hello).then(|| hello(&status)).flatten();
                 let said = hello.is_some();
                 let was = self.connected;
@@ -423,8 +666,14 @@ impl Remote {
                     if connected && !was {
                         state.connected();
                     } else if !connected && was {
-                        let why = status["link_error"].as_str().unwrap_or("disconnected");
-                        state.disconnected(format!("at its gateway: {why}"));
+                        let why = match &offline {
+                            Some(why) => why.clone(),
+                            None => {
+                                let why = status["link_error"].as_str().unwrap_or("disconnected");
+                                format!("at its gateway: {why}")
+                            }
+                        };
+                        state.disconnected(why);
                     }
                     if let Some(h) = hello {
                         state.ingest(DeviceMsg::Hello(h), now, out);
@@ -456,8 +705,14 @@ impl Remote {
                 let Ok(Batch { points }) = serde_json::from_slice::<Batch>(payload) else {
                     return;
                 };
+                let last = &mut self.last;
                 self.link.update(|state, out| {
                     for i in 0..points.seq.len() {
+                        let key = (points.t[i], points.seq[i]);
+                        if last.is_some_and(|l| key <= l) {
+                            continue;
+                        }
+                        *last = Some(key);
                         let sample = Sample {
                             seq: points.seq[i],
                             time_ms: points.device_time_ms[i],
@@ -524,6 +779,33 @@ mod tests {
         assert!(e.contains("must be mqtt://"), "{e}");
         let e = MqttSetting::parse("broker:1883", "gw".into()).unwrap_err();
         assert!(e.contains("--mqtt"), "{e}");
+        // TLS, and a password with characters a URL must escape.
+        let s = MqttSetting::parse("mqtts://zs:a%2Fb%40c@broker.lan", "gw".into()).unwrap();
+        assert!(s.tls);
+        assert_eq!(s.port, 8883);
+        assert_eq!(s.credentials, Some(("zs".into(), "a/b@c".into())));
+        let missing = s.with_ca(Some("/nonexistent/ca.pem".into())).options("gw");
+        let e = format!("{:#}", missing.err().unwrap());
+        assert!(e.contains("--mqtt-ca /nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_daemon_going_offline_takes_its_devices_with_it() {
+        let mut d = Daemons::default();
+        assert!(d.receive("gw1/devices", br#"["a","b"]"#).is_empty());
+        assert!(d.receive("gw1/online", b"true").is_empty());
+        assert_eq!(d.offline("a"), None);
+        let gone = d.receive("gw1/online", b"false");
+        let names: Vec<&str> = gone.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(gone[0].1.contains("(gw1) is offline"), "{}", gone[0].1);
+        assert!(d.offline("b").is_some());
+        assert_eq!(d.offline("c"), None);
+        // Retained messages come in any order: a list after the will still counts.
+        assert_eq!(d.receive("gw2/online", b"false"), []);
+        assert_eq!(d.receive("gw2/devices", br#"["c"]"#).len(), 1);
+        assert!(d.receive("gw1/online", b"true").is_empty());
+        assert_eq!(d.offline("a"), None);
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub const BROWSER_TOOLS: &[(&str, &str)] = &[
 ];
 
 /// The tools the MQTT tests need (Debian installs the broker in /usr/sbin).
-pub const MQTT_TOOLS: &[(&str, &str)] = &[("mosquitto", "mosquitto")];
+pub const MQTT_TOOLS: &[(&str, &str)] = &[
+    ("mosquitto", "mosquitto"),
+    ("mosquitto_passwd", "mosquitto"),
+];
 
 /// A real Mosquitto broker on a free loopback port, with a config of its own; stopped when
 /// dropped.
@@ -67,45 +70,109 @@ pub struct Mosquitto {
     /// Its port.
     pub port: u16,
     conf: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+/// How a test's broker is set up beyond the defaults (anonymous clients, plain TCP, no
+/// persistence).
+#[derive(Default)]
+pub struct BrokerSetup {
+    /// Keep sessions, queued messages and retained ones across a restart (saved when it
+    /// stops; a crash loses what changed since).
+    pub persistence: bool,
+    /// Speak TLS only, with this certificate and key (PEM).
+    pub tls: Option<(String, String)>,
+    /// Let in only these users (user, password).
+    pub users: Vec<(String, String)>,
 }
 
 impl Mosquitto {
     /// The broker's program: on the PATH, or where Debian puts it.
     pub fn program() -> PathBuf {
+        Self::find("mosquitto", "/usr/sbin/mosquitto")
+    }
+
+    fn find(name: &str, debian: &str) -> PathBuf {
         let on_path = Command::new("sh")
-            .args(["-c", "command -v mosquitto"])
+            .args(["-c", &format!("command -v {name}")])
             .output()
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        PathBuf::from(on_path.unwrap_or_else(|| "/usr/sbin/mosquitto".into()))
+        PathBuf::from(on_path.unwrap_or_else(|| debian.into()))
     }
 
     /// Start a broker (anonymous clients, no persistence) and wait until it listens.
     pub fn start() -> Mosquitto {
+        Self::start_with(BrokerSetup::default())
+    }
+
+    /// Start a broker set up as `setup` says, and wait until it listens.
+    pub fn start_with(setup: BrokerSetup) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            // set_tcp_nodelay: the broker forwards small messages at once (what a deployment
-            // that cares for latency sets too; see the README).
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 set_tcp_nodelay true\n"
-            ),
-        )
-        .expect("config written");
+        // set_tcp_nodelay: the broker forwards small messages at once (what a deployment
+        // that cares for latency sets too; see the README).
+        // user: started as root (CI), Mosquitto would run as `mosquitto`, which cannot write
+        // to this test's folder; as another user the setting does nothing.
+        let user = Command::new("id")
+            .arg("-un")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let mut text = format!("listener {port} 127.0.0.1\nset_tcp_nodelay true\n");
+        if !user.is_empty() {
+            text += &format!("user {user}\n");
+        }
+        if setup.persistence {
+            let store = dir.path().join("store/");
+            std::fs::create_dir_all(&store).expect("store folder");
+            text += &format!(
+                "persistence true\npersistence_location {}\nmax_queued_messages 100000\n",
+                store.display()
+            );
+        } else {
+            text += "persistence false\n";
+        }
+        if let Some((cert, key)) = &setup.tls {
+            let (c, k) = (dir.path().join("broker.pem"), dir.path().join("broker.key"));
+            std::fs::write(&c, cert).expect("certificate written");
+            std::fs::write(&k, key).expect("key written");
+            text += &format!("certfile {}\nkeyfile {}\n", c.display(), k.display());
+        }
+        if setup.users.is_empty() {
+            text += "allow_anonymous true\n";
+        } else {
+            let passwords = dir.path().join("passwords");
+            let plain: String = setup
+                .users
+                .iter()
+                .map(|(u, p)| format!("{u}:{p}\n"))
+                .collect();
+            std::fs::write(&passwords, plain).expect("password file written");
+            // Mosquitto 2 reads hashed passwords only: hash the file in place.
+            let hashed = Command::new(Self::find("mosquitto_passwd", "/usr/bin/mosquitto_passwd"))
+                .arg("-U")
+                .arg(&passwords)
+                .status()
+                .expect("mosquitto_passwd runs");
+            assert!(hashed.success(), "mosquitto_passwd -U failed");
+            text += &format!(
+                "allow_anonymous false\npassword_file {}\n",
+                passwords.display()
+            );
+        }
+        std::fs::write(&conf, text).expect("config written");
         let child = Self::spawn(&conf, port);
         Mosquitto {
             child,
             port,
             conf,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -125,13 +192,39 @@ impl Mosquitto {
         child
     }
 
-    /// Kill the broker (as a crash would: retained messages go, there is no persistence),
-    /// wait `down`, and start it again on the same port.
+    /// Kill the broker (as a crash would: what it had not saved goes), wait `down`, and
+    /// start it again on the same port.
     pub fn restart(&mut self, down: Duration) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(down);
         self.child = Self::spawn(&self.conf, self.port);
+    }
+
+    /// Kill the broker and start it again with nothing of what it had saved (a crash that
+    /// took its disk with it): every session, queued and retained message is gone.
+    pub fn restart_forgetting(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("store/mosquitto.db"));
+        std::thread::sleep(down);
+        self.child = Self::spawn(&self.conf, self.port);
+    }
+
+    /// Stop the broker as an administrator would (SIGTERM: it saves its sessions and
+    /// queued messages when persistence is on), wait `down`, and start it again.
+    pub fn restart_gracefully(&mut self, down: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = Self::spawn(&self.conf, self.port);
+    }
+
+    /// The broker's folder (its config, store and certificates).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 
@@ -392,6 +485,45 @@ impl Line {
     }
 }
 
+/// An emulated device (the firmware's app, 500 samples/s) on a real pty linked at `link`.
+pub fn device(link: &Path) -> zscope_host::source::emulated::Emulator {
+    pty_device_seeded_at(link, 500, zscope_core::SimConfig::default().seed)
+}
+
+/// An emulated device at 200 samples/s with its own simulator seed, on a pty at `link`.
+pub fn pty_device_seeded(link: &Path, seed: u64) -> zscope_host::source::emulated::Emulator {
+    pty_device_seeded_at(link, 200, seed)
+}
+
+fn pty_device_seeded_at(
+    link: &Path,
+    rate_hz: u32,
+    seed: u64,
+) -> zscope_host::source::emulated::Emulator {
+    use zscope_host::source::emulated::{BOARD, Emulator};
+    Emulator::spawn_linked(
+        zscope_firmware::Settings {
+            board: BOARD,
+            rate_hz,
+            simulator: zscope_core::SimConfig {
+                seed,
+                ..zscope_core::SimConfig::default()
+            },
+            ..zscope_firmware::Settings::default()
+        },
+        Some(link),
+    )
+    .expect("emulator starts")
+}
+
+/// The daemon's source: the serial port (a pty) at `link`.
+pub fn on(link: &Path) -> zscope_host::cli::SourceSetting {
+    zscope_host::cli::SourceSetting::Serial {
+        port: link.display().to_string(),
+        baud: 115_200,
+    }
+}
+
 /// The `zscope` daemon, really started in this process: a real TCP listener on a free
 /// loopback port, real serial I/O. Stopped (and its logs flushed) on drop.
 pub struct Daemon {
@@ -470,6 +602,16 @@ impl Daemon {
             .body_mut()
             .read_json()
             .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// GET a JSON answer; None for anything but 200 (a device not there yet).
+    pub fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+        ureq::get(&self.url(path))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_json()
+            .ok()
     }
 
     /// POST JSON; returns the status code and the JSON answer.

@@ -5,30 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use zscope_core::{SimConfig, Simulator};
-use zscope_firmware::Settings;
 use zscope_host::cli::SourceSetting;
-use zscope_host::source::emulated::{BOARD, Emulator};
-use zscope_tests::{Daemon, points, wait_for};
-
-fn device(link: &std::path::Path) -> Emulator {
-    Emulator::spawn_linked(
-        Settings {
-            board: BOARD,
-            rate_hz: 500,
-            ..Settings::default()
-        },
-        Some(link),
-    )
-    .expect("emulator starts")
-}
-
-/// The daemon's source: the serial port (a pty) at `link`.
-fn on(link: &std::path::Path) -> SourceSetting {
-    SourceSetting::Serial {
-        port: link.display().to_string(),
-        baud: 115_200,
-    }
-}
+use zscope_tests::{Daemon, device, on, points, pty_device_seeded, wait_for};
 
 fn samples(status: &Value) -> u64 {
     status["counters"]["samples"].as_u64().unwrap_or(0)
@@ -548,22 +526,6 @@ fn each_anomaly_event_is_notified_once() {
 }
 
 /// An emulated device on `link` with its own simulator seed.
-fn device_seeded(link: &std::path::Path, seed: u64) -> Emulator {
-    Emulator::spawn_linked(
-        Settings {
-            board: BOARD,
-            rate_hz: 200,
-            simulator: SimConfig {
-                seed,
-                ..SimConfig::default()
-            },
-            ..Settings::default()
-        },
-        Some(link),
-    )
-    .expect("emulator starts")
-}
-
 /// Two devices on one daemon, each on its own real pty: each has its own points, config,
 /// counters and log folder; a config change reaches only its device; one unplugged and
 /// replugged while the other streams on; the routes without a device name answer for the
@@ -573,8 +535,8 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
     use zscope_host::cli::DeviceSetting;
     let dir = tempfile::tempdir().unwrap();
     let (left_link, right_link) = (dir.path().join("ttyLEFT"), dir.path().join("ttyRIGHT"));
-    let left = device_seeded(&left_link, 1);
-    let right = device_seeded(&right_link, 2);
+    let left = pty_device_seeded(&left_link, 1);
+    let right = pty_device_seeded(&right_link, 2);
     let (l, r) = (on(&left_link), on(&right_link));
     let daemon = Daemon::start(l.clone(), move |s| {
         s.devices = vec![
@@ -641,7 +603,7 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
         "the right one streaming on",
         || (count("right") > before + 200).then_some(()),
     );
-    let _left = device_seeded(&left_link, 1);
+    let _left = pty_device_seeded(&left_link, 1);
     let status = wait_for(Duration::from_secs(10), "the left device back", || {
         let s = daemon.get("/api/devices/left/status");
         (s["connected"] == json!(true) && s["counters"]["connections"] == json!(2)).then_some(s)
@@ -671,287 +633,4 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
             .count();
         assert!(rows > 300, "{name}: {rows} rows");
     }
-}
-
-/// MQTT through a real Mosquitto: the daemon publishes its device's points (every one, in
-/// order), anomaly events, retained status and config, and its presence (`true`, then
-/// `false` when it stops).
-#[test]
-fn the_daemon_publishes_to_a_real_broker() {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
-    if !have_tools("the_daemon_publishes_to_a_real_broker", MQTT_TOOLS) {
-        return;
-    }
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("ttyMQTT");
-    let dev = device(&link);
-    let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let daemon = Daemon::start(on(&link), move |s| {
-        s.mqtt = Some(
-            zscope_host::mqtt::MqttSetting::parse(&url, "gateway-1".into()).expect("a broker URL"),
-        );
-    });
-    wait_for(
-        Duration::from_secs(10),
-        "the daemon connected to the broker",
-        || (daemon.get("/api/status")["mqtt"]["connected"] == json!(true)).then_some(()),
-    );
-    // A subscriber, as another program would be.
-    let mut options = MqttOptions::new("reader", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = Client::new(options, 100);
-    client.subscribe("zscope/#", QoS::AtLeastOnce).unwrap();
-    let mut got: Vec<(String, Value)> = Vec::new();
-    let started = std::time::Instant::now();
-    for event in connection.iter() {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
-            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-            got.push((p.topic.clone(), v));
-        }
-        let events = got.iter().filter(|(t, _)| t.ends_with("/events")).count();
-        if (events >= 2 && started.elapsed() > Duration::from_secs(3))
-            || started.elapsed() > Duration::from_secs(30)
-        {
-            break;
-        }
-    }
-    let topics = |suffix: &str| -> Vec<&Value> {
-        got.iter()
-            .filter(|(t, _)| t == &format!("zscope/ttyMQTT/{suffix}"))
-            .map(|(_, v)| v)
-            .collect()
-    };
-    // Retained on subscribing: the status, the config, the presence.
-    assert!(
-        topics("status")
-            .iter()
-            .any(|s| s["connected"] == json!(true))
-    );
-    assert!(
-        topics("config")
-            .iter()
-            .any(|c| c["config"]["window"] == json!(64))
-    );
-    assert!(
-        got.iter()
-            .any(|(t, v)| t == "zscope/daemons/gateway-1/online" && *v == json!(true)),
-        "{:?}",
-        got.iter().map(|(t, _)| t).collect::<Vec<_>>()
-    );
-    // Every point, in order, across batches.
-    let seqs: Vec<u64> = topics("points")
-        .iter()
-        .flat_map(|b| b["points"]["seq"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s.as_u64())
-        .collect();
-    assert!(seqs.len() > 500, "{} points", seqs.len());
-    assert!(
-        seqs.windows(2).all(|w| w[1] == w[0] + 1),
-        "a gap in the published points"
-    );
-    // Events: flagged points, each the start of a run.
-    let events = topics("events");
-    assert!(events.len() >= 2);
-    assert!(
-        events
-            .iter()
-            .all(|e| e["flags"].as_u64().unwrap_or(0) & 1 == 1)
-    );
-    let status = daemon.get("/api/status");
-    assert_eq!(status["mqtt"]["dropped"], json!(0), "{status}");
-    // Stopping says goodbye: presence false (retained).
-    dev.stop().unwrap();
-    let _logs = daemon.stop();
-    let mut options = MqttOptions::new("late-reader", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (late, mut connection) = Client::new(options, 10);
-    late.subscribe("zscope/daemons/+/online", QoS::AtLeastOnce)
-        .unwrap();
-    let mut presence = None;
-    for event in connection.iter().take(20) {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
-            presence = Some(String::from_utf8_lossy(&p.payload).into_owned());
-            break;
-        }
-    }
-    assert_eq!(presence.as_deref(), Some("false"));
-}
-
-/// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon
-/// shows its device (same points), and a config change from the central side travels back
-/// through the broker to the device, is acknowledged, and shows on both sides.
-#[test]
-fn a_central_daemon_shows_and_configures_a_gateways_device() {
-    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
-    if !have_tools(
-        "a_central_daemon_shows_and_configures_a_gateways_device",
-        MQTT_TOOLS,
-    ) {
-        return;
-    }
-    let broker = Mosquitto::start();
-    let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("ttyGW");
-    let dev = device(&link);
-    let (gw_url, central_url) = (url.clone(), url.clone());
-    let gateway = Daemon::start(on(&link), move |s| {
-        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&gw_url, "gw".into()).unwrap());
-    });
-    let central = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(
-                zscope_host::mqtt::MqttSetting::parse(&central_url, "central".into()).unwrap(),
-            );
-        },
-    );
-    let status = wait_for(
-        Duration::from_secs(20),
-        "the gateway's device at the centre",
-        || {
-            let list = central.get("/api/devices");
-            let s = list
-                .as_array()?
-                .iter()
-                .find(|d| d["name"] == json!("ttyGW"))?
-                .clone();
-            (s["connected"] == json!(true) && s["counters"]["samples"].as_u64() > Some(300))
-                .then_some(s)
-        },
-    );
-    assert!(
-        status["board"].as_str().unwrap_or("").contains("emulated"),
-        "{status}"
-    );
-    // The same points on both sides (the centre's latest are the gateway's).
-    let at_centre = points(&central.get("/api/devices/ttyGW/samples?limit=100"));
-    let last = at_centre.last().unwrap()["seq"].as_u64().unwrap();
-    let at_gateway = points(&gateway.get("/api/samples?limit=100000"));
-    let same = |p: &Value| {
-        let seq = p["seq"].as_u64().unwrap();
-        at_gateway
-            .iter()
-            .find(|g| g["seq"].as_u64() == Some(seq))
-            .is_some_and(|g| {
-                g["value"] == p["value"] && g["z"] == p["z"] && g["flags"] == p["flags"]
-            })
-    };
-    assert!(
-        at_centre.iter().all(same),
-        "the centre's points are the gateway's (to {last})"
-    );
-    // A config change from the centre: acknowledged by the device, through the broker.
-    let (code, answer) = central.post("/api/devices/ttyGW/config", &json!({ "threshold": 4.5 }));
-    assert_eq!(code, 200, "{answer}");
-    assert_eq!(answer["version"], json!(2));
-    assert_eq!(answer["config"]["threshold"], json!(4.5));
-    assert_eq!(gateway.get("/api/config")["version"], json!(2));
-    wait_for(
-        Duration::from_secs(10),
-        "the centre judged under config 2",
-        || {
-            let p = points(&central.get("/api/devices/ttyGW/samples?limit=5"));
-            (p.last()?["config_version"] == json!(2)).then_some(())
-        },
-    );
-    assert_eq!(
-        central.get("/api/devices/ttyGW/config")["config"]["threshold"],
-        json!(4.5)
-    );
-    dev.stop().unwrap();
-    drop(gateway);
-    drop(central);
-}
-
-/// The broker crashes (no persistence: its retained messages go) and comes back on the same
-/// port: the daemon says so, reconnects on its own, publishes its retained config again and
-/// its points go on; what could not be queued meanwhile is counted.
-#[test]
-fn publishing_survives_a_broker_restart() {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
-    if !have_tools("publishing_survives_a_broker_restart", MQTT_TOOLS) {
-        return;
-    }
-    let mut broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("ttyRESTART");
-    let dev = device(&link);
-    let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let daemon = Daemon::start(on(&link), move |s| {
-        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&url, "gw-r".into()).unwrap());
-    });
-    let mqtt = |daemon: &Daemon| daemon.get("/api/status")["mqtt"].clone();
-    wait_for(Duration::from_secs(10), "connected", || {
-        (mqtt(&daemon)["connected"] == json!(true)).then_some(())
-    });
-    broker.restart(Duration::from_secs(2));
-    let down = wait_for(Duration::from_secs(10), "the outage noticed", || {
-        let m = mqtt(&daemon);
-        m["last_error"].is_string().then_some(m)
-    });
-    let before = down["published"].as_u64().unwrap_or(0);
-    let back = wait_for(
-        Duration::from_secs(40),
-        "reconnected and publishing",
-        || {
-            let m = mqtt(&daemon);
-            (m["connected"] == json!(true) && m["published"].as_u64() > Some(before + 50))
-                .then_some(m)
-        },
-    );
-    assert!(back["last_error"].is_null(), "{back}");
-    // A new reader gets the retained config again, and fresh points.
-    let mut options = MqttOptions::new("after", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = Client::new(options, 100);
-    client
-        .subscribe("zscope/ttyRESTART/#", QoS::AtLeastOnce)
-        .unwrap();
-    let (mut config, mut points) = (false, 0);
-    let started = std::time::Instant::now();
-    for event in connection.iter() {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
-            // Live or retained: the re-published config may still have been queued behind
-            // what waited during the outage when this reader subscribed.
-            config |= p.topic.ends_with("/config");
-            points += usize::from(p.topic.ends_with("/points"));
-        }
-        if (config && points >= 5) || started.elapsed() > Duration::from_secs(10) {
-            break;
-        }
-    }
-    assert!(config, "the config is published again");
-    assert!(points >= 5, "{points} point batches after the restart");
-    // And the broker keeps it for readers to come.
-    let mut options = MqttOptions::new("later", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (later, mut connection) = Client::new(options, 10);
-    later
-        .subscribe("zscope/ttyRESTART/config", QoS::AtLeastOnce)
-        .unwrap();
-    let started = std::time::Instant::now();
-    let mut retained = false;
-    for event in connection.iter() {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
-            retained = p.retain;
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break;
-        }
-    }
-    assert!(retained, "the config is retained again");
-    eprintln!(
-        "broker restart: published {} then {}, dropped {}",
-        before, back["published"], back["dropped"]
-    );
-    dev.stop().unwrap();
 }

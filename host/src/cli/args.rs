@@ -125,7 +125,7 @@ pub struct ServeArgs {
     pub notify: Vec<String>,
 
     /// Publish every device's points, events, status and config to this MQTT broker:
-    /// mqtt://[user[:password]@]host[:port] (topics zscope/<device>/…).
+    /// mqtt://[user[:password]@]host[:port], or mqtts://… over TLS (topics zscope/<device>/…).
     #[arg(long, env = "ZSCOPE_MQTT", value_name = "URL")]
     pub mqtt: Option<String>,
 
@@ -133,6 +133,11 @@ pub struct ServeArgs {
     /// any of this daemon's own; config changes go back to them through the broker.
     #[arg(long, env = "ZSCOPE_SUBSCRIBE", value_name = "URL")]
     pub subscribe: Option<String>,
+
+    /// The certificate authority (PEM file) that signed the mqtts:// broker's certificate
+    /// [default: the usual public roots].
+    #[arg(long, env = "ZSCOPE_MQTT_CA", value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
 
     /// This daemon's MQTT client id, also its presence topic zscope/daemons/<id>/online
     /// [default: zscope-<host name>].

@@ -112,6 +112,7 @@ pub struct FileSettings {
     notify_cooldown: Option<u64>,
     mqtt: Option<String>,
     mqtt_client_id: Option<String>,
+    mqtt_ca: Option<PathBuf>,
     subscribe: Option<String>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
@@ -574,18 +575,21 @@ impl Cli {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 format!("zscope-{}", host.trim())
             });
+        let mqtt_ca = serve.mqtt_ca.clone().or(file.mqtt_ca.clone());
         let mqtt = match serve.mqtt.clone().or(file.mqtt.clone()) {
             None => None,
             Some(url) => Some(
                 crate::mqtt::MqttSetting::parse(&url, client_id.clone())
-                    .map_err(SettingsError::Invalid)?,
+                    .map_err(SettingsError::Invalid)?
+                    .with_ca(mqtt_ca.clone()),
             ),
         };
         let subscribe = match serve.subscribe.clone().or(file.subscribe.clone()) {
             None => None,
             Some(url) => Some(
                 crate::mqtt::MqttSetting::parse(&url, format!("{client_id}-subscriber"))
-                    .map_err(|e| SettingsError::Invalid(e.replace("--mqtt", "--subscribe")))?,
+                    .map_err(|e| SettingsError::Invalid(e.replace("--mqtt", "--subscribe")))?
+                    .with_ca(mqtt_ca),
             ),
         };
         let notify = if serve.notify.is_empty() {

@@ -167,21 +167,33 @@ pub struct Device {
     pub name: String,
     /// Its state, commands and updates.
     pub shared: Arc<Shared>,
+    /// Whether another daemon reads it (a device published to the broker this daemon
+    /// subscribes to): this daemon does not publish it again.
+    pub remote: bool,
 }
 
-/// The daemon's devices: those it started with, and those that appear later (published by
-/// other daemons through MQTT). The first answers the routes without a device name.
-#[derive(Default)]
+/// The daemon's devices: those it started with, and those that appear later (USB boards
+/// plugged in with `--auto`, devices published by other daemons through MQTT). The first
+/// answers the routes without a device name.
 pub struct Registry {
     devices: std::sync::RwLock<Vec<Device>>,
+    /// How many devices there are, for those who follow new ones (the MQTT publisher).
+    added: tokio::sync::watch::Sender<usize>,
 }
 
 impl Registry {
     /// A registry of `devices`.
     pub fn new(devices: Vec<Device>) -> Arc<Self> {
+        let (added, _) = tokio::sync::watch::channel(devices.len());
         Arc::new(Registry {
             devices: std::sync::RwLock::new(devices),
+            added,
         })
+    }
+
+    /// Follow the number of devices (it changes when one is added).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.added.subscribe()
     }
 
     /// Every device, in the order they came.
@@ -207,6 +219,7 @@ impl Registry {
             return false;
         }
         devices.push(device);
+        self.added.send_replace(devices.len());
         true
     }
 }
@@ -342,18 +355,25 @@ pub async fn serve(
         registry.add(device);
     }
     let devices = registry.list();
-    let mqtt = settings.mqtt.as_ref().map(|m| {
-        let (status, client) = crate::mqtt::spawn(m, &devices);
-        for d in &devices {
-            d.shared.set_mqtt(status.clone());
+    let mqtt = match &settings.mqtt {
+        Some(m) => {
+            let (_, client) = crate::mqtt::spawn(m, registry.clone())?;
+            println!("zscope: publishing to {}", m.url);
+            Some((client, crate::mqtt::online_topic(&m.client_id)))
         }
-        println!("zscope: publishing to {}", m.url);
-        (client, crate::mqtt::online_topic(&m.client_id))
-    });
-    let subscriber = settings.subscribe.as_ref().map(|m| {
-        println!("zscope: showing the devices published to {}", m.url);
-        crate::mqtt::subscribe(m, registry.clone(), factory.clone())
-    });
+        None => None,
+    };
+    let subscriber = match &settings.subscribe {
+        Some(m) => {
+            println!("zscope: showing the devices published to {}", m.url);
+            Some(crate::mqtt::subscribe(
+                m,
+                registry.clone(),
+                factory.clone(),
+            )?)
+        }
+        None => None,
+    };
     let broadcasters: Vec<_> = devices
         .iter()
         .map(|d| tokio::spawn(crate::web::broadcaster(d.shared.clone())))
@@ -449,6 +469,7 @@ impl Factory {
             Device {
                 name: name.to_string(),
                 shared,
+                remote: false,
             },
             link,
         ))

@@ -277,6 +277,7 @@ mod tests {
         Registry::new(vec![crate::daemon::Device {
             name: "test".into(),
             shared,
+            remote: false,
         }])
     }
     use axum::http::{StatusCode, header};

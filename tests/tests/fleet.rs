@@ -1,0 +1,509 @@
+//! The fleet through a real Mosquitto: a daemon publishing its devices, a central daemon
+//! showing what gateways publish (and configuring their devices back through the broker),
+//! broker restarts and crashes, presence, TLS and passwords.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zscope_host::cli::SourceSetting;
+use zscope_tests::{Daemon, device, on, points, wait_for};
+
+/// MQTT through a real Mosquitto: the daemon publishes its device's points (every one, in
+/// order), anomaly events, retained status and config, and its presence (`true`, then
+/// `false` when it stops).
+#[test]
+fn the_daemon_publishes_to_a_real_broker() {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools("the_daemon_publishes_to_a_real_broker", MQTT_TOOLS) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyMQTT");
+    let dev = device(&link);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let daemon = Daemon::start(on(&link), move |s| {
+        s.mqtt = Some(
+            zscope_host::mqtt::MqttSetting::parse(&url, "gateway-1".into()).expect("a broker URL"),
+        );
+    });
+    wait_for(
+        Duration::from_secs(10),
+        "the daemon connected to the broker",
+        || (daemon.get("/api/status")["mqtt"]["connected"] == json!(true)).then_some(()),
+    );
+    // A subscriber, as another program would be.
+    let mut options = MqttOptions::new("reader", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 100);
+    client.subscribe("zscope/#", QoS::AtLeastOnce).unwrap();
+    let mut got: Vec<(String, Value)> = Vec::new();
+    let started = std::time::Instant::now();
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+            got.push((p.topic.clone(), v));
+        }
+        let events = got.iter().filter(|(t, _)| t.ends_with("/events")).count();
+        if (events >= 2 && started.elapsed() > Duration::from_secs(3))
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break;
+        }
+    }
+    let topics = |suffix: &str| -> Vec<&Value> {
+        got.iter()
+            .filter(|(t, _)| t == &format!("zscope/ttyMQTT/{suffix}"))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    // Retained on subscribing: the status, the config, the presence.
+    assert!(
+        topics("status")
+            .iter()
+            .any(|s| s["connected"] == json!(true))
+    );
+    assert!(
+        topics("config")
+            .iter()
+            .any(|c| c["config"]["window"] == json!(64))
+    );
+    assert!(
+        got.iter()
+            .any(|(t, v)| t == "zscope/daemons/gateway-1/online" && *v == json!(true)),
+        "{:?}",
+        got.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
+    // Every point, in order, across batches.
+    let seqs: Vec<u64> = topics("points")
+        .iter()
+        .flat_map(|b| b["points"]["seq"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s.as_u64())
+        .collect();
+    assert!(seqs.len() > 500, "{} points", seqs.len());
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in the published points"
+    );
+    // Events: flagged points, each the start of a run.
+    let events = topics("events");
+    assert!(events.len() >= 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["flags"].as_u64().unwrap_or(0) & 1 == 1)
+    );
+    let status = daemon.get("/api/status");
+    assert_eq!(status["mqtt"]["dropped"], json!(0), "{status}");
+    // Stopping says goodbye: presence false (retained).
+    dev.stop().unwrap();
+    let _logs = daemon.stop();
+    let mut options = MqttOptions::new("late-reader", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (late, mut connection) = Client::new(options, 10);
+    late.subscribe("zscope/daemons/+/online", QoS::AtLeastOnce)
+        .unwrap();
+    let mut presence = None;
+    for event in connection.iter().take(20) {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            presence = Some(String::from_utf8_lossy(&p.payload).into_owned());
+            break;
+        }
+    }
+    assert_eq!(presence.as_deref(), Some("false"));
+}
+
+/// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon
+/// shows its device (same points), and a config change from the central side travels back
+/// through the broker to the device, is acknowledged, and shows on both sides.
+#[test]
+fn a_central_daemon_shows_and_configures_a_gateways_device() {
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "a_central_daemon_shows_and_configures_a_gateways_device",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyGW");
+    let dev = device(&link);
+    let (gw_url, central_url) = (url.clone(), url.clone());
+    let gateway = Daemon::start(on(&link), move |s| {
+        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&gw_url, "gw".into()).unwrap());
+    });
+    let central = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(
+                zscope_host::mqtt::MqttSetting::parse(&central_url, "central".into()).unwrap(),
+            );
+        },
+    );
+    let status = wait_for(
+        Duration::from_secs(20),
+        "the gateway's device at the centre",
+        || {
+            let list = central.get("/api/devices");
+            let s = list
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == json!("ttyGW"))?
+                .clone();
+            (s["connected"] == json!(true) && s["counters"]["samples"].as_u64() > Some(300))
+                .then_some(s)
+        },
+    );
+    assert!(
+        status["board"].as_str().unwrap_or("").contains("emulated"),
+        "{status}"
+    );
+    // The same points on both sides (the centre's latest are the gateway's).
+    let at_centre = points(&central.get("/api/devices/ttyGW/samples?limit=100"));
+    let last = at_centre.last().unwrap()["seq"].as_u64().unwrap();
+    let at_gateway = points(&gateway.get("/api/samples?limit=100000"));
+    let same = |p: &Value| {
+        let seq = p["seq"].as_u64().unwrap();
+        at_gateway
+            .iter()
+            .find(|g| g["seq"].as_u64() == Some(seq))
+            .is_some_and(|g| {
+                g["value"] == p["value"] && g["z"] == p["z"] && g["flags"] == p["flags"]
+            })
+    };
+    assert!(
+        at_centre.iter().all(same),
+        "the centre's points are the gateway's (to {last})"
+    );
+    // A config change from the centre: acknowledged by the device, through the broker.
+    let (code, answer) = central.post("/api/devices/ttyGW/config", &json!({ "threshold": 4.5 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["version"], json!(2));
+    assert_eq!(answer["config"]["threshold"], json!(4.5));
+    assert_eq!(gateway.get("/api/config")["version"], json!(2));
+    wait_for(
+        Duration::from_secs(10),
+        "the centre judged under config 2",
+        || {
+            let p = points(&central.get("/api/devices/ttyGW/samples?limit=5"));
+            (p.last()?["config_version"] == json!(2)).then_some(())
+        },
+    );
+    assert_eq!(
+        central.get("/api/devices/ttyGW/config")["config"]["threshold"],
+        json!(4.5)
+    );
+    dev.stop().unwrap();
+    drop(gateway);
+    drop(central);
+}
+
+/// The broker crashes (no persistence: its retained messages go) and comes back on the same
+/// port: the daemon says so, reconnects on its own, publishes its retained config again and
+/// its points go on; what could not be queued meanwhile is counted.
+#[test]
+fn publishing_survives_a_broker_restart() {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools("publishing_survives_a_broker_restart", MQTT_TOOLS) {
+        return;
+    }
+    let mut broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyRESTART");
+    let dev = device(&link);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let daemon = Daemon::start(on(&link), move |s| {
+        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&url, "gw-r".into()).unwrap());
+    });
+    let mqtt = |daemon: &Daemon| daemon.get("/api/status")["mqtt"].clone();
+    wait_for(Duration::from_secs(10), "connected", || {
+        (mqtt(&daemon)["connected"] == json!(true)).then_some(())
+    });
+    broker.restart(Duration::from_secs(2));
+    let down = wait_for(Duration::from_secs(10), "the outage noticed", || {
+        let m = mqtt(&daemon);
+        m["last_error"].is_string().then_some(m)
+    });
+    let before = down["published"].as_u64().unwrap_or(0);
+    let back = wait_for(
+        Duration::from_secs(40),
+        "reconnected and publishing",
+        || {
+            let m = mqtt(&daemon);
+            (m["connected"] == json!(true) && m["published"].as_u64() > Some(before + 50))
+                .then_some(m)
+        },
+    );
+    assert!(back["last_error"].is_null(), "{back}");
+    // A new reader gets the retained config again, and fresh points.
+    let mut options = MqttOptions::new("after", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 100);
+    client
+        .subscribe("zscope/ttyRESTART/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (mut config, mut points) = (false, 0);
+    let started = std::time::Instant::now();
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            // Live or retained: the re-published config may still have been queued behind
+            // what waited during the outage when this reader subscribed.
+            config |= p.topic.ends_with("/config");
+            points += usize::from(p.topic.ends_with("/points"));
+        }
+        if (config && points >= 5) || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    assert!(config, "the config is published again");
+    assert!(points >= 5, "{points} point batches after the restart");
+    // And the broker keeps it for readers to come.
+    let mut options = MqttOptions::new("later", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (later, mut connection) = Client::new(options, 10);
+    later
+        .subscribe("zscope/ttyRESTART/config", QoS::AtLeastOnce)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut retained = false;
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            retained = p.retain;
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    assert!(retained, "the config is retained again");
+    eprintln!(
+        "broker restart: published {} then {}, dropped {}",
+        before, back["published"], back["dropped"]
+    );
+    dev.stop().unwrap();
+}
+
+/// A gateway and a central daemon on a broker that keeps sessions (persistence on): the
+/// broker stopped and started again mid-stream loses no point (QoS 1, persistent sessions;
+/// the centre takes a batch delivered twice once); the broker crashing and losing its saved
+/// sessions loses points, and every point lost is counted at the centre. When the
+/// gateway leaves, the centre marks its device offline.
+#[test]
+fn nothing_is_lost_at_qos1_across_a_broker_restart_and_a_crash_is_counted() {
+    use zscope_tests::{BrokerSetup, MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "nothing_is_lost_at_qos1_across_a_broker_restart_and_a_crash_is_counted",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let mut broker = Mosquitto::start_with(BrokerSetup {
+        persistence: true,
+        ..BrokerSetup::default()
+    });
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyQOS");
+    let dev = device(&link);
+    let (gateway, central) = gateway_and_central(&url, on(&link), None);
+    let at_centre = |min: u64| {
+        wait_for(Duration::from_secs(40), "points at the centre", || {
+            let s = central.try_get("/api/devices/ttyQOS/status")?;
+            (s["counters"]["samples"].as_u64()? >= min).then_some(s)
+        })
+    };
+    at_centre(500);
+    // Stopped and started again: everything arrives, once.
+    broker.restart_gracefully(Duration::from_secs(2));
+    let until = gateway.get("/api/status")["counters"]["samples"]
+        .as_u64()
+        .unwrap();
+    let caught_up = |last_seq: u64| {
+        wait_for(Duration::from_secs(60), "the centre caught up", || {
+            let p = points(&central.get("/api/devices/ttyQOS/samples?limit=200000"));
+            (p.last()?["seq"].as_u64()? >= last_seq).then_some(p)
+        })
+    };
+    let seq_now = gateway_seq(&gateway);
+    let p = caught_up(seq_now + 500);
+    let s = central.get("/api/devices/ttyQOS/status");
+    let seqs: Vec<u64> = p.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+    let odd: Vec<_> = seqs
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .take(5)
+        .collect();
+    assert!(
+        odd.is_empty(),
+        "every point once, in order, across the restart (gateway at {until} samples then): \
+         {odd:?} {s}"
+    );
+    assert_eq!(s["counters"]["frames_lost"], json!(0), "{s}");
+    assert_eq!(s["counters"]["device_restarts"], json!(0), "{s}");
+    let restarted = seqs.len();
+    // A crash that loses the broker's sessions: what is lost is counted.
+    broker.restart_forgetting(Duration::from_secs(1));
+    let seq_now = gateway_seq(&gateway);
+    let p = caught_up(seq_now + 500);
+    let s = central.get("/api/devices/ttyQOS/status");
+    let seqs: Vec<u64> = p.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+    let missing: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "no point twice");
+    assert!(
+        missing > 0,
+        "the broker forgot the sessions: points were lost"
+    );
+    assert_eq!(
+        s["counters"]["frames_lost"],
+        json!(missing),
+        "every point missing at the centre is counted: {s}"
+    );
+    assert_eq!(s["counters"]["device_restarts"], json!(0), "{s}");
+    let m = gateway.get("/api/status")["mqtt"].clone();
+    assert!(m["lost_unacknowledged"].is_u64(), "{m}");
+    eprintln!("gateway after the crash: {m}");
+    eprintln!(
+        "QoS 1: {restarted} points through a broker restart, none lost; \
+         after a crash that lost the broker's store, {missing} lost and counted"
+    );
+    // The gateway leaves: its device goes offline at the centre, and says why.
+    wait_for(Duration::from_secs(10), "the device online again", || {
+        let s = central.get("/api/devices/ttyQOS/status");
+        (s["connected"] == json!(true)).then_some(())
+    });
+    drop(gateway);
+    dev.stop().unwrap();
+    let s = wait_for(Duration::from_secs(10), "the device offline", || {
+        let s = central.get("/api/devices/ttyQOS/status");
+        (s["connected"] == json!(false)).then_some(s)
+    });
+    assert!(
+        s["link_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("(gw) is offline"),
+        "{s}"
+    );
+}
+
+/// The last sequence number a daemon's only device sent.
+fn gateway_seq(gateway: &Daemon) -> u64 {
+    points(&gateway.get("/api/samples?limit=1"))
+        .last()
+        .and_then(|p| p["seq"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A gateway daemon (client id `gw`) on `source`, publishing to `url`, and a central daemon
+/// (`central`) subscribed to it; both check the broker's certificate against `ca`.
+fn gateway_and_central(
+    url: &str,
+    source: SourceSetting,
+    ca: Option<std::path::PathBuf>,
+) -> (Daemon, Daemon) {
+    let setting = |id: &str| {
+        zscope_host::mqtt::MqttSetting::parse(url, id.into())
+            .expect("a broker URL")
+            .with_ca(ca.clone())
+    };
+    let (gw, centre) = (setting("gw"), setting("central"));
+    let gateway = Daemon::start(source, move |s| s.mqtt = Some(gw));
+    let central = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(centre);
+        },
+    );
+    (gateway, central)
+}
+
+/// A broker that speaks TLS only and lets in one user: a gateway and a central daemon with
+/// the password and the CA get through (points and a config change); a wrong password, and
+/// a broker whose certificate the usual roots do not vouch for, are clear errors in the
+/// status.
+#[test]
+fn tls_and_passwords_against_a_tls_broker() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use zscope_tests::{BrokerSetup, MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools("tls_and_passwords_against_a_tls_broker", MQTT_TOOLS) {
+        return;
+    }
+    // A certificate authority, and the broker's certificate signed by it.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let broker_key = KeyPair::generate().unwrap();
+    let broker_cert = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&broker_key, &ca)
+        .unwrap();
+    let broker = Mosquitto::start_with(BrokerSetup {
+        tls: Some((broker_cert.pem(), broker_key.serialize_pem())),
+        users: vec![("zs".into(), "s3cret/pw".into())],
+        ..BrokerSetup::default()
+    });
+    let ca_file = broker.dir().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyTLS");
+    let dev = device(&link);
+    let url = format!("mqtts://zs:s3cret%2Fpw@127.0.0.1:{}", broker.port);
+    let (gateway, central) = gateway_and_central(&url, on(&link), Some(ca_file.clone()));
+    wait_for(Duration::from_secs(20), "the device at the centre", || {
+        let s = central.try_get("/api/devices/ttyTLS/status")?;
+        (s["connected"] == json!(true) && s["counters"]["samples"].as_u64()? > 200).then_some(())
+    });
+    assert_eq!(gateway.get("/api/status")["mqtt"]["connected"], json!(true));
+    let (code, answer) = central.post("/api/devices/ttyTLS/config", &json!({ "threshold": 4.0 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        gateway.get("/api/config")["config"]["threshold"],
+        json!(4.0)
+    );
+
+    // Refusals, said in the status.
+    let refused = |url: String, ca: Option<std::path::PathBuf>| {
+        let setting = zscope_host::mqtt::MqttSetting::parse(&url, "intruder".into())
+            .unwrap()
+            .with_ca(ca);
+        let daemon = Daemon::start(
+            SourceSetting::Emulated {
+                rate_hz: 10,
+                seed: 2,
+            },
+            move |s| s.mqtt = Some(setting),
+        );
+        let m = wait_for(Duration::from_secs(20), "the refusal", || {
+            let m = daemon.get("/api/status")["mqtt"].clone();
+            m["last_error"].is_string().then_some(m)
+        });
+        assert_eq!(m["connected"], json!(false), "{m}");
+        m["last_error"].as_str().unwrap_or("").to_string()
+    };
+    let port = broker.port;
+    let wrong_password = refused(
+        format!("mqtts://zs:guess@127.0.0.1:{port}"),
+        Some(ca_file.clone()),
+    );
+    assert!(
+        wrong_password.contains("user name or password"),
+        "{wrong_password}"
+    );
+    let unknown_ca = refused(format!("mqtts://zs:s3cret%2Fpw@127.0.0.1:{port}"), None);
+    assert!(unknown_ca.contains("certificate"), "{unknown_ca}");
+    eprintln!("refusals: {wrong_password} | {unknown_ca}");
+    dev.stop().unwrap();
+}
