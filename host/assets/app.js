@@ -365,6 +365,26 @@ $("config-form").onsubmit = async (ev) => {
 };
 
 // ---- devices: an overview when there are several, one click to each ----
+// The last minute as a line through each second's min and max (a spike stays visible).
+function sparkline(spark) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", `0 0 ${spark.length} 20`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const seen = spark.filter((c) => c);
+  if (seen.length) {
+    const lo = Math.min(...seen.map((c) => c[0])), hi = Math.max(...seen.map((c) => c[1]));
+    const y = (v) => (hi > lo ? 19 - ((v - lo) / (hi - lo)) * 18 : 10).toFixed(2);
+    const pts = [];
+    spark.forEach((c, i) => { if (c) pts.push(`${i},${y(c[0])}`, `${i + 0.5},${y(c[1])}`); });
+    const line = document.createElementNS(NS, "polyline");
+    line.setAttribute("points", pts.join(" "));
+    svg.appendChild(line);
+  }
+  return svg;
+}
+
 async function renderDevices() {
   try {
     const res = await fetch("/api/devices");
@@ -380,7 +400,8 @@ async function renderDevices() {
       const link = document.createElement("a");
       link.href = `/?device=${encodeURIComponent(d.name)}`;
       link.textContent = d.name;
-      const cells = [link, d.connected ? "●" : "○", Math.round(d.rate), d.counters.anomalies, d.counters.events];
+      const cells = [link, d.connected ? "●" : "○", Math.round(d.rate),
+        `${d.anomalies_last_minute} / ${d.anomalies_last_hour}`, sparkline(d.spark)];
       for (const c of cells) {
         const td = document.createElement("td");
         if (c instanceof Node) td.appendChild(c); else td.textContent = c;

@@ -190,10 +190,14 @@ pub fn ports() -> Result<(), Failure> {
     for p in ports {
         let kind = match p.port_type {
             serialport::SerialPortType::UsbPort(u) => format!(
-                "USB {:04x}:{:04x} {}",
+                "USB {:04x}:{:04x} {}{}",
                 u.vid,
                 u.pid,
-                u.product.unwrap_or_default()
+                u.product.unwrap_or_default(),
+                match crate::source::usb::kind(u.vid, u.pid, &[]) {
+                    Some(kind) => format!(" ({kind}: --auto attaches it)"),
+                    None => String::new(),
+                }
             ),
             serialport::SerialPortType::PciPort => "PCI".into(),
             serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),

@@ -524,6 +524,30 @@ pub fn on(link: &Path) -> zscope_host::cli::SourceSetting {
     }
 }
 
+/// A daemon's settings for `source`, logging into `log_dir`, on a free loopback port, with
+/// nothing else on.
+pub fn settings(
+    source: zscope_host::cli::SourceSetting,
+    log_dir: PathBuf,
+) -> zscope_host::cli::Settings {
+    zscope_host::cli::Settings {
+        devices: vec![zscope_host::cli::DeviceSetting::new(source)],
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: None,
+        allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),
+        log_dir,
+        samples_log: true,
+        rotate_bytes: 64 << 20,
+        keep_files: 5,
+        record: None,
+        notify: Vec::new(),
+        notify_cooldown: Duration::from_secs(60),
+        mqtt: None,
+        subscribe: None,
+        auto: None,
+    }
+}
+
 /// The `zscope` daemon, really started in this process: a real TCP listener on a free
 /// loopback port, real serial I/O. Stopped (and its logs flushed) on drop.
 pub struct Daemon {
@@ -543,21 +567,7 @@ impl Daemon {
         adjust: impl FnOnce(&mut zscope_host::cli::Settings),
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = zscope_host::cli::Settings {
-            devices: vec![zscope_host::cli::DeviceSetting::new(source)],
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: None,
-            allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),
-            log_dir: dir.path().join("log"),
-            samples_log: true,
-            rotate_bytes: 64 << 20,
-            keep_files: 5,
-            record: None,
-            notify: Vec::new(),
-            notify_cooldown: Duration::from_secs(60),
-            mqtt: None,
-            subscribe: None,
-        };
+        let mut settings = settings(source, dir.path().join("log"));
         adjust(&mut settings);
         let log_dir = settings.log_dir.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

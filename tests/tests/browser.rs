@@ -331,7 +331,8 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     drop(daemon);
 }
 
-/// Several devices: the page lists them (connected, rate, anomalies, events) and one click
+/// Several devices: the page lists them (connected, rate, recent anomalies, a sparkline of
+/// the last minute) and one click
 /// shows another device's chart, status and controls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_lists_devices_and_switches_between_them() {
@@ -368,6 +369,18 @@ async fn the_page_lists_devices_and_switches_between_them() {
     })
     .await;
     assert!(text(&c, "#devices-panel").await.contains("bench-b"));
+    // Each row's sparkline draws the last minute (a point per second seen, twice: min, max).
+    wait_until("the sparklines", Duration::from_secs(20), || async {
+        js_string(
+            &c,
+            "return [...document.querySelectorAll('#devices tbody tr')] \
+               .map((tr) => (tr.querySelector('svg.spark polyline')?.points.length || 0) >= 4) \
+               .join(' ')",
+        )
+        .await
+            == "true true"
+    })
+    .await;
     c.find(Locator::Css("#devices tbody tr[data-device='bench-b'] a"))
         .await
         .expect("a link to the second device")

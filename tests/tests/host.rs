@@ -634,3 +634,79 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
         assert!(rows > 300, "{name}: {rows} rows");
     }
 }
+
+/// `--auto`'s watcher against emulated boards on real ptys, given as what a USB scan would
+/// report (this machine has no USB boards; the scan itself reads `/sys/class/tty`): a known
+/// probe is attached as a device named by its serial number, an unknown id is not; unplugged,
+/// the device stays, disconnected; plugged in again at another path, the same device (same
+/// logs, same name) reads it there; a board without a serial number is named by its port.
+#[test]
+fn auto_attaches_known_probes_and_follows_a_board_to_its_new_port() {
+    use zscope_host::daemon::{Factory, Registry};
+    use zscope_host::source::usb::{Found, Watcher};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let s = zscope_tests::settings(on(&dir.path().join("unused")), dir.path().join("log"));
+    let registry = Registry::new(Vec::new());
+    let factory = Factory::new(s, "http://127.0.0.1:0/".into());
+    let mut watcher = Watcher::new(factory, registry.clone(), 115_200, Vec::new());
+    let found = |link: &std::path::Path, vid: u16, serial: Option<&str>| Found {
+        path: link.display().to_string(),
+        vid,
+        pid: 0x374b,
+        serial: serial.map(str::to_string),
+    };
+    let status = |name: &str| {
+        let d = registry.find(Some(name)).expect("the device is listed");
+        serde_json::to_value(d.shared.status()).unwrap()
+    };
+    let (a, b) = (dir.path().join("ttyACM0"), dir.path().join("ttyACM1"));
+    let board = device(&a);
+    let other = device(&b);
+    let added = watcher.reconcile(&[found(&a, 0x0483, Some("066DFF55")), found(&b, 0x1234, None)]);
+    assert_eq!(added, ["stlink-066DFF55"]);
+    assert_eq!(
+        registry.list().len(),
+        1,
+        "an unknown USB id is not attached"
+    );
+    wait_for(Duration::from_secs(10), "samples from the board", || {
+        (samples(&status("stlink-066DFF55")) > 200).then_some(())
+    });
+    // Unplugged: the device stays, disconnected.
+    drop(board);
+    watcher.reconcile(&[]);
+    let s = wait_for(Duration::from_secs(10), "the board gone", || {
+        let s = status("stlink-066DFF55");
+        (s["connected"] == json!(false)).then_some(s)
+    });
+    assert!(s["link_error"].is_string(), "{s}");
+    let before = samples(&s);
+    // Plugged in again, at another path (ttyACM1's emulator stops first: it is the other
+    // board, never attached).
+    drop(other);
+    let c = dir.path().join("ttyACM2");
+    let board = device(&c);
+    let added = watcher.reconcile(&[found(&c, 0x0483, Some("066DFF55"))]);
+    assert!(
+        added.is_empty(),
+        "the same board, not a new device: {added:?}"
+    );
+    let s = wait_for(Duration::from_secs(10), "the board back", || {
+        let s = status("stlink-066DFF55");
+        (s["connected"] == json!(true) && samples(&s) > before + 100).then_some(s)
+    });
+    assert_eq!(s["counters"]["connections"], json!(2), "{s}");
+    assert!(dir.path().join("log/stlink-066DFF55/samples.csv").exists());
+    // No serial number: named by its port.
+    let added = watcher.reconcile(&[found(&c, 0x0483, Some("066DFF55")), found(&b, 0x0483, None)]);
+    assert_eq!(added, ["ttyACM1"]);
+    drop(board);
+    for d in registry.list() {
+        d.shared.stop();
+    }
+    for t in std::mem::take(&mut watcher.threads) {
+        t.join().unwrap();
+    }
+}

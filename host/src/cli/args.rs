@@ -49,6 +49,22 @@ pub struct DeviceArgs {
     #[arg(long, env = "ZSCOPE_EMULATE", value_name = "N")]
     pub emulate: Option<u32>,
 
+    /// Attach every USB serial port of a known dev-board probe (ST-LINK, J-Link, DAPLink,
+    /// CP210x, CH340, FTDI, …: `zscope ports` marks them) as it appears, each as a device;
+    /// an unplugged board is followed when it comes back.
+    #[arg(long, env = "ZSCOPE_AUTO")]
+    pub auto: bool,
+
+    /// With --auto, also attach USB serial ports with this id: VID:PID in hex (1234:abcd),
+    /// or VID for all of a vendor's products; repeatable.
+    #[arg(
+        long,
+        env = "ZSCOPE_AUTO_ID",
+        value_delimiter = ',',
+        value_name = "VID:PID"
+    )]
+    pub auto_id: Vec<String>,
+
     /// Baud rate of the serial port [default: 115200].
     #[arg(long, env = "ZSCOPE_BAUD")]
     pub baud: Option<u32>,

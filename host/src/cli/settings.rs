@@ -113,6 +113,8 @@ pub struct FileSettings {
     mqtt: Option<String>,
     mqtt_client_id: Option<String>,
     mqtt_ca: Option<PathBuf>,
+    auto: Option<bool>,
+    auto_id: Option<Vec<String>>,
     subscribe: Option<String>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
@@ -178,7 +180,7 @@ impl DeviceSetting {
 }
 
 /// A name safe in a URL path and as a folder: other characters become `_`.
-fn clean_name(name: &str) -> String {
+pub fn clean_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| match c {
@@ -274,6 +276,17 @@ pub struct Settings {
     pub mqtt: Option<crate::mqtt::MqttSetting>,
     /// The MQTT broker whose devices (published by other daemons) to show.
     pub subscribe: Option<crate::mqtt::MqttSetting>,
+    /// `--auto`: attach USB dev-board probes as they appear.
+    pub auto: Option<AutoSetting>,
+}
+
+/// `--auto`: which USB serial ports to attach, and at what baud rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoSetting {
+    /// The baud rate of every board attached.
+    pub baud: u32,
+    /// USB ids to attach besides the known probes (`--auto-id`).
+    pub extra: Vec<crate::source::usb::UsbId>,
 }
 
 /// Why the settings cannot be used.
@@ -480,10 +493,30 @@ impl Cli {
                 .collect()
         };
         let subscribing = serve.subscribe.is_some() || file.subscribe.is_some();
-        let emulate = device
-            .emulate
-            .or(file.emulate)
-            .unwrap_or(u32::from(devices.is_empty() && !subscribing));
+        let auto_ids = if device.auto_id.is_empty() {
+            file.auto_id.clone().unwrap_or_default()
+        } else {
+            device.auto_id.clone()
+        };
+        let auto = match device.auto || file.auto.unwrap_or(false) {
+            true => Some(AutoSetting {
+                baud,
+                extra: auto_ids
+                    .iter()
+                    .map(|id| crate::source::usb::UsbId::parse(id))
+                    .collect::<Result<_, _>>()
+                    .map_err(SettingsError::Invalid)?,
+            }),
+            false if !auto_ids.is_empty() => {
+                return Err(SettingsError::Invalid(
+                    "--auto-id names USB ids for --auto: add --auto".into(),
+                ));
+            }
+            false => None,
+        };
+        let emulate = device.emulate.or(file.emulate).unwrap_or(u32::from(
+            devices.is_empty() && !subscribing && auto.is_none(),
+        ));
         if emulate > 64 {
             return Err(SettingsError::Invalid(format!(
                 "--emulate {emulate}: at most 64 emulated devices"
@@ -501,9 +534,9 @@ impl Cli {
             }
             devices.push(d);
         }
-        if devices.is_empty() && !subscribing {
+        if devices.is_empty() && !subscribing && auto.is_none() {
             return Err(SettingsError::Invalid(
-                "no device: give --port, --emulate N with N above 0, or --subscribe".into(),
+                "no device: give --port, --auto, --emulate N with N above 0, or --subscribe".into(),
             ));
         }
         unique_names(&mut devices);
@@ -624,6 +657,7 @@ impl Cli {
             ),
             mqtt,
             subscribe,
+            auto,
         })
     }
 }
@@ -737,6 +771,45 @@ mod tests {
         assert!(e.contains("--record takes one device"), "{e}");
         let e = refusal(&["--emulate", "0"]);
         assert!(e.contains("no device"), "{e}");
+    }
+
+    #[test]
+    fn auto_attaches_instead_of_emulating_and_checks_its_ids() {
+        use crate::source::usb::UsbId;
+        let s = settings(&["--auto", "--auto-id", "1234:abcd,cafe", "--baud", "921600"]);
+        assert!(s.devices.is_empty(), "no emulated device with --auto");
+        let auto = s.auto.unwrap();
+        assert_eq!(auto.baud, 921_600);
+        assert_eq!(
+            auto.extra,
+            [
+                UsbId {
+                    vid: 0x1234,
+                    pid: Some(0xabcd)
+                },
+                UsbId {
+                    vid: 0xcafe,
+                    pid: None
+                }
+            ]
+        );
+        let s = settings(&["--auto", "--port", "/dev/ttyUSB0"]);
+        assert_eq!(s.devices.len(), 1, "--port beside --auto");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zscope.toml");
+        std::fs::write(&path, "auto = true\nauto_id = [\"0403\"]\n").unwrap();
+        let s = settings(&["--config", path.to_str().unwrap()]);
+        assert_eq!(
+            s.auto.unwrap().extra,
+            [UsbId {
+                vid: 0x0403,
+                pid: None
+            }]
+        );
+        let e = refusal(&["--auto", "--auto-id", "st-link"]);
+        assert!(e.contains("--auto-id 'st-link'"), "{e}");
+        let e = refusal(&["--auto-id", "0483:374b"]);
+        assert!(e.contains("add --auto"), "{e}");
     }
 
     #[test]

@@ -188,6 +188,7 @@ impl State {
                 self.anomalies.pop_front();
             }
             self.anomalies.push_back(point);
+            self.count_anomaly_minute(point.t);
         }
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -338,6 +339,46 @@ mod tests {
         assert_eq!(got.t.len(), got.value.len());
         let latest = state.range(first, first + 1e9, 7);
         assert_eq!(latest.seq, (93..100).collect::<Vec<_>>());
+    }
+
+    /// The overview: anomalies in the last minute and hour, and a sparkline where a single
+    /// spike survives as its column's max.
+    #[test]
+    fn the_overview_counts_recent_anomalies_and_keeps_spikes() {
+        let (_dir, mut ingest, mut state) = setup();
+        let t0 = Utc::now();
+        ingest.handle(&mut state, hello(), t0);
+        // Two minutes at 50 points/s; every 100th flagged; one spike.
+        for seq in 0..6000 {
+            let DeviceMsg::Sample(mut s) = sample(seq, 0) else {
+                unreachable!()
+            };
+            if seq % 100 == 0 {
+                s.flags = Flags(Flags::ANOMALY);
+            }
+            if seq == 5500 {
+                s.value = 40.0;
+            }
+            let at = t0 + chrono::Duration::milliseconds(seq as i64 * 20);
+            ingest.handle(&mut state, DeviceMsg::Sample(s), at);
+        }
+        let now = state.history.back().unwrap().t + 1.0;
+        let o = state.overview(now);
+        assert_eq!(o.anomalies_last_minute, 30);
+        assert_eq!(o.anomalies_last_hour, 60);
+        assert_eq!(o.spark.len(), super::super::state::SPARK);
+        assert!(o.spark.iter().all(Option::is_some), "{:?}", o.spark);
+        let highest = o
+            .spark
+            .iter()
+            .flatten()
+            .map(|(_, hi)| *hi)
+            .fold(0.0, f32::max);
+        assert_eq!(highest, 40.0, "the spike survives");
+        // An hour later, nothing is recent.
+        let o = state.overview(now + 3_700_000.0);
+        assert_eq!((o.anomalies_last_minute, o.anomalies_last_hour), (0, 0));
+        assert!(o.spark.iter().all(Option::is_none));
     }
 
     fn hello_with(f: impl FnOnce(&mut Hello)) -> DeviceMsg {

@@ -336,7 +336,9 @@ pub async fn serve(
     println!("zscope: dashboard on http://{addr}/");
     let factory = Arc::new(Factory {
         // One device logs into the folder itself (as always); several, each into its own.
-        own_folders: settings.devices.len() > 1 || settings.subscribe.is_some(),
+        own_folders: settings.devices.len() > 1
+            || settings.subscribe.is_some()
+            || settings.auto.is_some(),
         settings: settings.clone(),
         notify: notifier.as_ref().map(|(n, s)| (s.clone(), n.status())),
         page: format!("http://{addr}/"),
@@ -374,6 +376,31 @@ pub async fn serve(
         }
         None => None,
     };
+    let watcher = settings.auto.as_ref().map(|auto| {
+        println!("zscope: attaching USB dev-board probes as they appear (--auto)");
+        let watcher = Arc::new(Mutex::new(crate::source::usb::Watcher::new(
+            factory.clone(),
+            registry.clone(),
+            auto.baud,
+            auto.extra.clone(),
+        )));
+        let task = {
+            let watcher = watcher.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    let found = tokio::task::spawn_blocking(crate::source::usb::Watcher::scan)
+                        .await
+                        .unwrap_or_default();
+                    if let Ok(mut w) = watcher.lock() {
+                        w.reconcile(&found);
+                    }
+                }
+            })
+        };
+        (watcher, task)
+    });
     let broadcasters: Vec<_> = devices
         .iter()
         .map(|d| tokio::spawn(crate::web::broadcaster(d.shared.clone())))
@@ -396,6 +423,17 @@ pub async fn serve(
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
     }
+    let auto_threads = match watcher {
+        Some((watcher, task)) => {
+            task.abort();
+            let _ = task.await;
+            watcher
+                .lock()
+                .map(|mut w| std::mem::take(&mut w.threads))
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     if let Some(task) = subscriber {
         // Its links go with it, so their log writers can finish.
         task.abort();
@@ -412,6 +450,9 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || {
         for thread in running {
             thread.join();
+        }
+        for thread in auto_threads {
+            let _ = thread.join();
         }
         factory.finish();
         // The factory holds a notice sender too: the notifier ends once it is gone.
@@ -435,6 +476,18 @@ pub struct Factory {
 }
 
 impl Factory {
+    /// A factory for devices logging under `settings.log_dir`, each in its own folder, with
+    /// no notifications (what `--auto` and a central daemon use; tests build one with it).
+    pub fn new(settings: Settings, page: String) -> Arc<Factory> {
+        Arc::new(Factory {
+            settings,
+            own_folders: true,
+            notify: None,
+            page,
+            writers: Mutex::new(Vec::new()),
+        })
+    }
+
     /// A device called `name` reading `port` (`what` says where, for the log line).
     pub fn create(&self, name: &str, port: String, what: &str) -> anyhow::Result<(Device, Link)> {
         let s = &self.settings;

@@ -96,6 +96,20 @@ pub struct Counters {
     pub events: u64,
 }
 
+/// Columns of the overview's sparkline (one a second over the last minute).
+pub const SPARK: usize = 60;
+
+/// A device at a glance, for the overview of devices.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// Anomalies flagged in the last minute (up to the last 10 000 anomalies kept).
+    pub anomalies_last_minute: usize,
+    /// Anomalies flagged in the last 60 whole minutes and this one.
+    pub anomalies_last_hour: u64,
+    /// The last minute's values, one (min, max) a second; `null` where none came.
+    pub spark: Vec<Option<(f32, f32)>>,
+}
+
 /// A gap in sequence numbers beyond this is a renumbering, not lost frames.
 pub(super) const MAX_LOST_AT_ONCE: u64 = 1_000_000;
 /// A device time this far (ms) from the host's clock is a jump: the chart is anchored again.
@@ -135,6 +149,8 @@ pub struct State {
     pub(super) truth: bool,
     /// Sequence number of the last flagged sample (an event goes on while they follow).
     pub(super) last_flagged: Option<u64>,
+    /// Anomalies per minute of chart time (minute number, count), the last hour's.
+    pub(super) anomaly_minutes: VecDeque<(i64, u64)>,
 }
 
 /// What `/api/status` (and the page's status line) shows.
@@ -218,6 +234,55 @@ impl State {
             last_t: 0.0,
             truth: false,
             last_flagged: None,
+            anomaly_minutes: VecDeque::new(),
+        }
+    }
+
+    /// Count an anomaly at chart time `t` (ms) in its minute.
+    pub(super) fn count_anomaly_minute(&mut self, t: f64) {
+        let minute = (t / 60_000.0).floor() as i64;
+        match self.anomaly_minutes.back_mut() {
+            Some((m, n)) if *m == minute => *n += 1,
+            _ => self.anomaly_minutes.push_back((minute, 1)),
+        }
+        while self
+            .anomaly_minutes
+            .front()
+            .is_some_and(|(m, _)| *m < minute - 60)
+        {
+            self.anomaly_minutes.pop_front();
+        }
+    }
+
+    /// What the overview of devices shows at `now` (ms since the Unix epoch): anomalies in
+    /// the last minute and hour, and the last minute's values as `SPARK` columns of (min,
+    /// max), so a spike shows however narrow.
+    pub fn overview(&self, now: f64) -> Overview {
+        let minute_ago = now - 60_000.0;
+        let start = self.history.partition_point(|p| p.t < minute_ago);
+        let mut spark = vec![None; SPARK];
+        for p in self.history.range(start..) {
+            let column = (((p.t - minute_ago) / 60_000.0 * SPARK as f64) as usize).min(SPARK - 1);
+            let v = p.value;
+            if !v.is_finite() {
+                continue;
+            }
+            spark[column] = Some(match spark[column] {
+                Some((lo, hi)) => (v.min(lo), v.max(hi)),
+                None => (v, v),
+            });
+        }
+        let this_minute = (now / 60_000.0).floor() as i64;
+        Overview {
+            anomalies_last_minute: self.anomalies.len()
+                - self.anomalies.partition_point(|p| p.t < minute_ago),
+            anomalies_last_hour: self
+                .anomaly_minutes
+                .iter()
+                .filter(|(m, _)| *m > this_minute - 60)
+                .map(|(_, n)| n)
+                .sum(),
+            spark,
         }
     }
 

@@ -5,12 +5,14 @@
 //!   its own, optionally recorded byte for byte ([`recorder`]);
 //! * [`emulated`]: the firmware's app on this machine, over a real pty (`zscope emulate`, or
 //!   the daemon's `--emulate`);
-//! * [`replay`]: a CSV file judged by the host's detector, or a recording shown as judged.
+//! * [`replay`]: a CSV file judged by the host's detector, or a recording shown as judged;
+//! * [`usb`]: `--auto`, serial ports of known dev-board probes attached as they appear.
 
 pub mod emulated;
 pub mod recorder;
 pub mod replay;
 pub mod serial;
+pub mod usb;
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -158,7 +160,10 @@ impl Source {
                 baud,
                 recorder,
                 emulator,
-            } => (serial::spawn(link, port, baud, recorder)?, emulator),
+            } => (
+                serial::spawn(link, serial::PortPath::new(port), baud, recorder)?,
+                emulator,
+            ),
             Source::Csv {
                 data,
                 detector,

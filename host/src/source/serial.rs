@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::sync::mpsc::TryRecvError;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,10 +19,34 @@ use crate::daemon::Link;
 /// How long the link waits before reopening a port it lost or could not open.
 pub const RETRY: Duration = Duration::from_secs(1);
 
+/// Where a link opens its port: fixed, or moved by `--auto` when a board comes back under
+/// another name.
+#[derive(Debug, Clone)]
+pub struct PortPath(Arc<Mutex<String>>);
+
+impl PortPath {
+    /// A port at `path`.
+    pub fn new(path: String) -> Self {
+        PortPath(Arc::new(Mutex::new(path)))
+    }
+
+    /// Where the port is now.
+    pub fn get(&self) -> String {
+        self.0.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// The port is at `path` from now on (the link opens it there at its next try).
+    pub fn set(&self, path: String) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = path;
+        }
+    }
+}
+
 /// Start the thread that owns `port` at `baud`, recording what it reads if asked.
 pub fn spawn(
     link: Link,
-    port: String,
+    port: PortPath,
     baud: u32,
     mut recorder: Option<Recorder>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -30,6 +55,7 @@ pub fn spawn(
         .spawn(move || {
             let mut last_error = String::new();
             while !link.stopping() {
+                let port = port.get();
                 match serialport::new(&port, baud)
                     .timeout(Duration::from_millis(20))
                     .open()

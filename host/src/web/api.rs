@@ -78,6 +78,9 @@ pub struct DeviceSummary {
     pub counters: crate::daemon::state::Counters,
     /// What is wrong with its link, if anything.
     pub link_error: Option<String>,
+    /// Anomalies lately, and a sparkline of the last minute.
+    #[serde(flatten)]
+    pub overview: crate::daemon::state::Overview,
 }
 
 /// `GET /api/devices`: every device, in the order given.
@@ -88,7 +91,12 @@ pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> 
         .iter()
         .map(|d| {
             let s = d.shared.status();
+            let overview = d
+                .shared
+                .state()
+                .overview(chrono::Utc::now().timestamp_millis() as f64);
             DeviceSummary {
+                overview,
                 name: d.name.clone(),
                 port: s.port,
                 connected: s.connected,

@@ -50,6 +50,11 @@ pub enum ApiError {
     /// The device answered no.
     #[error("the device refused {0}")]
     Refused(String),
+    /// No device yet (`--auto` or `--subscribe` with none found so far).
+    #[error(
+        "no device yet: boards plugged in (--auto) or published to the broker (--subscribe) appear in GET /api/devices"
+    )]
+    NoDeviceYet,
     /// No device by that name.
     #[error("no device '{name}': the devices are {names} (GET /api/devices)")]
     NoSuchDevice {
@@ -71,7 +76,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Misaddressed { .. } => StatusCode::FORBIDDEN,
-            ApiError::NoSuchDevice { .. } => StatusCode::NOT_FOUND,
+            ApiError::NoSuchDevice { .. } | ApiError::NoDeviceYet => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadJson(_) | ApiError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

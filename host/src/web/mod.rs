@@ -70,6 +70,7 @@ impl FromRequestParts<App> for Dev {
         let name = from_path.or_else(from_query);
         match app.devices.find(name.as_deref()) {
             Some(d) => Ok(Dev(d)),
+            None if app.devices.list().is_empty() => Err(ApiError::NoDeviceYet),
             None => Err(ApiError::NoSuchDevice {
                 name: name.unwrap_or_default(),
                 names: app
