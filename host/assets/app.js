@@ -99,7 +99,16 @@ const chart = new uPlot({
   ],
   hooks: {
     // Only a drag-selection by the user is a zoom (uPlot also sets scales when it sizes itself).
-    setSelect: [(u) => { if (u.select.width > 0) { zoomed = true; note(); } }],
+    // In the stored history, a zoom fetches that range afresh, at the chart's resolution.
+    setSelect: [(u) => {
+      if (u.select.width <= 0) return;
+      if (historyView) {
+        const from = u.posToVal(u.select.left, "x") * 1000;
+        const to = u.posToVal(u.select.left + u.select.width, "x") * 1000;
+        u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+        showHistory(from, to);
+      } else { zoomed = true; note(); }
+    }],
   },
 }, cols, $("chart"));
 
@@ -132,6 +141,7 @@ requestAnimationFrame(redraw);
 $("pause").onclick = () => {
   // Back from a notification's moment: the live page afresh.
   if (onMoment) { location.replace(DEVICE ? `/?device=${encodeURIComponent(DEVICE)}` : "/"); return; }
+  if (leaveHistory()) paused = true;
   paused = !paused;
   if (!paused) {
     for (const p of held) draw(p, true); // their alerts were raised as they came
@@ -157,6 +167,61 @@ $("load-earlier").onclick = async () => {
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
 };
+
+// ---- the stored history: any range, as each pixel column's min and max (so a spike shows
+// at every zoom), the mean, and every anomaly exactly; from the daemon's store ----
+let historyView = null;        // {from, to} while the stored history is shown
+let liveCols = null;       // the live chart, kept while the history is shown
+async function showHistory(from, to) {
+  const columns = Math.max(100, Math.min(4000, chart.bbox.width / devicePixelRatio | 0));
+  const range = from === null ? "" : `from=${Math.round(from)}&to=${Math.round(to)}&`;
+  const res = await fetch(api(`samples?${range}points=${columns}`));
+  const answer = await res.json();
+  if (!res.ok) { $("chart-note").textContent = answer.error || `error ${res.status}`; return; }
+  if (!historyView) { liveCols = cols; paused = true; }
+  const span = answer.t.length ? [answer.t[0], answer.t[answer.t.length - 1] + answer.bucket_ms] : [from || 0, to || 0];
+  historyView = { from: from === null ? span[0] : from, to: to === null ? span[1] : to };
+  // Columns at their middle, anomalies at their own time: one x axis, in order.
+  const rowsOut = [];
+  answer.t.forEach((t, i) => rowsOut.push([t + answer.bucket_ms / 2, answer.mean[i], answer.max[i], answer.min[i], null]));
+  const a = answer.anomalies;
+  for (let i = 0; i < a.t.length; i++) rowsOut.push([a.t[i], a.value[i], null, null, a.value[i]]);
+  rowsOut.sort((p, q) => p[0] - q[0]);
+  cols = [[], [], [], [], [], [], []];
+  for (const [t, mean, hi, lo, anomaly] of rowsOut) {
+    cols[0].push(t / 1000); cols[1].push(mean); cols[2].push(null);
+    cols[3].push(hi); cols[4].push(lo); cols[5].push(anomaly); cols[6].push(null);
+  }
+  chart.setData(cols, false);
+  chart.setScale("x", { min: historyView.from / 1000, max: historyView.to / 1000 });
+  $("points-count").textContent = cols[0].length;
+  const per = answer.bucket_ms >= 1000 ? `${(answer.bucket_ms / 1000).toPrecision(3)} s` : `${answer.bucket_ms.toPrecision(3)} ms`;
+  $("chart-note").textContent = `history ${new Date(historyView.from).toLocaleString()} – ${new Date(historyView.to).toLocaleString()}: ` +
+    `min–max and mean per ${per} (from the ${answer.source}), ${a.t.length} anomalies${answer.anomalies_truncated ? " (the latest)" : ""}; Resume follows live`;
+  $("pause").textContent = "Resume";
+  document.body.dataset.view = "history";
+}
+function leaveHistory() {
+  if (!historyView) return false;
+  historyView = null; cols = liveCols; liveCols = null; zoomed = false;
+  delete document.body.dataset.view;
+  return true;
+}
+for (const b of document.querySelectorAll(".history-buttons [data-span]")) {
+  b.onclick = () => {
+    const span = Number(b.dataset.span);
+    if (!span) { showHistory(null, null); return; }
+    const to = Date.now();
+    showHistory(to - span, to);
+  };
+}
+const shift = (dir) => {
+  if (!historyView) return;
+  const half = (historyView.to - historyView.from) / 2;
+  showHistory(historyView.from + dir * half, historyView.to + dir * half);
+};
+$("earlier").onclick = () => shift(-1);
+$("later").onclick = () => shift(1);
 
 // A notification's link (/?at=MS) opens the page paused on that moment: the minute either side.
 const AT = Number(new URLSearchParams(location.search).get("at"));

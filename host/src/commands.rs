@@ -1,6 +1,8 @@
 //! Each subcommand, from its parsed arguments to its output: what `main` dispatches to.
 
-use crate::cli::{Cli, EmulateArgs, EvalArgs, ReplayArgs, ScoreArgs, SourceSetting};
+use std::io::Write;
+
+use crate::cli::{Cli, EmulateArgs, EvalArgs, ExportArgs, ReplayArgs, ScoreArgs, SourceSetting};
 
 /// How a command failed: the exit code (2: usage, 1: the work itself) and the message.
 pub type Failure = (u8, String);
@@ -309,4 +311,112 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
     loop {
         std::thread::park();
     }
+}
+
+/// `zscope export`: stored points as CSV.
+pub fn export(args: &ExportArgs) -> Result<(), Failure> {
+    let dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("zscope-log"));
+    let path = find_store(&dir, args.device.as_deref()).map_err(usage)?;
+    let time = |flag: &str, s: &Option<String>| -> Result<Option<f64>, Failure> {
+        s.as_deref()
+            .map(|s| parse_time(s).map_err(|e| usage(format!("{flag} '{s}': {e}"))))
+            .transpose()
+    };
+    let from = time("--from", &args.from)?.unwrap_or(f64::MIN);
+    let to = time("--to", &args.to)?.unwrap_or(f64::MAX);
+    let reader = crate::store::Reader::open(&path)
+        .map_err(|e| failed(format!("cannot open the store {}: {e}", path.display())))?;
+    let out: Box<dyn std::io::Write> = match &args.output {
+        Some(p) if p.as_os_str() != "-" => Box::new(
+            std::fs::File::create(p)
+                .map_err(|e| failed(format!("cannot write {}: {e}", p.display())))?,
+        ),
+        _ => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(out);
+    let header = writeln!(out, "{}", crate::log::header());
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    let written = header.map_err(anyhow::Error::from).and_then(|()| {
+        reader.each_point(from, to, |p, host_ms, truth| {
+            csv.serialize(crate::log::Row::new(p, host_ms, truth))
+                .map_err(std::io::Error::other)
+        })
+    });
+    let flushed = csv.flush();
+    match written.and_then(|n| flushed.map(|()| n).map_err(Into::into)) {
+        Ok(n) => {
+            eprintln!("zscope export: {n} points from {}", path.display());
+            Ok(())
+        }
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        Err(e) => Err(failed(format!("export from {}: {e:#}", path.display()))),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The store in `dir`: `dir/zscope.db` (one device), or `dir/<device>/zscope.db`.
+fn find_store(dir: &std::path::Path, device: Option<&str>) -> Result<std::path::PathBuf, String> {
+    use crate::store::FILE;
+    let devices: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            format!(
+                "cannot read the log folder {}: {e} (--log-dir)",
+                dir.display()
+            )
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(FILE).is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut sorted = devices.clone();
+    sorted.sort();
+    match device {
+        Some(name) if dir.join(name).join(FILE).is_file() => Ok(dir.join(name).join(FILE)),
+        Some(name) => Err(format!(
+            "no device '{name}' in {}: the devices with a store are {}",
+            dir.display(),
+            if sorted.is_empty() {
+                "none".into()
+            } else {
+                sorted.join(", ")
+            }
+        )),
+        None if dir.join(FILE).is_file() => Ok(dir.join(FILE)),
+        None => match sorted.as_slice() {
+            [one] => Ok(dir.join(one).join(FILE)),
+            [] => Err(format!(
+                "no store in {} (the daemon keeps {FILE} in its log folder, or in one folder per \
+                 device): is this the daemon's --log-dir?",
+                dir.display()
+            )),
+            several => Err(format!(
+                "{} has several devices ({}): pick one with --device",
+                dir.display(),
+                several.join(", ")
+            )),
+        },
+    }
+}
+
+/// RFC 3339, or ms since the Unix epoch.
+fn parse_time(s: &str) -> Result<f64, String> {
+    if let Ok(ms) = s.parse::<f64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis() as f64)
+        .map_err(|e| {
+            format!("{e}: give RFC 3339 (2026-11-25T10:00:00Z) or ms since the Unix epoch")
+        })
 }

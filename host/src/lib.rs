@@ -18,6 +18,7 @@ pub mod log;
 pub mod mqtt;
 pub mod notify;
 pub mod source;
+pub mod store;
 pub mod web;
 
 pub use daemon::{run, serve};

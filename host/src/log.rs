@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::daemon::point::Point;
+use crate::store::{ConfigRecord, Store, StoreStatus};
 
 /// Bytes handed to one `write` at most (whole rows).
 pub const WRITE_CHUNK: usize = 64 * 1024;
@@ -458,24 +459,35 @@ pub struct Entry {
 /// own buffers then hold, and what it drops is counted as lost frames): memory stays bounded.
 pub const QUEUE: usize = 64;
 
+/// What ingest hands the writer at once: points, and the configs the device took.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The points.
+    pub entries: Vec<Entry>,
+    /// Config changes (for the store).
+    pub configs: Vec<ConfigRecord>,
+}
+
 /// Where ingest sends the rows it makes: a bounded channel to the writer thread.
 #[derive(Clone)]
-pub struct LogSender(SyncSender<Vec<Entry>>);
+pub struct LogSender(SyncSender<Batch>);
 
 impl LogSender {
     /// Hand a batch to the writer (waiting while its queue is full); empty batches are skipped.
-    pub fn send(&self, batch: Vec<Entry>) {
-        if !batch.is_empty() && self.0.send(batch).is_err() {
+    pub fn send(&self, batch: Batch) {
+        if (!batch.entries.is_empty() || !batch.configs.is_empty()) && self.0.send(batch).is_err() {
             tracing::error!("the log writer has stopped: rows not logged");
         }
     }
 }
 
-/// The thread that owns the CSV files: it writes what ingest sends, retries waiting rows once
-/// a second, and publishes its counters for `/api/status`.
+/// The thread that owns the CSV files and the store: it writes what ingest sends (one store
+/// transaction per flush), retries waiting rows once a second, and publishes its counters for
+/// `/api/status`.
 pub struct LogWriter {
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Vec<LogStatus>>>,
+    store: Arc<Mutex<Option<StoreStatus>>>,
 }
 
 impl LogWriter {
@@ -484,30 +496,41 @@ impl LogWriter {
     pub fn spawn(
         mut samples: Option<CsvLog>,
         mut anomalies: CsvLog,
+        mut store: Option<Store>,
     ) -> std::io::Result<(LogWriter, LogSender)> {
-        let (tx, rx) = sync_channel::<Vec<Entry>>(QUEUE);
+        let (tx, rx) = sync_channel::<Batch>(QUEUE);
         let status = Arc::new(Mutex::new(Vec::new()));
-        let published = status.clone();
-        let publish = move |samples: &Option<CsvLog>, anomalies: &CsvLog| {
+        let store_status = Arc::new(Mutex::new(None));
+        let (published, published_store) = (status.clone(), store_status.clone());
+        let publish = move |samples: &Option<CsvLog>, anomalies: &CsvLog, store: &Option<Store>| {
             let now: Vec<LogStatus> = samples
                 .iter()
                 .chain(std::iter::once(anomalies))
                 .map(CsvLog::status)
                 .collect();
             *published.lock().unwrap_or_else(|p| p.into_inner()) = now;
+            *published_store.lock().unwrap_or_else(|p| p.into_inner()) =
+                store.as_ref().map(Store::status);
         };
-        publish(&samples, &anomalies);
+        publish(&samples, &anomalies, &store);
         let thread = std::thread::Builder::new()
             .name("zscope-log".into())
             .spawn(move || {
                 loop {
                     match rx.recv_timeout(RETRY_EVERY) {
                         Ok(first) => {
-                            // Up to 8 batches a flush: bigger writes, a bounded queue of rows.
-                            for e in std::iter::once(first)
-                                .chain(rx.try_iter().take(7))
-                                .flatten()
-                            {
+                            // Up to 8 batches a flush: bigger writes, one store transaction,
+                            // a bounded queue of rows.
+                            let mut entries = Vec::new();
+                            let mut configs = Vec::new();
+                            for batch in std::iter::once(first).chain(rx.try_iter().take(7)) {
+                                entries.extend(batch.entries);
+                                configs.extend(batch.configs);
+                            }
+                            if let Some(store) = &mut store {
+                                store.write(&entries, &configs);
+                            }
+                            for e in &entries {
                                 let row = Row::new(&e.point, e.host_ms, e.truth);
                                 if let Some(log) = &mut samples {
                                     log.queue(&row);
@@ -523,18 +546,19 @@ impl LogWriter {
                     for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
                         log.flush_when_due();
                     }
-                    publish(&samples, &anomalies);
+                    publish(&samples, &anomalies, &store);
                 }
                 // Last chance for rows still waiting on a full disk.
                 for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
                     log.flush_pending();
                 }
-                publish(&samples, &anomalies);
+                publish(&samples, &anomalies, &store);
             })?;
         Ok((
             LogWriter {
                 thread: Some(thread),
                 status,
+                store: store_status,
             },
             LogSender(tx),
         ))
@@ -543,6 +567,11 @@ impl LogWriter {
     /// The writer's counters, as last published.
     pub fn status(&self) -> Arc<Mutex<Vec<LogStatus>>> {
         self.status.clone()
+    }
+
+    /// The store's counters, as last published (`None` without a store).
+    pub fn store_status(&self) -> Arc<Mutex<Option<StoreStatus>>> {
+        self.store.clone()
     }
 
     /// Wait until everything sent has been written (every sender must be gone).

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => commands::eval(&cli, args),
         Some(Command::Replay(args)) => commands::replay(&cli, args),
         Some(Command::Emulate(args)) => commands::emulate(args),
+        Some(Command::Export(args)) => commands::export(args),
         None => commands::daemon(&cli),
     };
     match result {

@@ -545,6 +545,10 @@ pub fn settings(
         mqtt: None,
         subscribe: None,
         auto: None,
+        store: Some(zscope_host::store::Retention {
+            max_age: None,
+            max_bytes: None,
+        }),
     }
 }
 

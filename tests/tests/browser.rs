@@ -419,3 +419,85 @@ async fn the_page_lists_devices_and_switches_between_them() {
     c.close().await.unwrap();
     drop(daemon);
 }
+
+/// The stored history in the page: *Hour* draws the last hour from the store (each column's
+/// min and max, every anomaly), a drag-zoom fetches the smaller range afresh at the chart's
+/// resolution, and *Resume* returns to the live chart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_zooms_into_the_stored_history() {
+    if !have_tools("the_page_zooms_into_the_stored_history", BROWSER_TOOLS) {
+        return;
+    }
+    let daemon = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 200,
+            seed: 3,
+        },
+        |_| {},
+    );
+    let driver = ChromeDriver::start();
+    let c = session(&driver).await;
+    c.goto(&daemon.url("/")).await.expect("the page loads");
+    wait_until("anomalies stored", Duration::from_secs(30), || async {
+        daemon.get("/api/status")["counters"]["anomalies"].as_u64() >= Some(3)
+    })
+    .await;
+    c.find(Locator::Css(".history-buttons [data-span='3600000']"))
+        .await
+        .expect("an Hour button")
+        .click()
+        .await
+        .expect("it clicks");
+    wait_until("the hour drawn", Duration::from_secs(10), || async {
+        text(&c, "#chart-note").await.starts_with("history")
+    })
+    .await;
+    let note = text(&c, "#chart-note").await;
+    assert!(note.contains("from the seconds"), "{note}");
+    let drawn = |what: &'static str| {
+        let c = c.clone();
+        async move {
+            let script = format!(
+                "return String(cols[{what}].filter((v) => v !== null && v !== undefined).length)"
+            );
+            js_string(&c, &script).await.parse::<usize>().unwrap_or(0)
+        }
+    };
+    let anomalies_drawn = drawn("5").await;
+    let said: usize = note
+        .split(", ")
+        .find_map(|part| part.split(" anomalies").next()?.parse().ok())
+        .expect("the note counts the anomalies");
+    assert_eq!(anomalies_drawn, said, "{note}");
+    assert!(anomalies_drawn >= 3, "{note}");
+    assert!(drawn("3").await > 0, "columns' max drawn");
+    // Drag-zoom onto the last 10 s: fetched again, from the points themselves.
+    let zoom = "const u = chart, w = u.bbox.width / devicePixelRatio; \
+        const to = Date.now() / 1000, from = to - 10; \
+        const left = u.valToPos(from, 'x'), right = u.valToPos(to, 'x'); \
+        u.setSelect({ left, width: Math.max(1, right - left), top: 0, height: 10 }, true); \
+        return '';";
+    js_string(&c, zoom).await;
+    wait_until("the zoomed range", Duration::from_secs(10), || async {
+        text(&c, "#chart-note").await.contains("from the points")
+    })
+    .await;
+    assert!(
+        drawn("1").await > 100,
+        "10 s at 200 points/s, drawn per column"
+    );
+    // Back to live.
+    c.find(Locator::Css("#pause"))
+        .await
+        .expect("the Resume button")
+        .click()
+        .await
+        .expect("it clicks");
+    wait_until("live again", Duration::from_secs(10), || async {
+        js_string(&c, "return document.body.dataset.view || 'live'").await == "live"
+            && text(&c, "#pause").await == "Pause"
+    })
+    .await;
+    c.close().await.unwrap();
+    drop(daemon);
+}

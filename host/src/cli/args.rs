@@ -150,6 +150,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ZSCOPE_SUBSCRIBE", value_name = "URL")]
     pub subscribe: Option<String>,
 
+    /// Keep no store (zscope.db in the log folder: every point, anomaly and config change,
+    /// for the page's long history and `zscope export`); CSV logs only.
+    #[arg(long, env = "ZSCOPE_NO_STORE")]
+    pub no_store: bool,
+
+    /// Delete stored points older than this many days; 0 keeps them [default: 30].
+    #[arg(long, env = "ZSCOPE_RETAIN_DAYS", value_name = "DAYS")]
+    pub retain_days: Option<f64>,
+
+    /// Keep each device's store under this many MiB (the oldest points go first); 0 for no
+    /// limit [default: 4096].
+    #[arg(long, env = "ZSCOPE_RETAIN_MB", value_name = "MIB")]
+    pub retain_mb: Option<u64>,
+
     /// The certificate authority (PEM file) that signed the mqtts:// broker's certificate
     /// [default: the usual public roots].
     #[arg(long, env = "ZSCOPE_MQTT_CA", value_name = "FILE")]
@@ -179,10 +193,33 @@ pub enum Command {
     /// Measure precision, recall, F1 and detection delay on labelled data or the simulator.
     Eval(EvalArgs),
     /// Stream a CSV file (or a --record recording) through the detector and the dashboard.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Run the firmware's app on this machine, on a pseudo-terminal whose path it prints
     /// (open it with `zscope --port PATH`); no dashboard.
     Emulate(EmulateArgs),
+    /// Write stored points as CSV (the columns of samples.csv), from the store the daemon
+    /// keeps in its log folder: the whole store, or a range.
+    Export(ExportArgs),
+}
+
+/// `zscope export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The daemon's log folder [default: zscope-log].
+    #[arg(long, env = "ZSCOPE_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// The device (its folder's name), when the daemon has several.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// From this time: RFC 3339 (2026-11-25T10:00:00Z) or ms since the Unix epoch.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// To this time (included), as --from.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Where to write: a file, or - for standard output [default: -].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `zscope emulate`.

@@ -115,6 +115,9 @@ pub struct FileSettings {
     mqtt_ca: Option<PathBuf>,
     auto: Option<bool>,
     auto_id: Option<Vec<String>>,
+    store: Option<bool>,
+    retain_days: Option<f64>,
+    retain_mb: Option<u64>,
     subscribe: Option<String>,
     log_dir: Option<PathBuf>,
     samples_log: Option<bool>,
@@ -278,6 +281,8 @@ pub struct Settings {
     pub subscribe: Option<crate::mqtt::MqttSetting>,
     /// `--auto`: attach USB dev-board probes as they appear.
     pub auto: Option<AutoSetting>,
+    /// The store's retention (`None`: no store, `--no-store`).
+    pub store: Option<crate::store::Retention>,
 }
 
 /// `--auto`: which USB serial ports to attach, and at what baud rate.
@@ -609,6 +614,19 @@ impl Cli {
                 format!("zscope-{}", host.trim())
             });
         let mqtt_ca = serve.mqtt_ca.clone().or(file.mqtt_ca.clone());
+        let retain_days = serve.retain_days.or(file.retain_days).unwrap_or(30.0);
+        let retain_mb = serve.retain_mb.or(file.retain_mb).unwrap_or(4096);
+        if !(retain_days >= 0.0 && retain_days.is_finite()) {
+            return Err(SettingsError::Invalid(format!(
+                "--retain-days {retain_days}: give a number of days, 0 to keep everything"
+            )));
+        }
+        let store =
+            (!serve.no_store && file.store.unwrap_or(true)).then(|| crate::store::Retention {
+                max_age: (retain_days > 0.0)
+                    .then(|| std::time::Duration::from_secs_f64(retain_days * 86_400.0)),
+                max_bytes: (retain_mb > 0).then_some(retain_mb << 20),
+            });
         let mqtt = match serve.mqtt.clone().or(file.mqtt.clone()) {
             None => None,
             Some(url) => Some(
@@ -658,6 +676,7 @@ impl Cli {
             mqtt,
             subscribe,
             auto,
+            store,
         })
     }
 }

@@ -17,6 +17,7 @@ use super::state::{
     ANOMALY_HISTORY, DeviceInfo, HISTORY, MAX_CLOCK_JUMP_MS, MAX_LOST_AT_ONCE, State,
 };
 use crate::log::Entry;
+use crate::store::ConfigRecord;
 
 /// What ingesting frames produced, for the caller to send on once the lock is released.
 #[derive(Debug, Default)]
@@ -25,6 +26,8 @@ pub struct Output {
     pub log: Vec<Entry>,
     /// Acknowledgements for the requests waiting on them.
     pub acks: Vec<Ack>,
+    /// Configs the device took (a good hello, an acknowledgement), for the store.
+    pub configs: Vec<ConfigRecord>,
     /// The first point of each anomaly event that started (a run of consecutive flagged
     /// samples is one event), for the notifications.
     pub events: Vec<Point>,
@@ -34,7 +37,16 @@ impl State {
     /// Apply one message from the device, received at `now`.
     pub fn ingest(&mut self, msg: DeviceMsg, now: DateTime<Utc>, out: &mut Output) {
         match msg {
-            DeviceMsg::Hello(hello) => self.hello(&hello),
+            DeviceMsg::Hello(hello) => {
+                self.hello(&hello);
+                if self.refused.is_none() {
+                    out.configs.push(ConfigRecord {
+                        host_ms: now.timestamp_millis(),
+                        version: hello.config_version,
+                        config: hello.detector,
+                    });
+                }
+            }
             DeviceMsg::Sample(sample) => self.sample(&sample, now, out),
             DeviceMsg::Status(status) => self.device_status = Some(status),
             DeviceMsg::Ack(ack) => {
@@ -44,6 +56,13 @@ impl State {
                     self.config_events += 1;
                 }
                 self.config_version = ack.config_version;
+                if ack.result == zscope_core::wire::AckResult::Ok {
+                    out.configs.push(ConfigRecord {
+                        host_ms: now.timestamp_millis(),
+                        version: ack.config_version,
+                        config: ack.config,
+                    });
+                }
                 out.acks.push(ack);
             }
         }

@@ -30,10 +30,11 @@ pub use point::{Point, Points};
 pub use state::{State, StatusView};
 
 use crate::cli::Settings;
-use crate::log::{CsvLog, LogSender, LogStatus, LogWriter};
+use crate::log::{Batch, CsvLog, LogSender, LogStatus, LogWriter};
 use crate::mqtt::MqttStatus;
 use crate::notify::{Notice, Notifier, NotifySender, NotifyStatus};
 use crate::source::Source;
+use crate::store::{Store, StoreStatus};
 
 /// What the source's thread, the web server and the broadcaster share.
 pub struct Shared {
@@ -43,6 +44,9 @@ pub struct Shared {
     next_id: AtomicU32,
     stop: AtomicBool,
     logs: Arc<Mutex<Vec<LogStatus>>>,
+    store: Arc<Mutex<Option<StoreStatus>>>,
+    /// The device's store, for the API's ranges (None with `--no-store`).
+    pub store_path: Option<std::path::PathBuf>,
     notify: Option<Arc<Mutex<NotifyStatus>>>,
     mqtt: std::sync::OnceLock<Arc<Mutex<MqttStatus>>>,
     /// The first point of each anomaly event, for MQTT.
@@ -57,12 +61,14 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a device on `port`, and the receiving end of its command queue.
     pub fn new(port: String) -> (Arc<Self>, Receiver<HostMsg>) {
-        Self::with_status(port, Arc::default(), None)
+        Self::with_status(port, Arc::default(), Arc::default(), None, None)
     }
 
     fn with_status(
         port: String,
         logs: Arc<Mutex<Vec<LogStatus>>>,
+        store: Arc<Mutex<Option<StoreStatus>>>,
+        store_path: Option<std::path::PathBuf>,
         notify: Option<Arc<Mutex<NotifyStatus>>>,
     ) -> (Arc<Self>, Receiver<HostMsg>) {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -76,6 +82,8 @@ impl Shared {
             next_id: AtomicU32::new(1),
             stop: AtomicBool::new(false),
             logs,
+            store,
+            store_path,
             notify,
             mqtt: std::sync::OnceLock::new(),
             events,
@@ -107,6 +115,7 @@ impl Shared {
             .state()
             .status(logs, notify, self.started.elapsed().as_secs());
         status.mqtt = mqtt;
+        status.store = self.store.lock().ok().and_then(|s| s.clone());
         status
     }
 
@@ -265,7 +274,10 @@ impl Link {
             let device = (!out.events.is_empty()).then(|| state.device_name());
             (result, device)
         };
-        self.logs.send(out.log);
+        self.logs.send(Batch {
+            entries: out.log,
+            configs: out.configs,
+        });
         self.shared.complete(out.acks);
         for p in &out.events {
             // No MQTT publisher listening is fine.
@@ -500,11 +512,18 @@ impl Factory {
             false => None,
         };
         let anomalies_log = CsvLog::open(&dir, "anomalies", s.rotate_bytes, s.keep_files)?;
-        let (writer, logs) =
-            LogWriter::spawn(samples_log, anomalies_log).context("cannot start the log writer")?;
+        let store = match s.store {
+            Some(retention) => Some(Store::open(&dir, retention)?),
+            None => None,
+        };
+        let store_path = store.as_ref().map(|s| s.path().to_path_buf());
+        let (writer, logs) = LogWriter::spawn(samples_log, anomalies_log, store)
+            .context("cannot start the log writer")?;
         let (shared, commands) = Shared::with_status(
             port,
             writer.status(),
+            writer.store_status(),
+            store_path,
             self.notify.as_ref().map(|(_, status)| status.clone()),
         );
         if let Ok(mut w) = self.writers.lock() {

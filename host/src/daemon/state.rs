@@ -188,6 +188,8 @@ pub struct StatusView {
     pub notify: Option<crate::notify::NotifyStatus>,
     /// MQTT publishing, when `--mqtt` is given.
     pub mqtt: Option<crate::mqtt::MqttStatus>,
+    /// The store (`None` with `--no-store`).
+    pub store: Option<crate::store::StoreStatus>,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
 }
@@ -427,6 +429,7 @@ impl State {
             read_only: self.read_only.clone(),
             notify,
             mqtt: None,
+            store: None,
             uptime_s,
         }
     }

@@ -31,22 +31,56 @@ use crate::daemon::{Points, StatusView};
 /// How long `POST /api/config` waits for the device's acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// `?from=&to=&limit=`.
+/// `?from=&to=&limit=&points=`.
 #[derive(Deserialize)]
 pub struct Range {
     from: Option<f64>,
     to: Option<f64>,
     limit: Option<usize>,
+    points: Option<usize>,
 }
 
-/// `GET /api/samples?from=&to=&limit=`: points with chart time in `[from, to]`, as columns.
-pub(super) async fn samples(Dev(dev): Dev, Query(q): Query<Range>) -> Json<Points> {
-    let limit = q.limit.unwrap_or(SNAPSHOT_POINTS).min(HISTORY);
-    let points =
-        dev.shared
-            .state()
-            .range(q.from.unwrap_or(f64::MIN), q.to.unwrap_or(f64::MAX), limit);
-    Json(points)
+/// `GET /api/samples?from=&to=&limit=`: the points in memory with chart time in `[from, to]`,
+/// as columns. With `points=N`: any range of the stored history (the whole of it without
+/// `from`/`to`) as at most N columns of min, max, mean, count and flagged, from the points or
+/// their rollups, plus every anomaly in the range ([`crate::store::Range`]).
+pub(super) async fn samples(
+    Dev(dev): Dev,
+    Query(q): Query<Range>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Some(columns) = q.points else {
+        let limit = q.limit.unwrap_or(SNAPSHOT_POINTS).min(HISTORY);
+        let points =
+            dev.shared
+                .state()
+                .range(q.from.unwrap_or(f64::MIN), q.to.unwrap_or(f64::MAX), limit);
+        return Ok(Json(points).into_response());
+    };
+    if columns == 0 || columns > 100_000 {
+        return Err(ApiError::BadQuery(format!(
+            "points={columns}: ask for 1 to 100000 columns"
+        )));
+    }
+    let path = dev.shared.store_path.clone().ok_or(ApiError::NoStore)?;
+    let range = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let reader = crate::store::Reader::open(&path).map_err(|e| e.to_string())?;
+        let (from, to) = match (q.from, q.to) {
+            (Some(f), Some(t)) => (f, t),
+            (f, t) => {
+                let span = reader
+                    .span()
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or((0.0, 0.0));
+                (f.unwrap_or(span.0), t.unwrap_or(span.1))
+            }
+        };
+        reader.range(from, to, columns).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Store(e.to_string()))?
+    .map_err(ApiError::Store)?;
+    Ok(Json(range).into_response())
 }
 
 /// `?limit=`.

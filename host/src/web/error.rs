@@ -50,6 +50,17 @@ pub enum ApiError {
     /// The device answered no.
     #[error("the device refused {0}")]
     Refused(String),
+    /// A query parameter out of range.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The daemon keeps no store.
+    #[error(
+        "no store: the daemon runs with --no-store, so only the points in memory can be read (GET /api/samples without points=)"
+    )]
+    NoStore,
+    /// The store could not be read.
+    #[error("the store cannot be read: {0}")]
+    Store(String),
     /// No device yet (`--auto` or `--subscribe` with none found so far).
     #[error(
         "no device yet: boards plugged in (--auto) or published to the broker (--subscribe) appear in GET /api/devices"
@@ -77,6 +88,9 @@ impl ApiError {
         match self {
             ApiError::Misaddressed { .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchDevice { .. } | ApiError::NoDeviceYet => StatusCode::NOT_FOUND,
+            ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::NoStore => StatusCode::CONFLICT,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadJson(_) | ApiError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

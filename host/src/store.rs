@@ -1,0 +1,819 @@
+//! The embedded store: every judged point, every anomaly and every config change of a
+//! device, in one SQLite file (bundled: nothing to install, no server), so any range of its
+//! history can be drawn and exported long after the in-memory window has moved on.
+//!
+//! * Written by the log writer's thread ([`crate::log::LogWriter`]): one transaction per
+//!   flush (up to 8 of ingest's batches), in WAL mode with `synchronous = NORMAL`: a commit
+//!   survives the process being killed at any moment, and the file always opens.
+//! * Rollups per second and per minute (min, max, sum, count, anomalies) are kept as the points
+//!   come, so a week draws from ~10 000 minute rows instead of 600 million points.
+//! * Retention by age and size: the oldest points (and second rollups) go first; anomalies,
+//!   minute rollups and config changes go only by age.
+//! * A full disk is reported (`/api/status` → `store.error`) and the rows that could not be
+//!   stored are counted (`not_stored`); ingest goes on, and storing resumes with space.
+//!
+//! [`Reader`] answers ranges for the API ([`Reader::range`], decimated so spikes survive) and
+//! `zscope export`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+use zscope_core::DetectorConfig;
+
+use crate::daemon::{Point, Points};
+use crate::log::Entry;
+
+/// The store's file name, in the device's log folder.
+pub const FILE: &str = "zscope.db";
+
+/// How long the oldest data is kept, and how large the file may grow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    /// Data older than this (by chart time) is deleted; `None`: kept.
+    pub max_age: Option<Duration>,
+    /// Past this size the oldest points are deleted; `None`: no limit.
+    pub max_bytes: Option<u64>,
+}
+
+/// A config the device acknowledged (or said hello with), for the store.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigRecord {
+    /// When, ms since the Unix epoch.
+    pub host_ms: i64,
+    /// Its version.
+    pub version: u32,
+    /// The config.
+    pub config: DetectorConfig,
+}
+
+/// What the store reports in `/api/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreStatus {
+    /// The file.
+    pub path: String,
+    /// Points stored since start.
+    pub stored: u64,
+    /// Points that could not be stored (the disk was full, the file unwritable).
+    pub not_stored: u64,
+    /// The last error, until a write succeeds again.
+    pub error: Option<String>,
+    /// Points deleted by retention since start.
+    pub expired: u64,
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot open the store {path}: {source}. Check that the folder is writable, or pass --log-dir (or --no-store)"
+)]
+pub struct StoreError {
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+/// A rollup bucket being filled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    /// Bucket number: chart time in ms divided by the bucket's length.
+    n: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: i64,
+    anomalies: i64,
+}
+
+impl Bucket {
+    fn empty(n: i64) -> Bucket {
+        Bucket {
+            n,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            count: 0,
+            anomalies: 0,
+        }
+    }
+
+    fn add(&mut self, value: f64, anomaly: bool) {
+        if value.is_finite() {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+            self.sum += value;
+            self.count += 1;
+        }
+        self.anomalies += i64::from(anomaly);
+    }
+}
+
+/// The two rollup tables and their bucket lengths.
+const ROLLUPS: [(&str, f64); 2] = [("rollup_1s", 1_000.0), ("rollup_1m", 60_000.0)];
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS samples (
+    t REAL NOT NULL, seq INTEGER NOT NULL, host_ms INTEGER NOT NULL,
+    device_time_ms INTEGER NOT NULL, value REAL, mean REAL, std REAL, z REAL, score REAL,
+    threshold REAL, window INTEGER NOT NULL, config_version INTEGER NOT NULL,
+    flags INTEGER NOT NULL, truth INTEGER, lost_before INTEGER NOT NULL,
+    PRIMARY KEY (t, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS anomalies (
+    t REAL NOT NULL, seq INTEGER NOT NULL, host_ms INTEGER NOT NULL,
+    device_time_ms INTEGER NOT NULL, value REAL, mean REAL, std REAL, z REAL, score REAL,
+    threshold REAL, window INTEGER NOT NULL, config_version INTEGER NOT NULL,
+    flags INTEGER NOT NULL, truth INTEGER, lost_before INTEGER NOT NULL,
+    PRIMARY KEY (t, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1s (
+    bucket INTEGER PRIMARY KEY, min REAL, max REAL, sum REAL NOT NULL,
+    count INTEGER NOT NULL, anomalies INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    bucket INTEGER PRIMARY KEY, min REAL, max REAL, sum REAL NOT NULL,
+    count INTEGER NOT NULL, anomalies INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS configs (
+    host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);
+";
+
+/// The columns of `samples` and `anomalies`, in order.
+const COLUMNS: &str = "t, seq, host_ms, device_time_ms, value, mean, std, z, score, threshold, \
+                       window, config_version, flags, truth, lost_before";
+
+/// How often retention runs.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// A device's store, open for writing (by the log writer's thread).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    retention: Retention,
+    /// The rollup buckets being filled: per second, per minute.
+    buckets: [Option<Bucket>; 2],
+    status: StoreStatus,
+    last_trim: Instant,
+}
+
+fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers (the API, export) never wait for the writer; NORMAL: a commit survives
+    // the process dying (not a power cut mid-checkpoint, which costs the last commits only).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Open (or create) `dir/zscope.db`.
+    pub fn open(dir: &Path, retention: Retention) -> Result<Store, StoreError> {
+        let path = dir.join(FILE);
+        let fail = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let conn = open_rw(&path).map_err(fail)?;
+        Ok(Store {
+            conn,
+            status: StoreStatus {
+                path: path.display().to_string(),
+                ..StoreStatus::default()
+            },
+            path,
+            retention,
+            buckets: [None, None],
+            last_trim: Instant::now() - TRIM_EVERY,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What `/api/status` shows.
+    pub fn status(&self) -> StoreStatus {
+        self.status.clone()
+    }
+
+    /// Store `entries` and `configs` in one transaction; a failure is counted and reported,
+    /// never fatal.
+    pub fn write(&mut self, entries: &[Entry], configs: &[ConfigRecord]) {
+        if entries.is_empty() && configs.is_empty() {
+            return;
+        }
+        let before = self.buckets;
+        match self.try_write(entries, configs) {
+            Ok(()) => {
+                self.status.stored += entries.len() as u64;
+                self.status.error = None;
+            }
+            Err(e) => {
+                // The rollups go back to what is stored.
+                self.buckets = before;
+                self.status.not_stored += entries.len() as u64;
+                let why = format!(
+                    "cannot store {} points in {}: {e}",
+                    entries.len(),
+                    self.path.display()
+                );
+                if self.status.error.as_deref() != Some(why.as_str()) {
+                    tracing::error!("{why}");
+                }
+                self.status.error = Some(why);
+            }
+        }
+        let newest = entries.last().map(|e| e.point.t);
+        if let Some(newest) = newest.filter(|_| self.last_trim.elapsed() >= TRIM_EVERY) {
+            self.last_trim = Instant::now();
+            match self.trim(newest) {
+                Ok(n) => self.status.expired += n,
+                Err(e) => tracing::warn!("retention in {}: {e}", self.path.display()),
+            }
+        }
+    }
+
+    fn try_write(&mut self, entries: &[Entry], configs: &[ConfigRecord]) -> rusqlite::Result<()> {
+        let Store { conn, buckets, .. } = self;
+        let tx = conn.transaction()?;
+        {
+            let mut sample = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO samples ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))?;
+            let mut anomaly = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO anomalies ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))?;
+            for e in entries {
+                let p = &e.point;
+                let truth = e.truth.then_some(p.is_truth() as u8);
+                let row = params![
+                    p.t,
+                    p.seq as i64,
+                    e.host_ms,
+                    p.device_time_ms as i64,
+                    finite(p.value),
+                    finite(p.mean),
+                    finite(p.std),
+                    finite(p.z),
+                    finite(p.score),
+                    finite(p.threshold),
+                    p.window,
+                    p.config_version,
+                    p.flags,
+                    truth,
+                    p.lost_before as i64,
+                ];
+                sample.execute(row)?;
+                if p.is_anomaly() {
+                    anomaly.execute(row)?;
+                }
+                for (i, (table, len)) in ROLLUPS.iter().enumerate() {
+                    let n = (p.t / len).floor() as i64;
+                    let bucket = match &mut buckets[i] {
+                        Some(b) if b.n == n => b,
+                        slot => {
+                            if let Some(done) = slot.take() {
+                                save_bucket(&tx, table, &done)?;
+                            }
+                            slot.insert(load_bucket(&tx, table, n)?.unwrap_or(Bucket::empty(n)))
+                        }
+                    };
+                    bucket.add(f64::from(p.value), p.is_anomaly());
+                }
+            }
+            // The buckets being filled, as they are now (replaced as they fill).
+            for (i, (table, _)) in ROLLUPS.iter().enumerate() {
+                if let Some(b) = &buckets[i] {
+                    save_bucket(&tx, table, b)?;
+                }
+            }
+            let mut config = tx.prepare_cached(
+                "INSERT INTO configs (host_ms, version, config) VALUES (?1, ?2, ?3)",
+            )?;
+            for c in configs {
+                let json = serde_json::to_string(&c.config).unwrap_or_default();
+                config.execute(params![c.host_ms, c.version, json])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Apply retention as of `now` (chart time, ms: the newest point, so a replay of old data
+    /// or a wrong clock keeps its history); the points deleted.
+    pub fn trim(&mut self, now: f64) -> rusqlite::Result<u64> {
+        let mut deleted = 0;
+        if let Some(age) = self.retention.max_age {
+            let cutoff = now - age.as_millis() as f64;
+            deleted +=
+                self.conn
+                    .execute("DELETE FROM samples WHERE t < ?1", [cutoff])? as u64;
+            self.conn
+                .execute("DELETE FROM anomalies WHERE t < ?1", [cutoff])?;
+            for (table, len) in ROLLUPS {
+                self.conn.execute(
+                    &format!("DELETE FROM {table} WHERE bucket < ?1"),
+                    [(cutoff / len).floor() as i64],
+                )?;
+            }
+            self.conn
+                .execute("DELETE FROM configs WHERE host_ms < ?1", [cutoff as i64])?;
+        }
+        if let Some(max) = self.retention.max_bytes {
+            // Deleted pages are reused: the file stops growing at the limit. A tenth of the
+            // points goes at a time, oldest first, with their second rollups.
+            while self.used_bytes()? > max {
+                let cut: Option<f64> = self
+                    .conn
+                    .query_row(
+                        "SELECT t FROM samples ORDER BY t LIMIT 1 OFFSET \
+                         (SELECT count(*) / 10 FROM samples)",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(cut) = cut else { break };
+                let n = self
+                    .conn
+                    .execute("DELETE FROM samples WHERE t < ?1", [cut])?
+                    as u64;
+                self.conn.execute(
+                    "DELETE FROM rollup_1s WHERE bucket < ?1",
+                    [(cut / 1_000.0).floor() as i64],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n;
+                // What counts is the pages in use: freed ones are reused, not returned.
+                if self.used_bytes()? <= max {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Bytes in pages holding data (the file's size less its free pages).
+    fn used_bytes(&self) -> rusqlite::Result<u64> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) * size) as u64)
+    }
+
+    #[cfg(test)]
+    fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// NaN and infinities are stored as NULL (SQLite has no NaN).
+fn finite(v: f32) -> Option<f64> {
+    v.is_finite().then_some(f64::from(v))
+}
+
+fn load_bucket(conn: &Connection, table: &str, n: i64) -> rusqlite::Result<Option<Bucket>> {
+    conn.query_row(
+        &format!("SELECT min, max, sum, count, anomalies FROM {table} WHERE bucket = ?1"),
+        [n],
+        |r| {
+            Ok(Bucket {
+                n,
+                min: r.get::<_, Option<f64>>(0)?.unwrap_or(f64::INFINITY),
+                max: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NEG_INFINITY),
+                sum: r.get(2)?,
+                count: r.get(3)?,
+                anomalies: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn save_bucket(conn: &Connection, table: &str, b: &Bucket) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {table} (bucket, min, max, sum, count, anomalies) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?;
+    stmt.execute(params![
+        b.n,
+        b.min.is_finite().then_some(b.min),
+        b.max.is_finite().then_some(b.max),
+        b.sum,
+        b.count,
+        b.anomalies
+    ])?;
+    Ok(())
+}
+
+/// A range of a device's history with at most a given number of columns: each column's
+/// min, max, mean, count and anomalies (from the points, or from rollups when a column spans
+/// a second or more), plus every anomaly in the range, exactly.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Range {
+    /// Where the columns come from: `points`, `seconds` or `minutes`.
+    pub source: &'static str,
+    /// A column's width, ms.
+    pub bucket_ms: f64,
+    /// Each column's start (chart time, ms since the Unix epoch); empty columns are left out.
+    pub t: Vec<f64>,
+    /// The smallest value in the column.
+    pub min: Vec<Option<f64>>,
+    /// The largest.
+    pub max: Vec<Option<f64>>,
+    /// The mean.
+    pub mean: Vec<Option<f64>>,
+    /// How many points.
+    pub count: Vec<i64>,
+    /// How many of them flagged.
+    pub flagged: Vec<i64>,
+    /// Every anomaly in the range (up to `MAX_ANOMALIES`, the latest).
+    pub anomalies: Points,
+    /// Whether older anomalies in the range were left out.
+    pub anomalies_truncated: bool,
+}
+
+/// Anomalies a range answer carries at most.
+pub const MAX_ANOMALIES: usize = 10_000;
+
+/// A read-only view of a device's store (the API, `zscope export`): any number at once,
+/// beside the writer.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Open `path` for reading.
+    pub fn open(path: &Path) -> rusqlite::Result<Reader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Reader { conn })
+    }
+
+    /// The history in `[from, to]` (chart time, ms) as at most `columns` columns.
+    pub fn range(&self, from: f64, to: f64, columns: usize) -> rusqlite::Result<Range> {
+        let columns = columns.clamp(1, 100_000);
+        let width = ((to - from) / columns as f64).max(1.0);
+        let (source, sql) = if width >= 60_000.0 {
+            ("minutes", rollup_sql("rollup_1m", 60_000.0))
+        } else if width >= 1_000.0 {
+            ("seconds", rollup_sql("rollup_1s", 1_000.0))
+        } else {
+            (
+                "points",
+                "SELECT CAST((t - ?1) / ?3 AS INTEGER) AS c, min(value), max(value), \
+                 avg(value), count(value), sum(flags & 1) \
+                 FROM samples WHERE t >= ?1 AND t <= ?2 GROUP BY c ORDER BY c"
+                    .to_string(),
+            )
+        };
+        let mut range = Range {
+            source,
+            bucket_ms: width,
+            ..Range::default()
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![from, to, width])?;
+        while let Some(r) = rows.next()? {
+            let c: i64 = r.get(0)?;
+            range.t.push(from + c as f64 * width);
+            range.min.push(r.get(1)?);
+            range.max.push(r.get(2)?);
+            range.mean.push(r.get(3)?);
+            range.count.push(r.get::<_, Option<i64>>(4)?.unwrap_or(0));
+            range.flagged.push(r.get::<_, Option<i64>>(5)?.unwrap_or(0));
+        }
+        let (anomalies, truncated) = self.anomalies(from, to, MAX_ANOMALIES)?;
+        range.anomalies = anomalies.iter().collect();
+        range.anomalies_truncated = truncated;
+        Ok(range)
+    }
+
+    /// The anomalies in `[from, to]`, the latest `limit`; whether there were more.
+    pub fn anomalies(
+        &self,
+        from: f64,
+        to: f64,
+        limit: usize,
+    ) -> rusqlite::Result<(Vec<Point>, bool)> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM anomalies WHERE t >= ?1 AND t <= ?2 ORDER BY t DESC LIMIT ?3"
+        ))?;
+        let mut points: Vec<Point> = stmt
+            .query_map(params![from, to, limit as i64 + 1], |r| Ok(stored(r)?.0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let truncated = points.len() > limit;
+        points.truncate(limit);
+        points.reverse();
+        Ok((points, truncated))
+    }
+
+    /// Every stored point in `[from, to]`, oldest first, to `each` (with its arrival time and
+    /// whether its source had ground truth): `zscope export`. Memory stays flat.
+    pub fn each_point(
+        &self,
+        from: f64,
+        to: f64,
+        mut each: impl FnMut(&Point, i64, bool) -> std::io::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM samples WHERE t >= ?1 AND t <= ?2 ORDER BY t, seq"
+        ))?;
+        let mut rows = stmt.query(params![from, to])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            let (p, host_ms, truth) = stored(r)?;
+            each(&p, host_ms, truth)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The first and last chart times stored.
+    pub fn span(&self) -> rusqlite::Result<Option<(f64, f64)>> {
+        self.conn
+            .query_row("SELECT min(t), max(t) FROM samples", [], |r| {
+                Ok(
+                    match (r.get::<_, Option<f64>>(0)?, r.get::<_, Option<f64>>(1)?) {
+                        (Some(a), Some(b)) => Some((a, b)),
+                        _ => None,
+                    },
+                )
+            })
+    }
+}
+
+fn rollup_sql(table: &str, len: f64) -> String {
+    format!(
+        "SELECT CAST((bucket * {len} - ?1) / ?3 AS INTEGER) AS c, min(min), max(max), \
+         sum(sum) / nullif(sum(count), 0), sum(count), sum(anomalies) \
+         FROM {table} WHERE bucket >= CAST(?1 / {len} AS INTEGER) - (?1 < 0) \
+         AND bucket * {len} <= ?2 GROUP BY c ORDER BY c"
+    )
+}
+
+/// A stored row as a point, its arrival time, and whether its source had ground truth.
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Point, i64, bool)> {
+    let f = |i: usize| -> rusqlite::Result<f32> {
+        Ok(r.get::<_, Option<f64>>(i)?.map_or(f32::NAN, |v| v as f32))
+    };
+    let truth: Option<u8> = r.get(13)?;
+    let point = Point {
+        t: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        device_time_ms: r.get::<_, i64>(3)? as u64,
+        value: f(4)?,
+        mean: f(5)?,
+        std: f(6)?,
+        z: f(7)?,
+        score: f(8)?,
+        threshold: f(9)?,
+        window: r.get(10)?,
+        config_version: r.get(11)?,
+        flags: r.get(12)?,
+        lost_before: r.get::<_, i64>(14)? as u64,
+    };
+    Ok((point, r.get(2)?, truth.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zscope_core::wire::Flags;
+
+    /// A point at chart time `t` (ms) with `value`, flagged if `anomaly`.
+    fn entry(t: f64, seq: u64, value: f32, anomaly: bool) -> Entry {
+        Entry {
+            point: Point {
+                t,
+                seq,
+                device_time_ms: seq * 10,
+                value,
+                mean: 0.0,
+                std: 1.0,
+                z: value,
+                score: 0.5,
+                threshold: 3.0,
+                window: 64,
+                config_version: 1,
+                flags: if anomaly { Flags::ANOMALY } else { 0 },
+                lost_before: 0,
+            },
+            host_ms: t as i64,
+            truth: false,
+        }
+    }
+
+    /// A day at one point every 10 s (8 640 points) from `t0`, value a slow wave, with a
+    /// spike at `spike` and anomalies every 1000th point.
+    fn day(store: &mut Store, t0: f64, spike: u64) -> Vec<Entry> {
+        let entries: Vec<Entry> = (0..8640u64)
+            .map(|i| {
+                let v = if i == spike {
+                    1000.0
+                } else {
+                    (i as f32 / 500.0).sin()
+                };
+                entry(t0 + i as f64 * 10_000.0, i, v, i % 1000 == 0)
+            })
+            .collect();
+        for chunk in entries.chunks(500) {
+            store.write(chunk, &[]);
+        }
+        entries
+    }
+
+    fn no_retention() -> Retention {
+        Retention {
+            max_age: None,
+            max_bytes: None,
+        }
+    }
+
+    #[test]
+    fn ranges_keep_extremes_and_every_anomaly_at_every_zoom() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), no_retention()).unwrap();
+        let t0 = 1_700_000_000_000.0;
+        let entries = day(&mut store, t0, 4321);
+        assert_eq!(store.status().stored, 8640);
+        let reader = Reader::open(store.path()).unwrap();
+        let end = t0 + 86_400_000.0;
+        // A day in 200 columns (432 s each): from the minute rollups.
+        let r = reader.range(t0, end, 200).unwrap();
+        assert_eq!(r.source, "minutes");
+        assert!(r.t.len() <= 200, "{}", r.t.len());
+        assert_eq!(r.count.iter().sum::<i64>(), 8640);
+        assert_eq!(r.flagged.iter().sum::<i64>(), 9);
+        let top = r.max.iter().flatten().fold(f64::MIN, |a, b| a.max(*b));
+        assert_eq!(top, 1000.0, "the spike survives decimation");
+        // Every anomaly, exactly, whatever the zoom.
+        let seqs: Vec<u64> = (0..9).map(|i| i * 1000).collect();
+        assert_eq!(r.anomalies.seq, seqs);
+        // An hour in 100 columns (36 s): from the second rollups.
+        let r = reader.range(t0, t0 + 3_600_000.0, 100).unwrap();
+        assert_eq!(r.source, "seconds");
+        assert_eq!(r.count.iter().sum::<i64>(), 361);
+        // Ten minutes in 1000 columns (0.6 s): from the points themselves.
+        let r = reader
+            .range(t0 + 43_000_000.0, t0 + 43_600_000.0, 1000)
+            .unwrap();
+        assert_eq!(r.source, "points");
+        assert_eq!(r.count.iter().sum::<i64>(), 61, "both ends included");
+        assert_eq!(r.anomalies.seq, [] as [u64; 0]);
+        let r = reader
+            .range(t0 + 43_000_000.0, t0 + 43_300_000.0, 1000)
+            .unwrap();
+        let spike = r.max.iter().flatten().fold(f64::MIN, |a, b| a.max(*b));
+        assert_eq!(spike, 1000.0);
+        // Means agree with the points.
+        let r = reader.range(t0, end, 1).unwrap();
+        let mean = entries
+            .iter()
+            .map(|e| f64::from(e.point.value))
+            .sum::<f64>()
+            / 8640.0;
+        assert!(
+            (r.mean[0].unwrap() - mean).abs() < 1e-9,
+            "{:?} vs {mean}",
+            r.mean
+        );
+        // Export reads every point back as it was stored.
+        let mut back = Vec::new();
+        let n = reader
+            .each_point(f64::MIN, f64::MAX, |p, _, _| {
+                back.push(*p);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, 8640);
+        assert!(back.iter().zip(&entries).all(|(a, b)| *a == b.point));
+    }
+
+    #[test]
+    fn a_restart_inside_a_bucket_adds_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = 1_700_000_000_000.0;
+        {
+            let mut store = Store::open(dir.path(), no_retention()).unwrap();
+            store.write(
+                &[entry(t0, 0, 1.0, false), entry(t0 + 100.0, 1, 5.0, true)],
+                &[],
+            );
+        }
+        let mut store = Store::open(dir.path(), no_retention()).unwrap();
+        store.write(&[entry(t0 + 200.0, 0, -2.0, false)], &[]);
+        let r = Reader::open(store.path())
+            .unwrap()
+            .range(t0, t0 + 999.0, 1)
+            .unwrap();
+        assert_eq!(r.source, "points");
+        let rollup = load_bucket(store.connection(), "rollup_1s", (t0 / 1000.0) as i64)
+            .unwrap()
+            .unwrap();
+        assert_eq!((rollup.min, rollup.max, rollup.count), (-2.0, 5.0, 3));
+        assert_eq!(rollup.anomalies, 1);
+        assert_eq!(r.count, [3]);
+    }
+
+    /// A full disk (SQLite's own "database or disk is full", from a page limit): rows are
+    /// counted as not stored, the error is said, ingest is not stopped, and storing resumes
+    /// once there is room; what was committed stays.
+    #[test]
+    fn a_full_disk_is_reported_counted_and_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), no_retention()).unwrap();
+        let t0 = 1_700_000_000_000.0;
+        store.write(&[entry(t0, 0, 1.0, false)], &[]);
+        let pages: i64 = store
+            .connection()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .connection()
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let batch: Vec<Entry> = (1..5001)
+            .map(|i| entry(t0 + i as f64, i, i as f32, false))
+            .collect();
+        store.write(&batch, &[]);
+        let s = store.status();
+        assert_eq!((s.stored, s.not_stored), (1, 5000));
+        assert!(s.error.as_deref().unwrap_or("").contains("full"), "{s:?}");
+        store
+            .connection()
+            .pragma_update(None, "max_page_count", 1_000_000_000)
+            .unwrap();
+        store.write(&batch[..10], &[]);
+        let s = store.status();
+        assert_eq!((s.stored, s.not_stored, s.error), (11, 5000, None));
+        let reader = Reader::open(store.path()).unwrap();
+        assert_eq!(
+            reader
+                .range(t0, t0 + 999.0, 10)
+                .unwrap()
+                .count
+                .iter()
+                .sum::<i64>(),
+            11
+        );
+    }
+
+    #[test]
+    fn retention_by_age_and_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(
+            dir.path(),
+            Retention {
+                max_age: Some(Duration::from_secs(12 * 3600)),
+                max_bytes: None,
+            },
+        )
+        .unwrap();
+        let t0 = 1_700_000_000_000.0;
+        day(&mut store, t0, 100);
+        let end = t0 + 86_400_000.0;
+        let deleted = store.trim(end).unwrap();
+        assert_eq!(deleted, 4320);
+        let reader = Reader::open(store.path()).unwrap();
+        let (first, _) = reader.span().unwrap().unwrap();
+        assert!(first >= end - 43_200_000.0, "{first}");
+        // Rollups and anomalies go with them: a range across the boundary counts what is kept
+        // (rollups go by whole buckets: the minute the cut falls in stays whole, 6 points here).
+        let r = reader.range(t0, end, 100).unwrap();
+        assert_eq!(r.source, "minutes");
+        let counted = r.count.iter().sum::<i64>();
+        assert!((4320..4326).contains(&counted), "{counted}");
+        let r = reader.range(t0, end, 100_000).unwrap();
+        assert_eq!(r.source, "points");
+        assert_eq!(r.count.iter().sum::<i64>(), 4320);
+        assert!(r.anomalies.t.iter().all(|t| *t >= end - 43_200_000.0));
+        drop(reader);
+        // By size: past the limit the oldest go first, and the file's data shrinks under it.
+        let mut store = Store::open(
+            dir.path(),
+            Retention {
+                max_age: None,
+                max_bytes: Some(200 << 10),
+            },
+        )
+        .unwrap();
+        let deleted = store.trim(end).unwrap();
+        assert!(deleted > 0);
+        assert!(store.used_bytes().unwrap() <= 200 << 10);
+        let reader = Reader::open(store.path()).unwrap();
+        let (first, last) = reader.span().unwrap().unwrap();
+        assert!(
+            first > end - 43_200_000.0 && last == end - 10_000.0,
+            "{first} {last}"
+        );
+    }
+}
