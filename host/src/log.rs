@@ -517,7 +517,12 @@ impl LogWriter {
             .name("zscope-log".into())
             .spawn(move || {
                 loop {
-                    match rx.recv_timeout(RETRY_EVERY) {
+                    // Woken when the store's waiting points are due, too.
+                    let wait = store
+                        .as_ref()
+                        .and_then(Store::due_in)
+                        .map_or(RETRY_EVERY, |due| due.min(RETRY_EVERY));
+                    match rx.recv_timeout(wait) {
                         Ok(first) => {
                             // Up to 8 batches a flush: bigger writes, one store transaction,
                             // a bounded queue of rows.
@@ -543,10 +548,16 @@ impl LogWriter {
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
+                    if let Some(store) = &mut store {
+                        store.flush_when_due();
+                    }
                     for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
                         log.flush_when_due();
                     }
                     publish(&samples, &anomalies, &store);
+                }
+                if let Some(store) = &mut store {
+                    store.flush();
                 }
                 // Last chance for rows still waiting on a full disk.
                 for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {

@@ -141,6 +141,14 @@ const COLUMNS: &str = "t, seq, host_ms, device_time_ms, value, mean, std, z, sco
 /// How often retention runs.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
+/// Points wait at most this long for their transaction (or until [`COMMIT_POINTS`] wait):
+/// one commit per 50 ms, not per batch, keeps a slow stream cheap. A `kill -9` can lose what
+/// waits (it is in the CSV log already); what was committed stays.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// Points that make a transaction at once.
+pub const COMMIT_POINTS: usize = 8192;
+
 /// A device's store, open for writing (by the log writer's thread).
 pub struct Store {
     conn: Connection,
@@ -150,6 +158,10 @@ pub struct Store {
     buckets: [Option<Bucket>; 2],
     status: StoreStatus,
     last_trim: Instant,
+    /// Points and configs waiting for the next commit.
+    waiting: (Vec<Entry>, Vec<ConfigRecord>),
+    /// When the oldest of them came.
+    waiting_since: Option<Instant>,
 }
 
 fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
@@ -184,6 +196,8 @@ impl Store {
             retention,
             buckets: [None, None],
             last_trim: Instant::now() - TRIM_EVERY,
+            waiting: (Vec::new(), Vec::new()),
+            waiting_since: None,
         })
     }
 
@@ -197,9 +211,50 @@ impl Store {
         self.status.clone()
     }
 
+    /// Store `entries` and `configs`: they join the next transaction, committed once
+    /// [`COMMIT_EVERY`] has passed since the oldest waiting or [`COMMIT_POINTS`] wait (and by
+    /// [`Store::flush_when_due`], [`Store::flush`]).
+    pub fn write(&mut self, entries: &[Entry], configs: &[ConfigRecord]) {
+        if entries.is_empty() && configs.is_empty() {
+            return;
+        }
+        self.waiting.0.extend_from_slice(entries);
+        self.waiting.1.extend_from_slice(configs);
+        self.waiting_since.get_or_insert_with(Instant::now);
+        if self.waiting.0.len() >= COMMIT_POINTS {
+            self.flush();
+        } else {
+            self.flush_when_due();
+        }
+    }
+
+    /// How long until the waiting points are due (`None`: none wait).
+    pub fn due_in(&self) -> Option<Duration> {
+        self.waiting_since
+            .map(|since| COMMIT_EVERY.saturating_sub(since.elapsed()))
+    }
+
+    /// Commit what waits if it is due.
+    pub fn flush_when_due(&mut self) {
+        if self.due_in() == Some(Duration::ZERO) {
+            self.flush();
+        }
+    }
+
+    /// Commit what waits now.
+    pub fn flush(&mut self) {
+        self.waiting_since = None;
+        let (mut entries, mut configs) = std::mem::take(&mut self.waiting);
+        self.commit(&entries, &configs);
+        // The vectors' room is kept for the next ones.
+        entries.clear();
+        configs.clear();
+        self.waiting = (entries, configs);
+    }
+
     /// Store `entries` and `configs` in one transaction; a failure is counted and reported,
     /// never fatal.
-    pub fn write(&mut self, entries: &[Entry], configs: &[ConfigRecord]) {
+    fn commit(&mut self, entries: &[Entry], configs: &[ConfigRecord]) {
         if entries.is_empty() && configs.is_empty() {
             return;
         }
@@ -369,6 +424,13 @@ impl Store {
     #[cfg(test)]
     fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl Drop for Store {
+    /// What waits is committed when the store closes (the daemon stopping).
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -627,6 +689,7 @@ mod tests {
             .collect();
         for chunk in entries.chunks(500) {
             store.write(chunk, &[]);
+            store.flush();
         }
         entries
     }
@@ -708,9 +771,11 @@ mod tests {
                 &[entry(t0, 0, 1.0, false), entry(t0 + 100.0, 1, 5.0, true)],
                 &[],
             );
+            store.flush();
         }
         let mut store = Store::open(dir.path(), no_retention()).unwrap();
         store.write(&[entry(t0 + 200.0, 0, -2.0, false)], &[]);
+        store.flush();
         let r = Reader::open(store.path())
             .unwrap()
             .range(t0, t0 + 999.0, 1)
@@ -733,6 +798,7 @@ mod tests {
         let mut store = Store::open(dir.path(), no_retention()).unwrap();
         let t0 = 1_700_000_000_000.0;
         store.write(&[entry(t0, 0, 1.0, false)], &[]);
+        store.flush();
         let pages: i64 = store
             .connection()
             .query_row("PRAGMA page_count", [], |r| r.get(0))
@@ -745,6 +811,7 @@ mod tests {
             .map(|i| entry(t0 + i as f64, i, i as f32, false))
             .collect();
         store.write(&batch, &[]);
+        store.flush();
         let s = store.status();
         assert_eq!((s.stored, s.not_stored), (1, 5000));
         assert!(s.error.as_deref().unwrap_or("").contains("full"), "{s:?}");
@@ -753,6 +820,7 @@ mod tests {
             .pragma_update(None, "max_page_count", 1_000_000_000)
             .unwrap();
         store.write(&batch[..10], &[]);
+        store.flush();
         let s = store.status();
         assert_eq!((s.stored, s.not_stored, s.error), (11, 5000, None));
         let reader = Reader::open(store.path()).unwrap();

@@ -137,7 +137,7 @@ fn main() {
     let rate = n as f64 / elapsed;
     println!(
         "{:<58} {:>12.0} {:>9.2}x",
-        format!("zscope: decode + state + CSV (every row written) + {CLIENTS} WS clients"),
+        format!("zscope: decode + state + store + CSV (every row written) + {CLIENTS} WS clients"),
         rate,
         rate / raw
     );

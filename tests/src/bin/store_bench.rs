@@ -131,6 +131,7 @@ fn main() {
         }
     }
     store.write(&chunk, &[]);
+    store.flush();
     println!(
         "\n  a day at {hz} points/s ({day} points) stored in {:.1} s",
         started.elapsed().as_secs_f64()
