@@ -362,7 +362,7 @@ async fn the_page_lists_devices_and_switches_between_them() {
         js_string(
             &c,
             "return [...document.querySelectorAll('#devices tbody tr')] \
-               .map((tr) => tr.dataset.device + (tr.className ? '*' : '')).join(' ')",
+               .map((tr) => tr.dataset.device + (tr.classList.contains('current') ? '*' : '')).join(' ')",
         )
         .await
             == "bench-a* bench-b"
@@ -398,6 +398,20 @@ async fn the_page_lists_devices_and_switches_between_them() {
     .await;
     let url = c.current_url().await.expect("a URL");
     assert!(url.as_str().ends_with("/?device=bench-b"), "{url}");
+    // Its alerts name it.
+    wait_until(
+        "an alert naming bench-b",
+        Duration::from_secs(30),
+        || async {
+            js_string(
+                &c,
+                "return document.querySelector('#alerts .alert .device')?.textContent || ''",
+            )
+            .await
+                == "bench-b"
+        },
+    )
+    .await;
     let title = c.title().await.unwrap_or_default();
     assert!(title.contains("bench-b · zscope"), "{title}");
     // Its controls act on it alone.

@@ -1,10 +1,11 @@
 //! Board support, one module per board; each gives the app a serial line and a clock.
 //!
-//! Both boards run the STM32F4's USART2 (PA2/PA3, AF7) and the Cortex-M SysTick, on the reset
-//! clock (16 MHz HSI): QEMU does not emulate the clock controller, so anything that waits for a
-//! PLL to lock would hang there, and 16 MHz is ample for the link (see the README's figures).
-//! They differ in the board name and in the SysTick frequency QEMU models.
+//! Both boards run the STM32F4's USART2 (PA2/PA3, AF7) and the Cortex-M SysTick. The Nucleo
+//! runs its core at 84 MHz from the PLL ([`clocks`]); QEMU's build stays on the reset clock
+//! (16 MHz HSI): QEMU does not emulate the clock controller, so a wait for the PLL to lock would
+//! hang there. They differ in the board name, the clock, and the SysTick frequency QEMU models.
 
+pub mod clocks;
 pub mod nucleo_f401re;
 pub mod qemu;
 mod systick;
@@ -21,6 +22,8 @@ pub struct Board {
     pub systick_hz: u32,
     /// Frequency of USART2's peripheral clock (APB1).
     pub uart_clock_hz: u32,
+    /// Whether to start the PLL (84 MHz) before anything else: the real board only.
+    pub pll_84mhz: bool,
 }
 
 /// Bring up `board` and run the app on it for ever: the whole of every board's `main`.
@@ -53,6 +56,9 @@ pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock) {
     let Some(dp) = stm32f4::stm32f401::Peripherals::take() else {
         panic!("board::init called twice");
     };
+    if board.pll_84mhz {
+        clocks::pll_84mhz(&dp.RCC, &dp.FLASH);
+    }
     let clock = SysTickClock::start(cp.SYST, board.systick_hz);
     let uart = Usart2::new(dp.USART2, &dp.RCC, &dp.GPIOA, board.uart_clock_hz, baud);
     (uart, clock)

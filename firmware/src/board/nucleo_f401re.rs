@@ -3,9 +3,11 @@
 
 use super::Board;
 
-/// The board as it leaves reset: 16 MHz HSI for the core and APB1.
+/// The board at its top speed: the core at 84 MHz from the PLL, APB1 (USART2) at 42 MHz
+/// (115 200 baud is then 0.1 % off, 921 600 baud 0.9 %; at 16 MHz 921 600 was 2.1 % off).
 pub const BOARD: Board = Board {
     name: "nucleo-f401re",
-    systick_hz: 16_000_000,
-    uart_clock_hz: 16_000_000,
+    systick_hz: super::clocks::SYSCLK_HZ,
+    uart_clock_hz: super::clocks::PCLK1_HZ,
+    pll_84mhz: true,
 };

@@ -11,4 +11,5 @@ pub const BOARD: Board = Board {
     name: "qemu-netduinoplus2",
     systick_hz: 168_000_000,
     uart_clock_hz: 16_000_000,
+    pll_84mhz: false,
 };
