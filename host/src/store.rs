@@ -111,28 +111,30 @@ impl Bucket {
 /// The two rollup tables and their bucket lengths.
 const ROLLUPS: [(&str, f64); 2] = [("rollup_1s", 1_000.0), ("rollup_1m", 60_000.0)];
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS samples (
+/// The columns of a stored point (`samples` and `anomalies`).
+const POINT_COLUMNS: &str = "
     t REAL NOT NULL, seq INTEGER NOT NULL, host_ms INTEGER NOT NULL,
     device_time_ms INTEGER NOT NULL, value REAL, mean REAL, std REAL, z REAL, score REAL,
     threshold REAL, window INTEGER NOT NULL, config_version INTEGER NOT NULL,
     flags INTEGER NOT NULL, truth INTEGER, lost_before INTEGER NOT NULL,
-    PRIMARY KEY (t, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS anomalies (
-    t REAL NOT NULL, seq INTEGER NOT NULL, host_ms INTEGER NOT NULL,
-    device_time_ms INTEGER NOT NULL, value REAL, mean REAL, std REAL, z REAL, score REAL,
-    threshold REAL, window INTEGER NOT NULL, config_version INTEGER NOT NULL,
-    flags INTEGER NOT NULL, truth INTEGER, lost_before INTEGER NOT NULL,
-    PRIMARY KEY (t, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_1s (
+    PRIMARY KEY (t, seq)";
+
+/// The columns of a rollup (`rollup_1s`, `rollup_1m`).
+const ROLLUP_COLUMNS: &str = "
     bucket INTEGER PRIMARY KEY, min REAL, max REAL, sum REAL NOT NULL,
-    count INTEGER NOT NULL, anomalies INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS rollup_1m (
-    bucket INTEGER PRIMARY KEY, min REAL, max REAL, sum REAL NOT NULL,
-    count INTEGER NOT NULL, anomalies INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS configs (
-    host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);
-";
+    count INTEGER NOT NULL, anomalies INTEGER NOT NULL";
+
+/// Every table, created if missing.
+fn schema() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS samples ({POINT_COLUMNS}) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS anomalies ({POINT_COLUMNS}) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS rollup_1s ({ROLLUP_COLUMNS});
+         CREATE TABLE IF NOT EXISTS rollup_1m ({ROLLUP_COLUMNS});
+         CREATE TABLE IF NOT EXISTS configs (
+             host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);"
+    )
+}
 
 /// The columns of `samples` and `anomalies`, in order.
 const COLUMNS: &str = "t, seq, host_ms, device_time_ms, value, mean, std, z, score, threshold, \
@@ -171,7 +173,7 @@ fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
     // the process dying (not a power cut mid-checkpoint, which costs the last commits only).
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(&schema())?;
     Ok(conn)
 }
 

@@ -352,20 +352,6 @@ fn the_store_survives_kill_9_and_exports_as_csv() {
             "--to",
             &format!("{b}"),
             "-o",
-        ],
-        None,
-    );
-    assert!(!out.status.success(), "-o needs a file");
-    let out = zscope(
-        &[
-            "export",
-            "--log-dir",
-            log,
-            "--from",
-            &from,
-            "--to",
-            &format!("{b}"),
-            "-o",
             file.to_str().unwrap(),
         ],
         None,

@@ -131,22 +131,7 @@ fn a_central_daemon_shows_and_configures_a_gateways_device() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyGW");
     let dev = device(&link);
-    let (gw_url, central_url) = (url.clone(), url.clone());
-    let gateway = Daemon::start(on(&link), move |s| {
-        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&gw_url, "gw".into()).unwrap());
-    });
-    let central = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(
-                zscope_host::mqtt::MqttSetting::parse(&central_url, "central".into()).unwrap(),
-            );
-        },
-    );
+    let (gateway, central) = gateway_and_central(&url, on(&link), None);
     let status = wait_for(
         Duration::from_secs(20),
         "the gateway's device at the centre",
