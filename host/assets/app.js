@@ -205,7 +205,7 @@ $("load-earlier").onclick = async () => {
   const res = await fetch(api(`samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
   const older = [...rows(await res.json())];
-  if (!older.length) { $("chart-note").textContent = "no earlier points in memory (see samples.csv)"; return; }
+  if (!older.length) { $("chart-note").textContent = "no earlier points in memory: Hour, Day, Week and All show the stored history"; return; }
   paused = true; note();
   const saved = cols; cols = [[], [], [], [], [], [], []];
   // Earlier points are history: they are drawn, but raise no alerts.
@@ -277,7 +277,9 @@ async function showMoment(at) {
   const res = await fetch(api(`samples?from=${at - 60000}&to=${at + 60000}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
   const around = [...rows(await res.json())];
-  if (!around.length) { $("chart-note").textContent = "that moment is no longer in memory (see samples.csv)"; return; }
+  // Older than the points in memory (gone from it, or from before a restart): the stored
+  // history around it.
+  if (!around.length || around[0].t > at) { onMoment = true; await showHistory(at - 60000, at + 60000); return; }
   paused = true; onMoment = true; note();
   cols = [[], [], [], [], [], [], []];
   for (const p of around) push(p, true);

@@ -515,3 +515,49 @@ async fn the_page_zooms_into_the_stored_history() {
     c.close().await.unwrap();
     drop(daemon);
 }
+
+/// A notification's link to a moment the daemon no longer holds in memory (here: from before
+/// it restarted) opens the stored history around it, with the anomaly marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moment_from_before_a_restart_opens_from_the_store() {
+    if !have_tools(
+        "a_moment_from_before_a_restart_opens_from_the_store",
+        BROWSER_TOOLS,
+    ) {
+        return;
+    }
+    let emulated = SourceSetting::Emulated {
+        rate_hz: 200,
+        seed: 5,
+    };
+    let first = Daemon::start(emulated.clone(), |_| {});
+    wait_until("an anomaly", Duration::from_secs(30), || async {
+        first.get("/api/anomalies?limit=1")["t"][0].is_number()
+    })
+    .await;
+    let at = first.get("/api/anomalies?limit=1")["t"][0]
+        .as_f64()
+        .expect("an anomaly's time");
+    let log_dir = first.log_dir.clone();
+    let _kept = first.stop();
+    let second = Daemon::start(emulated, move |s| s.log_dir = log_dir);
+    let driver = ChromeDriver::start();
+    let c = session(&driver).await;
+    c.goto(&second.url(&format!("/?at={}", at as i64)))
+        .await
+        .expect("the page loads");
+    wait_until("the stored moment", Duration::from_secs(20), || async {
+        text(&c, "#chart-note").await.starts_with("history")
+    })
+    .await;
+    let marked = js_string(
+        &c,
+        &format!(
+            "return String(cols[0].some((x, i) => cols[5][i] !== null && Math.abs(x * 1000 - {at}) < 1))"
+        ),
+    )
+    .await;
+    assert_eq!(marked, "true", "the anomaly is marked at its time");
+    c.close().await.unwrap();
+    drop(second);
+}
