@@ -162,12 +162,12 @@ impl MqttSetting {
     }
 }
 
-/// `%XX` sequences of a URL's user or password, decoded.
+/// `%XX` sequences of a URL's user or password, decoded (`+` stays `+`: this is not a query).
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())?;
-    String::from_utf8(bytes).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// What `/api/status` says of MQTT.
@@ -784,6 +784,8 @@ mod tests {
         assert!(s.tls);
         assert_eq!(s.port, 8883);
         assert_eq!(s.credentials, Some(("zs".into(), "a/b@c".into())));
+        let plus = MqttSetting::parse("mqtt://zs:p+q@broker.lan", "gw".into()).unwrap();
+        assert_eq!(plus.credentials, Some(("zs".into(), "p+q".into())));
         let missing = s.with_ca(Some("/nonexistent/ca.pem".into())).options("gw");
         let e = format!("{:#}", missing.err().unwrap());
         assert!(e.contains("--mqtt-ca /nonexistent/ca.pem"), "{e}");

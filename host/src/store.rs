@@ -65,12 +65,27 @@ pub struct StoreStatus {
 
 /// Why the store could not open.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot open the store {path}: {source}. Check that the folder is writable, or pass --log-dir (or --no-store)"
-)]
-pub struct StoreError {
-    path: PathBuf,
-    source: rusqlite::Error,
+pub enum StoreError {
+    /// Its folder cannot be made.
+    #[error(
+        "cannot make the folder {path} for the store: {source}. Pass another --log-dir (or --no-store)"
+    )]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite cannot open or set up the file.
+    #[error(
+        "cannot open the store {path}: {source}. Check that the folder is writable, or pass --log-dir (or --no-store)"
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
 }
 
 /// A rollup bucket being filled.
@@ -180,14 +195,17 @@ fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
 impl Store {
     /// Open (or create) `dir/zscope.db`.
     pub fn open(dir: &Path, retention: Retention) -> Result<Store, StoreError> {
-        let path = dir.join(FILE);
-        let fail = |source| StoreError {
-            path: path.clone(),
+        let folder = |source| StoreError::Folder {
+            path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        let conn = open_rw(&path).map_err(fail)?;
+        std::fs::create_dir_all(dir).map_err(folder)?;
+        // Absolute, as the status shows it (the daemon may have been given a relative folder).
+        let path = std::fs::canonicalize(dir).map_err(folder)?.join(FILE);
+        let conn = open_rw(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Store {
             conn,
             status: StoreStatus {

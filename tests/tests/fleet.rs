@@ -13,7 +13,7 @@ use zscope_tests::{Daemon, device, on, points, wait_for};
 /// `false` when it stops).
 #[test]
 fn the_daemon_publishes_to_a_real_broker() {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{Event, Packet};
     use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
     if !have_tools("the_daemon_publishes_to_a_real_broker", MQTT_TOOLS) {
         return;
@@ -34,10 +34,7 @@ fn the_daemon_publishes_to_a_real_broker() {
         || (daemon.get("/api/status")["mqtt"]["connected"] == json!(true)).then_some(()),
     );
     // A subscriber, as another program would be.
-    let mut options = MqttOptions::new("reader", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = Client::new(options, 100);
-    client.subscribe("zscope/#", QoS::AtLeastOnce).unwrap();
+    let (_reader, mut connection) = reader(broker.port, "reader", "zscope/#", 100);
     let mut got: Vec<(String, Value)> = Vec::new();
     let started = std::time::Instant::now();
     for event in connection.iter() {
@@ -99,11 +96,8 @@ fn the_daemon_publishes_to_a_real_broker() {
     // Stopping says goodbye: presence false (retained).
     dev.stop().unwrap();
     let _logs = daemon.stop();
-    let mut options = MqttOptions::new("late-reader", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (late, mut connection) = Client::new(options, 10);
-    late.subscribe("zscope/daemons/+/online", QoS::AtLeastOnce)
-        .unwrap();
+    let (_reader, mut connection) =
+        reader(broker.port, "late-reader", "zscope/daemons/+/online", 10);
     let mut presence = None;
     for event in connection.iter().take(20) {
         if let Ok(Event::Incoming(Packet::Publish(p))) = event {
@@ -195,7 +189,7 @@ fn a_central_daemon_shows_and_configures_a_gateways_device() {
 /// its points go on; what could not be queued meanwhile is counted.
 #[test]
 fn publishing_survives_a_broker_restart() {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{Event, Packet};
     use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
     if !have_tools("publishing_survives_a_broker_restart", MQTT_TOOLS) {
         return;
@@ -229,12 +223,7 @@ fn publishing_survives_a_broker_restart() {
     );
     assert!(back["last_error"].is_null(), "{back}");
     // A new reader gets the retained config again, and fresh points.
-    let mut options = MqttOptions::new("after", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = Client::new(options, 100);
-    client
-        .subscribe("zscope/ttyRESTART/#", QoS::AtLeastOnce)
-        .unwrap();
+    let (_reader, mut connection) = reader(broker.port, "after", "zscope/ttyRESTART/#", 100);
     let (mut config, mut points) = (false, 0);
     let started = std::time::Instant::now();
     for event in connection.iter() {
@@ -251,12 +240,7 @@ fn publishing_survives_a_broker_restart() {
     assert!(config, "the config is published again");
     assert!(points >= 5, "{points} point batches after the restart");
     // And the broker keeps it for readers to come.
-    let mut options = MqttOptions::new("later", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (later, mut connection) = Client::new(options, 10);
-    later
-        .subscribe("zscope/ttyRESTART/config", QoS::AtLeastOnce)
-        .unwrap();
+    let (_reader, mut connection) = reader(broker.port, "later", "zscope/ttyRESTART/config", 10);
     let started = std::time::Instant::now();
     let mut retained = false;
     for event in connection.iter() {
@@ -491,4 +475,21 @@ fn tls_and_passwords_against_a_tls_broker() {
     assert!(unknown_ca.contains("certificate"), "{unknown_ca}");
     eprintln!("refusals: {wrong_password} | {unknown_ca}");
     dev.stop().unwrap();
+}
+
+/// A client of the broker on `port`, as another program would be, called `id`, subscribed to
+/// `topic`, with room for `queue` requests; keep the client while reading its connection.
+fn reader(
+    port: u16,
+    id: &str,
+    topic: &str,
+    queue: usize,
+) -> (rumqttc::Client, rumqttc::Connection) {
+    let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, connection) = rumqttc::Client::new(options, queue);
+    client
+        .subscribe(topic, rumqttc::QoS::AtLeastOnce)
+        .expect("the subscription is queued");
+    (client, connection)
 }
