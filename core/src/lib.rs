@@ -11,6 +11,8 @@
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
 //! * [`device`]: what a device does with a host's command (the firmware's and replay's).
 //! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
+//! * [`compact`]: batches of many samples in one frame, for rates one frame per sample cannot
+//!   carry.
 //!
 //! ```
 //! use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
@@ -30,6 +32,7 @@
 #![no_std]
 
 pub mod adaptive;
+pub mod compact;
 pub mod detector;
 pub mod device;
 pub mod float;

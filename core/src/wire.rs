@@ -15,8 +15,16 @@
 //!
 //! A [`Sample`] frame is **34 bytes** on the line for sample 1000 at 20 s (sequence numbers
 //! and times are varints, so sizes grow by a byte at a time over days; 53 bytes at the very
-//! most). A 115 200-baud link (11 520 bytes/s) carries about 338 samples/s. No frame exceeds
+//! most). A 115 200-baud link (11 520 bytes/s) carries about 338 samples/s that way. For more,
+//! a device sends [`Batch`] frames ([`compact`](crate::compact)): up to 128 samples in one
+//! frame, values as steps on a grid, verdict flags once per batch with every anomaly in full;
+//! a full batch of the default simulated stream is 166 bytes, 1.3 bytes a sample. No frame exceeds
 //! [`MAX_FRAME`] bytes. The `frame_sizes` test keeps these figures true.
+//!
+//! # Versions
+//!
+//! Protocol 5 added [`DeviceMsg::Batch`] at the end and changed nothing else, so a host
+//! speaking 5 reads a device speaking 4 ([`OLDEST_PROTOCOL`]) as it is.
 //!
 //! # Decoding
 //!
@@ -43,6 +51,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+pub use crate::compact::Batch;
 use crate::detector::{ConfigError, DetectorConfig, Verdict};
 use crate::float::Float;
 use crate::simulator::SimConfig;
@@ -51,10 +60,14 @@ use crate::simulator::SimConfig;
 /// 2: `DetectorConfig` gained `baseline` (the seasonal detector).
 /// 3: `Baseline::Adaptive` (the adaptive detector, the default) and `ConfigError::Learn`.
 /// 4: `Sample::score` (the detector's own score, so the host never recomputes it).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: `DeviceMsg::Batch` (compact frames of many samples); nothing else changed.
+pub const PROTOCOL_VERSION: u16 = 5;
+
+/// The oldest device protocol this build still reads: 4's messages are 5's, minus the batch.
+pub const OLDEST_PROTOCOL: u16 = 4;
 
 /// Largest serialised message, in bytes, before the CRC and COBS.
-pub const MAX_PAYLOAD: usize = 160;
+pub const MAX_PAYLOAD: usize = 256;
 /// Length of the CRC-32C that follows the message.
 pub const CRC_LEN: usize = 4;
 /// Largest frame on the line, delimiter included.
@@ -241,6 +254,9 @@ pub struct Ack {
 }
 
 /// Everything a device sends.
+// A batch is large beside the others (about 750 bytes in memory): without an allocator it is
+// held inline, and a message is built once per frame and dropped after it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DeviceMsg {
     /// Who the device is and how it is set up.
@@ -251,6 +267,39 @@ pub enum DeviceMsg {
     Status(Status),
     /// The answer to a command.
     Ack(Ack),
+    /// Many judged samples in one frame (protocol 5).
+    Batch(Batch),
+}
+
+impl DeviceMsg {
+    /// The samples it carries, in order: a sample frame's one, a batch's all, none otherwise.
+    pub fn samples(&self) -> Carried<'_> {
+        match self {
+            DeviceMsg::Sample(s) => Carried::One(Some(*s)),
+            DeviceMsg::Batch(b) => Carried::Batch(b.samples()),
+            _ => Carried::One(None),
+        }
+    }
+}
+
+/// The samples a [`DeviceMsg`] carries, from [`DeviceMsg::samples`].
+#[derive(Debug, Clone)]
+pub enum Carried<'a> {
+    /// A sample frame's (or nothing).
+    One(Option<Sample>),
+    /// A batch's.
+    Batch(crate::compact::Samples<'a>),
+}
+
+impl Iterator for Carried<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        match self {
+            Carried::One(s) => s.take(),
+            Carried::Batch(samples) => samples.next(),
+        }
+    }
 }
 
 /// Everything a host sends. Each is answered with an [`Ack`] carrying the same `id`.
@@ -350,8 +399,8 @@ impl core::fmt::Display for FrameError {
             FrameError::Malformed => f.write_str("frame does not hold a valid message"),
             FrameError::Version { device, host } => write!(
                 f,
-                "device speaks protocol version {device}, this host speaks {host}: \
-                 update the firmware or the host so both match"
+                "device speaks protocol version {device}, this host speaks \
+                 {OLDEST_PROTOCOL} to {host}: update the firmware or the host so both match"
             ),
         }
     }
@@ -386,23 +435,25 @@ pub trait Message: DeserializeOwned {
 impl Message for HostMsg {}
 
 impl Message for DeviceMsg {
-    /// Also checks the hello's protocol version, even when the rest of it is unreadable.
+    /// Also checks the hello's protocol version (any from [`OLDEST_PROTOCOL`] to
+    /// [`PROTOCOL_VERSION`]), even when the rest of it is unreadable, and that a batch is
+    /// consistent.
     fn from_payload(payload: &[u8]) -> Result<Self, FrameError> {
         let version_error = |device| FrameError::Version {
             device,
             host: PROTOCOL_VERSION,
         };
+        let known = |v| (OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&v);
         match postcard::take_from_bytes::<Self>(payload) {
-            Ok((DeviceMsg::Hello(h), [])) if h.protocol != PROTOCOL_VERSION => {
-                Err(version_error(h.protocol))
-            }
+            Ok((DeviceMsg::Hello(h), [])) if !known(h.protocol) => Err(version_error(h.protocol)),
+            Ok((DeviceMsg::Batch(b), [])) if b.check().is_err() => Err(FrameError::Malformed),
             Ok((msg, [])) => Ok(msg),
             _ => {
                 // A hello (variant 0) from another version may not decode; its first field is
                 // still the version.
                 if let Some((0, rest)) = payload.split_first()
                     && let Ok((v, _)) = postcard::take_from_bytes::<u16>(rest)
-                    && v != PROTOCOL_VERSION
+                    && !known(v)
                 {
                     return Err(version_error(v));
                 }
@@ -661,6 +712,94 @@ mod tests {
         );
     }
 
+    fn batch() -> DeviceMsg {
+        let mut steps = heapless::Vec::new();
+        steps.extend_from_slice(&[128, 0, -2]).unwrap();
+        let mut exceptions = heapless::Vec::new();
+        exceptions
+            .push(crate::compact::Exception {
+                index: 1,
+                flags: Flags(Flags::ANOMALY),
+                value: 2.0,
+                mean: 0.5,
+                std: 0.25,
+                z: 6.0,
+                score: 0.625,
+            })
+            .unwrap();
+        DeviceMsg::Batch(Batch {
+            seq: 1000,
+            time_ms: 1000,
+            rate_hz: 1000,
+            phase: 0,
+            config_version: 3,
+            scale: -8,
+            mean: 0.5,
+            std: 0.25,
+            flags: Flags::empty(),
+            steps,
+            exceptions,
+        })
+    }
+
+    #[test]
+    fn batch_bytes_are_pinned() {
+        // postcard: variant 4, varint seq 1000, time 1000, rate 1000, phase 0, version 3,
+        // scale -8 (one byte), mean, std, flags; steps: length 3, zigzag varints 128 -> 256
+        // (128, 2), 0, -2 -> 3; exceptions: length 1, index 1, flags 1, five f32s.
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let n = postcard::to_slice(&batch(), &mut payload).unwrap().len();
+        assert_eq!(
+            &payload[..n],
+            [
+                4, 232, 7, 232, 7, 232, 7, 0, 3, 248, 0, 0, 0, 63, 0, 0, 128, 62, 0, 3, 128, 2, 0,
+                3, 1, 1, 1, 0, 0, 0, 64, 0, 0, 0, 63, 0, 0, 128, 62, 0, 0, 192, 64, 0, 0, 32, 63
+            ]
+        );
+        let (got, _) = decode_all(&frame(&batch()), &[]);
+        let DeviceMsg::Batch(b) = got[0].clone().unwrap() else {
+            panic!("{got:?}")
+        };
+        let values: Vec<f32> = b.samples().map(|s| s.value).collect();
+        assert_eq!(values, [0.5, 2.0, 0.4921875]);
+        assert_eq!(frame(&batch()).len(), n + CRC_LEN + 2);
+    }
+
+    #[test]
+    fn a_protocol_4_device_is_still_understood() {
+        // A version-4 device's hello and sample, as it sends them: the same bytes as 5's.
+        let v4 = DeviceMsg::Hello(Hello {
+            protocol: 4,
+            ..hello()
+        });
+        let line: Vec<u8> = [frame(&v4), frame(&sample(1000))].concat();
+        let (got, stats) = decode_all(&line, &[]);
+        assert_eq!(got, [Ok(v4), Ok(sample(1000))]);
+        assert_eq!(stats.errors(), 0);
+        // Protocol 3 is refused, saying which versions this host reads.
+        let v3 = DeviceMsg::Hello(Hello {
+            protocol: 3,
+            ..hello()
+        });
+        let (got, _) = decode_all(&frame(&v3), &[]);
+        let err = got[0].clone().unwrap_err();
+        assert!(
+            std::format!("{err}").contains("protocol version 3, this host speaks 4 to 5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_inconsistent_batch_is_malformed() {
+        let DeviceMsg::Batch(mut b) = batch() else {
+            unreachable!()
+        };
+        b.exceptions[0].index = 7;
+        let (got, stats) = decode_all(&frame(&DeviceMsg::Batch(b)), &[]);
+        assert_eq!(got, [Err(FrameError::Malformed)]);
+        assert_eq!(stats.malformed, 1);
+    }
+
     #[test]
     fn host_message_bytes_are_pinned() {
         let set = HostMsg::SetConfig {
@@ -749,6 +888,8 @@ mod tests {
         };
         let n = frame(&DeviceMsg::Hello(adaptive)).len();
         assert!(n <= MAX_FRAME, "{n} > {MAX_FRAME}");
+        // Batches: see `compact`'s tests for the largest a batcher makes.
+        assert_eq!(frame(&batch()).len(), 53);
     }
 
     #[test]
@@ -1037,7 +1178,55 @@ mod tests {
                 })
             },
         );
-        prop_oneof![1 => hello, 2 => sample, 1 => status, 1 => ack]
+        let batch = (
+            any::<(u64, u64, u32, u32)>(),
+            -crate::compact::MAX_SCALE..=crate::compact::MAX_SCALE,
+            proptest::collection::vec(
+                (
+                    prop_oneof![8 => -64i32..64, 1 => -8192i32..8192, 1 => any::<i32>()],
+                    proptest::option::weighted(0.1, (any::<u8>(), finite())),
+                ),
+                1..crate::compact::MAX_SAMPLES,
+            ),
+            (finite(), finite(), any::<u8>()),
+        )
+            .prop_map(
+                |((seq, time_ms, rate_hz, config_version), scale, samples, (mean, std, flags))| {
+                    let mut steps = heapless::Vec::new();
+                    let mut exceptions = heapless::Vec::new();
+                    for (i, (step, exception)) in samples.into_iter().enumerate() {
+                        let _ = steps.push(step);
+                        if let Some((flags, value)) = exception {
+                            let _ = exceptions.push(crate::compact::Exception {
+                                index: i as u8,
+                                flags: Flags(flags),
+                                value,
+                                mean: value,
+                                std: mean,
+                                z: std,
+                                score: 0.5,
+                            });
+                        }
+                    }
+                    DeviceMsg::Batch(Batch {
+                        seq,
+                        time_ms,
+                        rate_hz,
+                        phase: rate_hz / 2,
+                        config_version,
+                        scale,
+                        mean,
+                        std,
+                        flags: Flags(flags),
+                        steps,
+                        exceptions,
+                    })
+                },
+            )
+            .prop_filter("a batch a batcher could make fits a frame", |m| {
+                postcard::to_slice(m, &mut [0u8; MAX_PAYLOAD]).is_ok()
+            });
+        prop_oneof![1 => hello, 2 => sample, 1 => status, 1 => ack, 1 => batch]
     }
 
     fn host_msg() -> impl Strategy<Value = HostMsg> {

@@ -20,8 +20,25 @@
 //! Frames from the device to the host never wait on each other beyond the queue: a status or an
 //! acknowledgement always has room reserved, so commands are answered even when samples are
 //! being dropped.
+//!
+//! # One frame per sample, or batches
+//!
+//! A [`Sample`] frame (34 bytes) per sample carries everything the detector said, but a
+//! 115 200-baud line takes only 338 of them a second. When the rate needs more than half the
+//! link that way (above 169 samples/s at 115 200 baud, 1 355 at 921 600), or at "as fast as
+//! the link carries", the app sends [`Batch`](zscope_core::wire::Batch) frames instead
+//! ([`Encoding::Auto`], the default; [`Settings::encoding`] can force either). Then each value
+//! is put on a grid of `2^scale` before the detector judges it, so the host rebuilds exactly
+//! the value judged ([`zscope_core::compact`]).
+//!
+//! A batch goes out when it is full, when the next sample does not continue it (a new config
+//! version, a rate change, a gap), or **as soon as the transmit queue is empty**: an idle link
+//! sends each sample at once, and a busy one lets the batch grow while the frame before it is
+//! on the wire. Batches therefore grow just enough for the link to keep up, and a sample waits
+//! at most about one frame's transmission time beyond its own.
 
 use heapless::Deque;
+use zscope_core::compact::{Batcher, Timing};
 use zscope_core::device::Responder;
 use zscope_core::wire::{
     self, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Sample, Status, name,
@@ -34,8 +51,8 @@ pub const CAPACITY: usize = 1024;
 /// adaptive detector's scratch space while it looks for a period (1200 values and 600 lags
 /// for the default learning phase of 600).
 pub const SEASON_CAPACITY: usize = 2048;
-/// Bytes the transmit queue holds (about 34 sample frames).
-pub const TX_QUEUE: usize = 1024;
+/// Bytes the transmit queue holds (about 45 sample frames, or 130 ms at 115 200 baud).
+pub const TX_QUEUE: usize = 1536;
 /// Room always kept free in the queue for status frames and acknowledgements.
 const CONTROL_RESERVE: usize = 2 * MAX_FRAME;
 /// Highest sample rate a `SetRate` may ask for.
@@ -53,6 +70,36 @@ pub trait Clock {
     fn now_ms(&mut self) -> u64;
 }
 
+/// Bytes of a typical sample frame (sample 1000 at 20 s).
+pub const SAMPLE_FRAME: u64 = 34;
+
+/// How samples go on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// One frame per sample while that takes at most half the link, batches above (and at
+    /// "as fast as the link carries").
+    #[default]
+    Auto,
+    /// Always one frame per sample.
+    Frames,
+    /// Always batches.
+    Batches,
+}
+
+impl Encoding {
+    /// Whether samples at `rate_hz` (0: as fast as the link carries) go in batches over a
+    /// link of `baud` (8N1: `baud / 10` bytes a second).
+    pub fn batches(self, rate_hz: u32, baud: u32) -> bool {
+        match self {
+            Encoding::Frames => false,
+            Encoding::Batches => true,
+            Encoding::Auto => {
+                rate_hz == 0 || u64::from(rate_hz) * SAMPLE_FRAME * 2 > u64::from(baud) / 10
+            }
+        }
+    }
+}
+
 /// How a device is set up at boot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
@@ -64,6 +111,13 @@ pub struct Settings {
     pub detector: DetectorConfig,
     /// The simulated stream.
     pub simulator: SimConfig,
+    /// The serial line's baud rate, for [`Encoding::Auto`]'s choice.
+    pub link_baud: u32,
+    /// One frame per sample, batches, or whichever the rate needs.
+    pub encoding: Encoding,
+    /// Batched values are multiples of `2^scale`: a sensor's resolution. `None`: from the
+    /// simulator's noise, the largest power of two within a sixteenth of its sigma.
+    pub scale: Option<i8>,
 }
 
 impl Default for Settings {
@@ -73,8 +127,28 @@ impl Default for Settings {
             rate_hz: 50,
             detector: DetectorConfig::default(),
             simulator: SimConfig::default(),
+            link_baud: 115_200,
+            encoding: Encoding::Auto,
+            scale: None,
         }
     }
+}
+
+/// The grid for a simulated stream: the largest power of two within `sigma / 16` (a
+/// quantisation error of at most a 32nd of the noise), or within a 4096th of its range
+/// without noise.
+pub fn scale_for(sim: &SimConfig) -> i8 {
+    let spread = if sim.sigma > 0.0 {
+        sim.sigma / 16.0
+    } else {
+        (sim.offset.abs() + sim.amplitude.abs()) / 4096.0
+    };
+    if !(spread.is_normal() && spread > 0.0) {
+        return -10;
+    }
+    // The exponent of a normal f32 is floor(log2(x)).
+    let exponent = ((spread.to_bits() >> 23) & 0xff) as i32 - 127;
+    exponent.clamp(-60, 60) as i8
 }
 
 /// Why [`App::new`] refused its settings.
@@ -110,6 +184,11 @@ pub struct App {
     /// Bytes the serial line itself lost (e.g. UART overruns), as the board reports them.
     link_overruns: u32,
     booted: bool,
+    link_baud: u32,
+    encoding: Encoding,
+    /// Whether samples go in batches now (from the encoding and the rate).
+    batching: bool,
+    batcher: Batcher,
 }
 
 impl App {
@@ -134,7 +213,22 @@ impl App {
             rx_frame_errors: 0,
             link_overruns: 0,
             booted: false,
+            link_baud: settings.link_baud,
+            encoding: settings.encoding,
+            batching: settings
+                .encoding
+                .batches(settings.rate_hz, settings.link_baud),
+            batcher: Batcher::new(
+                settings
+                    .scale
+                    .unwrap_or_else(|| scale_for(&settings.simulator)),
+            ),
         })
+    }
+
+    /// Whether samples go in batches now.
+    pub fn batching(&self) -> bool {
+        self.batching
     }
 
     /// Queue a delimiter (so a receiver drops any partial frame) and the hello; start the
@@ -221,6 +315,8 @@ impl App {
     }
 
     fn execute(&mut self, cmd: HostMsg, now_ms: u64) {
+        // What is batched was judged before the command: it goes first.
+        self.send_batch();
         let (rate_hz, base_ms, base_seq, seq) = (
             &mut self.rate_hz,
             &mut self.base_ms,
@@ -239,6 +335,7 @@ impl App {
             *base_seq = seq;
             AckResult::Ok
         });
+        self.batching = self.encoding.batches(self.rate_hz, self.link_baud);
         self.queue(&DeviceMsg::Ack(ack), true);
         if hello {
             self.queue_hello();
@@ -273,6 +370,10 @@ impl App {
                 made += 1;
             }
         }
+        if self.tx.is_empty() {
+            // The link is idle: what is batched goes now rather than wait for more.
+            self.send_batch();
+        }
         if now_ms >= self.next_status_ms {
             self.next_status_ms = now_ms + STATUS_PERIOD_MS;
             self.status.time_ms = now_ms;
@@ -281,24 +382,53 @@ impl App {
         }
     }
 
-    /// Simulate, judge and queue one sample (or count it dropped).
+    /// Simulate, judge and queue one sample (or count it dropped), or add it to the batch.
     fn sample(&mut self, time_ms: u64) {
         let s = self.simulator.next_sample();
-        let verdict = self.detector.update(s.value);
+        let value = if self.batching {
+            self.batcher.quantise(s.value)
+        } else {
+            s.value
+        };
+        let verdict = self.detector.update(value);
         self.status.samples += 1;
         if verdict.class == Class::Anomaly {
             self.status.anomalies += 1;
         }
-        let msg = DeviceMsg::Sample(Sample::from_verdict(
-            self.seq,
-            time_ms,
-            &verdict,
-            s.truth.is_anomaly(),
-            self.device.config_version,
-        ));
+        let (seq, truth, version) = (self.seq, s.truth.is_anomaly(), self.device.config_version);
         self.seq += 1;
+        if self.batching {
+            let at = Timing {
+                time_ms,
+                rate_hz: self.rate_hz,
+                phase: match self.rate_hz {
+                    0 => 0,
+                    rate => ((seq - self.base_seq) * 1000 % u64::from(rate)) as u32,
+                },
+            };
+            if !self.batcher.push(seq, at, &verdict, truth, version) {
+                self.send_batch();
+                // An empty batcher takes any sample.
+                self.batcher.push(seq, at, &verdict, truth, version);
+            }
+            if self.batcher.is_full() {
+                self.send_batch();
+            }
+            return;
+        }
+        let msg = DeviceMsg::Sample(Sample::from_verdict(seq, time_ms, &verdict, truth, version));
         if !self.queue(&msg, false) {
             self.status.dropped += 1;
+        }
+    }
+
+    /// Queue the batch so far (or count its samples dropped when the link has no room).
+    fn send_batch(&mut self) {
+        if let Some(batch) = self.batcher.take() {
+            let n = batch.len() as u64;
+            if !self.queue(&DeviceMsg::Batch(batch), false) {
+                self.status.dropped += n;
+            }
         }
     }
 

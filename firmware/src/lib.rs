@@ -14,7 +14,7 @@ pub mod app;
 #[cfg(target_os = "none")]
 pub mod board;
 
-pub use app::{App, Clock, Settings, poll};
+pub use app::{App, Clock, Encoding, Settings, poll};
 pub use zscope_core;
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 extern crate std;
 use std::vec::Vec;
 
-use crate::app::{App, CAPACITY, SEASON_CAPACITY, STATUS_PERIOD_MS, Settings, TX_QUEUE};
+use crate::app::{
+    App, CAPACITY, Encoding, SEASON_CAPACITY, STATUS_PERIOD_MS, Settings, TX_QUEUE, scale_for,
+};
+use zscope_core::compact::Batcher;
 use zscope_core::wire::{self, AckResult, Decoder, DeviceMsg, HostMsg, Sample};
 use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 
@@ -21,12 +24,7 @@ fn drain(app: &mut App, decoder: &mut Decoder) -> Vec<DeviceMsg> {
 }
 
 fn samples(msgs: &[DeviceMsg]) -> Vec<Sample> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            DeviceMsg::Sample(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
+    msgs.iter().flat_map(DeviceMsg::samples).collect()
 }
 
 /// Tick every 10 ms from `from` to `to` (inclusive), draining the queue each time, like a
@@ -96,6 +94,7 @@ fn boots_with_a_hello_then_samples_at_the_rate_and_a_status_each_second() {
 fn verdicts_are_bit_identical_to_the_core_run_directly() {
     let mut app = App::new(Settings {
         rate_hz: 0,
+        encoding: Encoding::Frames,
         ..settings()
     })
     .unwrap();
@@ -127,6 +126,125 @@ fn verdicts_are_bit_identical_to_the_core_run_directly() {
         };
         assert_eq!(bits(s), bits(&want), "sample {i}");
     }
+}
+
+/// In batches the device judges each value on the grid; the host gets exactly that value and
+/// verdict, and every anomaly's own z and score.
+#[test]
+fn batched_verdicts_are_bit_identical_to_the_core_run_on_the_grid() {
+    let mut app = App::new(Settings {
+        rate_hz: 0,
+        ..settings()
+    })
+    .unwrap();
+    assert!(app.batching());
+    let mut dec = Decoder::new();
+    let mut got = Vec::new();
+    let mut batches = 0;
+    let mut t = 0;
+    while got.len() < 20_000 {
+        app.tick(t);
+        t += 1;
+        let msgs = drain(&mut app, &mut dec);
+        batches += msgs
+            .iter()
+            .filter(|m| matches!(m, DeviceMsg::Batch(_)))
+            .count();
+        assert!(!msgs.iter().any(|m| matches!(m, DeviceMsg::Sample(_))));
+        got.extend(samples(&msgs));
+    }
+    assert!(batches > 0 && batches < got.len() / 20, "{batches} batches");
+    let mut sim = Simulator::new(SimConfig::default()).unwrap();
+    let grid = Batcher::new(scale_for(&SimConfig::default()));
+    let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
+        Box::new(Detector::new(DetectorConfig::default()).unwrap());
+    let mut anomalies = 0;
+    for (i, s) in got.iter().enumerate() {
+        let x = sim.next_sample();
+        let v = det.update(grid.quantise(x.value));
+        let want = Sample::from_verdict(i as u64, s.time_ms, &v, x.truth.is_anomaly(), 1);
+        assert_eq!(s.seq, i as u64);
+        assert_eq!(
+            (s.value.to_bits(), s.flags),
+            (want.value.to_bits(), want.flags),
+            "sample {i}"
+        );
+        assert!((s.value - x.value).abs() <= 0.1 / 32.0, "sample {i}");
+        if s.flags.contains(wire::Flags::ANOMALY) {
+            anomalies += 1;
+            let bits = |s: &Sample| (s.mean.to_bits(), s.std.to_bits(), s.z.to_bits());
+            assert_eq!(bits(s), bits(&want), "anomaly {i}");
+            assert_eq!(s.score.to_bits(), want.score.to_bits());
+        }
+    }
+    assert!(anomalies > 100, "{anomalies}");
+}
+
+/// A UART at 115 200 baud, simulated byte by byte: the app's bytes leave at 11.52 a
+/// millisecond, the loop polls ten times a millisecond. Returns every sample with the
+/// millisecond its frame's last byte left, and the bytes sent.
+fn over_a_uart(app: &mut App, ms: u64) -> (Vec<(Sample, u64)>, u64) {
+    let mut dec: Decoder = Decoder::new();
+    let (mut budget, mut sent) = (0.0f64, 0u64);
+    let mut out = Vec::new();
+    for t in 0..ms {
+        for _ in 0..10 {
+            app.tick(t);
+            budget += 1.152;
+            let (a, b) = app.pending_tx();
+            let n = (budget as usize).min(a.len() + b.len());
+            let bytes: Vec<u8> = a.iter().chain(b).take(n).copied().collect();
+            app.consume_tx(n);
+            budget -= n as f64;
+            sent += n as u64;
+            let mut input = &bytes[..];
+            while let Some(m) = dec.next_message::<DeviceMsg>(&mut input) {
+                out.extend(m.unwrap().samples().map(|s| (s, t)));
+            }
+        }
+    }
+    (out, sent)
+}
+
+#[test]
+fn at_115200_baud_batches_carry_4000_samples_a_second_and_1_khz_within_20_ms() {
+    // Whatever the link can carry in single frames: 338 a second.
+    let mut app = App::new(Settings {
+        rate_hz: 4000,
+        encoding: Encoding::Frames,
+        ..settings()
+    })
+    .unwrap();
+    let (frames, _) = over_a_uart(&mut app, 3000);
+    assert!(frames.len() < 3 * 400, "{}", frames.len());
+    // Batches: every one of 4 000 a second, in order, under 2.88 bytes each.
+    let mut app = App::new(Settings {
+        rate_hz: 4000,
+        ..settings()
+    })
+    .unwrap();
+    assert!(app.batching());
+    let (got, bytes) = over_a_uart(&mut app, 3000);
+    assert_eq!(app.status().dropped, 0);
+    let delivered = got.len() as u64;
+    assert!(delivered >= 11_800, "{delivered}");
+    assert!(got.iter().enumerate().all(|(i, (s, _))| s.seq == i as u64));
+    // The link is the bound: batches grow just enough to keep up, so it is kept busy.
+    assert!(bytes <= 3 * 11_520, "{bytes}");
+    let worst = got.iter().map(|(s, at)| at - s.time_ms).max().unwrap();
+    std::eprintln!("4 kHz: worst {worst} ms");
+    assert!(worst <= 100, "a sample {worst} ms late at 4 kHz");
+    // At 1 kHz: every sample within 20 ms of its time.
+    let mut app = App::new(Settings {
+        rate_hz: 1000,
+        ..settings()
+    })
+    .unwrap();
+    let (got, _) = over_a_uart(&mut app, 3000);
+    assert!(got.len() >= 2990, "{}", got.len());
+    let worst = got.iter().map(|(s, at)| at - s.time_ms).max().unwrap();
+    std::eprintln!("1 kHz: worst {worst} ms");
+    assert!(worst <= 20, "a sample {worst} ms late");
 }
 
 #[test]
@@ -241,6 +359,7 @@ fn malformed_commands_are_counted_and_the_stream_goes_on() {
 fn a_slow_link_drops_samples_counts_them_and_still_answers() {
     let mut app = App::new(Settings {
         rate_hz: 1000,
+        encoding: Encoding::Frames,
         ..settings()
     })
     .unwrap();
@@ -271,6 +390,33 @@ fn a_slow_link_drops_samples_counts_them_and_still_answers() {
         _ => None,
     });
     assert_eq!(st.map(|s| s.dropped), Some(dropped));
+}
+
+#[test]
+fn a_link_that_takes_nothing_drops_whole_batches_and_counts_every_sample() {
+    let mut app = App::new(Settings {
+        rate_hz: 1000,
+        ..settings()
+    })
+    .unwrap();
+    let mut dec = Decoder::new();
+    for t in 0..=1000 {
+        app.tick(t);
+    }
+    command(&mut app, HostMsg::Ping { id: 5 }, 1000);
+    let mut msgs = drain(&mut app, &mut dec);
+    // The queue is empty now: what is still batched goes.
+    app.tick(1000);
+    msgs.extend(drain(&mut app, &mut dec));
+    let sent = samples(&msgs);
+    assert_eq!(app.status().dropped + sent.len() as u64, 1001);
+    assert!(app.status().dropped > 0);
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, DeviceMsg::Ack(a) if a.id == 5))
+    );
+    // Samples go in order, with the gaps where batches were dropped.
+    assert!(sent.windows(2).all(|w| w[1].seq > w[0].seq));
 }
 
 #[test]

@@ -122,6 +122,8 @@ window.addEventListener("resize", resize);
 resize();
 
 function note() {
+  // The stored history says what it shows; the paused note would hide that.
+  if (historyView) { $("chart-note").textContent = historyView.note; $("pause").textContent = "Resume"; return; }
   const waiting = held.length + heldDropped;
   $("chart-note").textContent = paused
     ? `paused${waiting ? `: ${waiting} new points wait${heldDropped ? ` (the oldest ${heldDropped} dropped)` : ""}` : ""}`
@@ -243,9 +245,9 @@ async function showHistory(from, to) {
   chart.setScale("x", { min: historyView.from / 1000, max: historyView.to / 1000 });
   $("points-count").textContent = cols[0].length;
   const per = answer.bucket_ms >= 1000 ? `${(answer.bucket_ms / 1000).toPrecision(3)} s` : `${answer.bucket_ms.toPrecision(3)} ms`;
-  $("chart-note").textContent = `history ${new Date(historyView.from).toLocaleString()} – ${new Date(historyView.to).toLocaleString()}: ` +
+  historyView.note = `history ${new Date(historyView.from).toLocaleString()} – ${new Date(historyView.to).toLocaleString()}: ` +
     `min–max and mean per ${per} (from the ${answer.source}), ${a.t.length} anomalies${answer.anomalies_truncated ? " (the latest)" : ""}; Resume follows live`;
-  $("pause").textContent = "Resume";
+  note();
   document.body.dataset.view = "history";
 }
 function leaveHistory() {

@@ -299,12 +299,21 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
             seed: args.seed,
             ..zscope_core::SimConfig::default()
         },
+        encoding: args.frames.into(),
         ..zscope_firmware::Settings::default()
     };
     let emulator = Emulator::spawn_linked(settings, args.link.as_deref()).map_err(failed)?;
     println!("{}", emulator.path().display());
+    let frames = if settings
+        .encoding
+        .batches(settings.rate_hz, settings.link_baud)
+    {
+        "batched"
+    } else {
+        "one frame per sample"
+    };
     eprintln!(
-        "zscope emulate: device on {} at {} Hz; Ctrl-C to stop",
+        "zscope emulate: device on {} at {} Hz, {frames}; Ctrl-C to stop",
         emulator.path().display(),
         args.rate
     );

@@ -454,15 +454,26 @@ impl Line {
 
     /// Samples, in order, until one with `seq >= last` arrives (others are skipped).
     pub fn samples_until(&mut self, last: u64, timeout: Duration) -> Vec<Sample> {
+        self.framed_samples_until(last, timeout)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// Like [`Line::samples_until`], each with whether it came in a batch frame.
+    pub fn framed_samples_until(&mut self, last: u64, timeout: Duration) -> Vec<(Sample, bool)> {
         let mut out = Vec::new();
         loop {
-            let s = self.expect(timeout, "samples", |m| match m {
-                DeviceMsg::Sample(s) => Some(*s),
-                _ => None,
+            let carried = self.expect(timeout, "samples", |m| {
+                let batched = matches!(m, DeviceMsg::Batch(_));
+                let samples: Vec<(Sample, bool)> = m.samples().map(|s| (s, batched)).collect();
+                (!samples.is_empty()).then_some(samples)
             });
-            out.push(s);
-            if s.seq >= last {
-                return out;
+            for (s, batched) in carried {
+                out.push((s, batched));
+                if s.seq >= last {
+                    return out;
+                }
             }
         }
     }
@@ -485,31 +496,52 @@ impl Line {
     }
 }
 
-/// An emulated device (the firmware's app, 500 samples/s) on a real pty linked at `link`.
+/// An emulated device (the firmware's app, 500 samples/s: in batches, as at 115 200 baud) on
+/// a real pty linked at `link`.
 pub fn device(link: &Path) -> zscope_host::source::emulated::Emulator {
-    pty_device_seeded_at(link, 500, zscope_core::SimConfig::default().seed)
+    device_with(link, 500, zscope_firmware::Encoding::Auto)
+}
+
+/// An emulated device at `rate_hz`, its samples sent as `encoding` says, on a pty at `link`.
+pub fn device_with(
+    link: &Path,
+    rate_hz: u32,
+    encoding: zscope_firmware::Encoding,
+) -> zscope_host::source::emulated::Emulator {
+    spawn_device(
+        link,
+        zscope_firmware::Settings {
+            rate_hz,
+            encoding,
+            ..zscope_firmware::Settings::default()
+        },
+    )
 }
 
 /// An emulated device at 200 samples/s with its own simulator seed, on a pty at `link`.
 pub fn pty_device_seeded(link: &Path, seed: u64) -> zscope_host::source::emulated::Emulator {
-    pty_device_seeded_at(link, 200, seed)
-}
-
-fn pty_device_seeded_at(
-    link: &Path,
-    rate_hz: u32,
-    seed: u64,
-) -> zscope_host::source::emulated::Emulator {
-    use zscope_host::source::emulated::{BOARD, Emulator};
-    Emulator::spawn_linked(
+    spawn_device(
+        link,
         zscope_firmware::Settings {
-            board: BOARD,
-            rate_hz,
+            rate_hz: 200,
             simulator: zscope_core::SimConfig {
                 seed,
                 ..zscope_core::SimConfig::default()
             },
             ..zscope_firmware::Settings::default()
+        },
+    )
+}
+
+fn spawn_device(
+    link: &Path,
+    settings: zscope_firmware::Settings,
+) -> zscope_host::source::emulated::Emulator {
+    use zscope_host::source::emulated::{BOARD, Emulator};
+    Emulator::spawn_linked(
+        zscope_firmware::Settings {
+            board: BOARD,
+            ..settings
         },
         Some(link),
     )

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use zscope_core::compact::Batcher;
 use zscope_core::wire::{AckResult, DeviceMsg, Flags, HostMsg, PROTOCOL_VERSION, Sample};
 use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
-use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY};
+use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY, scale_for};
 use zscope_host::source::emulated::{BOARD, Emulator};
 use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, have_tools};
 
@@ -25,11 +26,13 @@ fn verdict_bits(s: &Sample) -> (u64, u32, u32, u32, u32, Flags, u32) {
     )
 }
 
-/// The same stream computed by the core directly, with `change` applied before sample `at`.
-fn reference(n: u64, change: Option<(u64, DetectorConfig)>) -> Vec<Sample> {
+/// The same stream computed by the core directly, with `change` applied before sample `at`;
+/// from sample `grid_from` on, each value on the grid batches use before it is judged.
+fn reference(n: u64, change: Option<(u64, DetectorConfig)>, grid_from: u64) -> Vec<Sample> {
     let mut sim = Simulator::new(SimConfig::default()).expect("default config is valid");
     let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
         Box::new(Detector::new(DetectorConfig::default()).expect("default config is valid"));
+    let grid = Batcher::new(scale_for(&SimConfig::default()));
     let mut version = 1;
     (0..n)
         .map(|seq| {
@@ -40,20 +43,47 @@ fn reference(n: u64, change: Option<(u64, DetectorConfig)>) -> Vec<Sample> {
                 version = 2;
             }
             let x = sim.next_sample();
-            let v = det.update(x.value);
+            let value = if seq >= grid_from {
+                grid.quantise(x.value)
+            } else {
+                x.value
+            };
+            let v = det.update(value);
             Sample::from_verdict(seq, 0, &v, x.truth.is_anomaly(), version)
         })
         .collect()
 }
 
-/// Wait for the hello, switch to "as fast as the link carries", collect samples 0..n.
-fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<Sample>) {
+/// Whether `got` says what `want` says, bit for bit: all of it for a sample frame or a batch's
+/// exception (every anomaly is one), and for a batch's plain sample all it carries (its value,
+/// flags, sequence number and config version; its band is the batch's, its z not sent).
+fn same_verdict(got: &(Sample, bool), want: &Sample) -> bool {
+    let (g, batched) = got;
+    if *batched && g.z.is_nan() {
+        let plain = |s: &Sample| (s.seq, s.value.to_bits(), s.flags, s.config_version);
+        !g.flags.contains(Flags::ANOMALY) && plain(g) == plain(want)
+    } else {
+        verdict_bits(g) == verdict_bits(want)
+    }
+}
+
+/// The first sequence number that came in a batch (`u64::MAX` when none did).
+fn first_batched(got: &[(Sample, bool)]) -> u64 {
+    got.iter()
+        .find(|(_, batched)| *batched)
+        .map_or(u64::MAX, |(s, _)| s.seq)
+}
+
+/// Wait for the hello, take the first 100 samples at the boot rate (50 a second: one frame
+/// each), switch to "as fast as the link carries" (batches), collect samples up to n.
+fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<(Sample, bool)>) {
     let hello = line.expect(SECONDS(20), "the hello", |m| match m {
         DeviceMsg::Hello(h) => Some(h.clone()),
         _ => None,
     });
+    let mut samples = line.framed_samples_until(99, SECONDS(20));
     line.send(&HostMsg::SetRate { id: 1, hz: 0 });
-    let samples = line.samples_until(n - 1, SECONDS(120));
+    samples.extend(line.framed_samples_until(n - 1, SECONDS(120)));
     (hello, samples)
 }
 
@@ -88,20 +118,39 @@ fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
         (hello_h.capacity, hello_h.detector, hello_h.simulator)
     );
 
-    // Every sample 0..N, in order, from both (nothing dropped at either rate).
-    let expected = reference(N, None);
+    // Every sample 0..N, in order, from both (nothing dropped at either rate): one frame each
+    // at 50 a second, then batches, the values on the grid from the first batch on.
     for (name, got) in [("QEMU", &from_qemu), ("emulation", &from_host)] {
         assert_eq!(got.len() as u64, N, "{name} sent {} samples", got.len());
+        let grid_from = first_batched(got);
+        assert!(
+            (100..200).contains(&grid_from),
+            "{name}: first batched sample {grid_from}"
+        );
+        assert!(
+            got[grid_from as usize..]
+                .iter()
+                .all(|(_, batched)| *batched)
+        );
+        let expected = reference(N, None, grid_from);
         for (g, e) in got.iter().zip(&expected) {
-            assert_eq!(verdict_bits(g), verdict_bits(e), "{name}, sample {}", e.seq);
+            assert!(
+                same_verdict(g, e),
+                "{name}, sample {}: {g:?} vs {e:?}",
+                e.seq
+            );
         }
     }
-    for (q, h) in from_qemu.iter().zip(&from_host) {
-        assert_eq!(verdict_bits(q), verdict_bits(h), "sample {}", q.seq);
+    // The board and the emulation cut batches where their own timing says, so a plain
+    // sample's band may differ; what each sample carries of its own may not.
+    let grid_from = first_batched(&from_qemu).max(first_batched(&from_host));
+    let own = |s: &Sample| (s.seq, s.value.to_bits(), s.flags, s.config_version);
+    for (q, h) in from_qemu.iter().zip(&from_host).skip(grid_from as usize) {
+        assert_eq!(own(&q.0), own(&h.0), "sample {}", q.0.seq);
     }
     let anomalies = from_qemu
         .iter()
-        .filter(|s| s.flags.contains(Flags::ANOMALY))
+        .filter(|(s, _)| s.flags.contains(Flags::ANOMALY))
         .count();
     assert!(anomalies > 50, "only {anomalies} anomalies in {N} samples");
     assert_eq!(on_qemu.stats().errors(), 0);
@@ -143,26 +192,23 @@ fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
 
     // Verdicts change from the first sample judged under version 2, exactly as the core says.
     line.send(&HostMsg::SetRate { id: 43, hz: 0 });
-    let got = line.samples_until(3_000, SECONDS(60));
+    let got = line.framed_samples_until(3_000, SECONDS(60));
     let first_v2 = got
         .iter()
-        .find(|s| s.config_version == 2)
-        .map(|s| s.seq)
+        .find(|(s, _)| s.config_version == 2)
+        .map(|(s, _)| s.seq)
         .expect("samples under the new config");
-    let expected = reference(3_001, Some((first_v2, new)));
-    let seq0 = got[0].seq;
+    let expected = reference(3_001, Some((first_v2, new)), first_batched(&got));
+    let seq0 = got[0].0.seq;
     for g in &got {
-        assert_eq!(
-            verdict_bits(g),
-            verdict_bits(&expected[g.seq as usize]),
-            "sample {}",
-            g.seq
-        );
+        let e = &expected[g.0.seq as usize];
+        assert!(same_verdict(g, e), "sample {}: {g:?} vs {e:?}", e.seq);
     }
+    let got: Vec<Sample> = got.into_iter().map(|(s, _)| s).collect();
     assert_eq!(got.last().map(|s| s.seq), Some(3_000));
     assert_eq!(got.len() as u64, 3_001 - seq0, "no sample lost");
     // Against the same samples under the unchanged config: threshold 1.5 flags far more.
-    let unchanged = reference(3_001, None);
+    let unchanged = reference(3_001, None, u64::MAX);
     let flagged = |xs: &mut dyn Iterator<Item = &Sample>| {
         xs.filter(|s| s.seq >= first_v2 && s.flags.contains(Flags::ANOMALY))
             .count()

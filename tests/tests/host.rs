@@ -5,18 +5,22 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use zscope_core::{SimConfig, Simulator};
+use zscope_firmware::Encoding;
 use zscope_host::cli::SourceSetting;
-use zscope_tests::{Daemon, device, on, points, pty_device_seeded, wait_for};
+use zscope_tests::{Daemon, device, device_with, on, points, pty_device_seeded, wait_for};
 
 fn samples(status: &Value) -> u64 {
     status["counters"]["samples"].as_u64().unwrap_or(0)
 }
 
+/// One frame per sample here, so a frame lost to garbage is exactly one sample (batches are
+/// `a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works`).
 #[test]
 fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyZSCOPE");
-    let dev = device(&link);
+    let framed = |link: &std::path::Path| device_with(link, 500, Encoding::Frames);
+    let dev = framed(&link);
     let daemon = Daemon::start(on(&link), |_| {});
     let secs = Duration::from_secs;
 
@@ -47,7 +51,7 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     let before_restart = samples(&status);
 
     // Plug it back (it reboots: sequence numbers start again): the daemon resumes on its own.
-    let dev = device(&link);
+    let dev = framed(&link);
     let status = wait_for(secs(10), "the daemon to reconnect", || {
         let s = daemon.get("/api/status");
         (s["connected"] == json!(true) && samples(&s) > before_restart + 200).then_some(s)
@@ -170,6 +174,128 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     assert_eq!(logged, flagged);
     assert!(!logged.is_empty());
     assert_eq!(anomalies.len(), logged.len());
+}
+
+/// A device sending batches (protocol 5's compact frames) is logged exactly: every sample in
+/// order, each value the grid value the device judged, each verdict the core's on it, and every
+/// anomaly's own z and score; what a batch does not carry (a plain sample's z and score) is
+/// `NaN` in the CSV and `null` in the API, never made up. Then a device that speaks protocol 4
+/// (one frame per sample, as before batches existed) is still read.
+#[test]
+fn a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works() {
+    use zscope_core::compact::Batcher;
+    use zscope_core::wire::{self, DeviceMsg, Flags, Sample};
+    use zscope_core::{Detector, DetectorConfig};
+    use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY, scale_for};
+
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("tty");
+    let dev = device_with(&link, 1000, Encoding::Batches);
+    let daemon = Daemon::start(on(&link), |_| {});
+    wait_for(Duration::from_secs(20), "3000 samples", || {
+        (samples(&daemon.get("/api/status")) >= 3000).then_some(())
+    });
+    dev.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = daemon.get("/api/status");
+    let api = points(&daemon.get("/api/samples?limit=200000"));
+    let log_dir = daemon.log_dir.clone();
+    let _logs = daemon.stop();
+    assert_eq!(status["device"]["protocol"], json!(wire::PROTOCOL_VERSION));
+    assert_eq!(status["counters"]["batched"], status["counters"]["samples"]);
+    assert_eq!(status["counters"]["frames_lost"], json!(0), "{status}");
+    assert_eq!(status["bad_frames"], json!(0), "{status}");
+
+    let mut reader = csv::Reader::from_path(log_dir.join("samples.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), api.len());
+    let col = |r: &csv::StringRecord, name: &str| -> String {
+        r[headers.iter().position(|h| h == name).unwrap()].to_string()
+    };
+    let mut sim = Simulator::new(SimConfig::default()).unwrap();
+    let grid = Batcher::new(scale_for(&SimConfig::default()));
+    let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
+        Box::new(Detector::new(DetectorConfig::default()).unwrap());
+    let mut anomalies = 0;
+    for (i, (row, point)) in rows.iter().zip(&api).enumerate() {
+        let x = sim.next_sample();
+        let v = det.update(grid.quantise(x.value));
+        let want = Sample::from_verdict(i as u64, 0, &v, x.truth.is_anomaly(), 1);
+        assert_eq!(col(row, "seq"), i.to_string(), "every sample, in order");
+        let value: f32 = col(row, "value").parse().unwrap();
+        assert_eq!(value.to_bits(), want.value.to_bits(), "seq {i}");
+        let anomaly = want.flags.contains(Flags::ANOMALY);
+        assert_eq!(col(row, "anomaly"), (anomaly as u8).to_string(), "seq {i}");
+        let z: f32 = col(row, "z").parse().unwrap();
+        let score: f32 = col(row, "score").parse().unwrap();
+        anomalies += anomaly as usize;
+        if z.is_nan() && !anomaly {
+            // A plain sample: its z and score were not sent, and are not made up.
+            assert!(score.is_nan(), "seq {i}: score {score}");
+            assert!(point["z"].is_null() && point["score"].is_null(), "{point}");
+        } else {
+            // Sent in full (every anomaly is): the device's own z and score.
+            let got = (z.to_bits(), score.to_bits());
+            assert_eq!(got, (want.z.to_bits(), want.score.to_bits()), "seq {i}");
+            assert_eq!(point["score"].as_f64().map(|s| s as f32), Some(want.score));
+        }
+    }
+    assert!(
+        anomalies >= 10,
+        "{anomalies} anomalies in {} samples",
+        rows.len()
+    );
+
+    // A protocol-4 device: its hello says 4, its samples are single frames.
+    let (mut master, slave) = serialport::TTYPort::pair().unwrap();
+    let path = serialport::SerialPort::name(&slave).unwrap();
+    let daemon = Daemon::start(on(std::path::Path::new(&path)), |_| {});
+    wait_for(Duration::from_secs(10), "the pty open", || {
+        (daemon.get("/api/status")["connected"] == json!(true)).then_some(())
+    });
+    let hello = zscope_core::device::Responder::new().hello(
+        &*det,
+        wire::name("0.0.9"),
+        wire::name("old-board"),
+        100,
+        None,
+    );
+    let mut line = Vec::new();
+    let mut frame = [0u8; wire::MAX_FRAME];
+    for msg in std::iter::once(DeviceMsg::Hello(wire::Hello {
+        protocol: 4,
+        ..hello
+    }))
+    .chain((0..100u64).map(|seq| {
+        DeviceMsg::Sample(Sample {
+            seq,
+            time_ms: seq * 10,
+            value: seq as f32,
+            mean: 1.0,
+            std: 2.0,
+            z: 0.5,
+            score: 0.1,
+            flags: Flags::empty(),
+            config_version: 1,
+        })
+    })) {
+        let n = wire::encode(&msg, &mut frame).unwrap();
+        line.extend_from_slice(&frame[..n]);
+    }
+    std::io::Write::write_all(&mut master, &line).unwrap();
+    let status = wait_for(Duration::from_secs(10), "100 samples", || {
+        let s = daemon.get("/api/status");
+        (samples(&s) == 100).then_some(s)
+    });
+    assert_eq!(status["device"]["protocol"], json!(4), "{status}");
+    assert_eq!(status["device"]["board"], json!("old-board"));
+    assert_eq!(status["link_error"], json!(null), "{status}");
+    assert_eq!(status["bad_frames"], json!(0), "{status}");
+    let api = points(&daemon.get("/api/samples?limit=1000"));
+    assert_eq!(api.len(), 100);
+    assert_eq!(api[99]["score"].as_f64().map(|s| s as f32), Some(0.1));
+    drop(daemon);
 }
 
 /// `2026-11-24T10:01:32.066Z`

@@ -15,7 +15,7 @@ mod firmware {
     use stm32f4::stm32f401::{Peripherals, TIM2};
     use zscope_core::wire::{self, DeviceMsg, MAX_FRAME, Sample};
     use zscope_core::{DetectorConfig, RollingZScore, SimConfig, Simulator};
-    use zscope_firmware::app::{App, Settings};
+    use zscope_firmware::app::{App, Encoding, Settings};
 
     const N: u32 = 4096;
 
@@ -210,31 +210,44 @@ mod firmware {
         });
         hprintln!("sample frame encode (postcard + CRC-32C + COBS): {}", n);
 
-        // The whole path of one sample in the app: simulate, judge, frame, queue, hand over.
-        let mut app = App::new(Settings {
-            rate_hz: 0,
-            ..Settings::default()
-        })
-        .unwrap_or_else(|_| panic!());
-        app.tick(0);
-        let (a, b) = app.pending_tx();
-        let n0 = a.len() + b.len();
-        app.consume_tx(n0);
-        let before = app.status().samples;
-        let start = count(&tim);
-        for i in 0..N {
-            app.tick(i as u64 / 1024);
-            let (a, b) = app.pending_tx();
-            let n = a.len() + b.len();
-            app.consume_tx(n);
+        // The whole path of one sample in the app, after learning: simulate, judge, frame,
+        // queue, hand over; one frame per sample, then in batches (quantise, judge, add to the
+        // batch, a frame per batch).
+        for (encoding, what) in [
+            (
+                Encoding::Frames,
+                "app, one whole sample (simulate, judge, frame, queue)",
+            ),
+            (
+                Encoding::Batches,
+                "app, one whole sample in batches (simulate, quantise, judge, batch)",
+            ),
+        ] {
+            let mut app = App::new(Settings {
+                rate_hz: 0,
+                encoding,
+                ..Settings::default()
+            })
+            .unwrap_or_else(|_| panic!());
+            // Past the learning phase (its first 1 200 values cost 10 570 each, above).
+            for i in 0..200 {
+                app.tick(i / 64);
+                let (a, b) = app.pending_tx();
+                let n = a.len() + b.len();
+                app.consume_tx(n);
+            }
+            let before = app.status().samples;
+            let start = count(&tim);
+            for i in 0..N {
+                app.tick(4 + i as u64 / 1024);
+                let (a, b) = app.pending_tx();
+                let n = a.len() + b.len();
+                app.consume_tx(n);
+            }
+            let spent = count(&tim).wrapping_sub(start);
+            let made = (app.status().samples - before) as u32;
+            hprintln!("{}: {}  ({} samples)", what, spent / made.max(1), made);
         }
-        let spent = count(&tim).wrapping_sub(start);
-        let made = (app.status().samples - before) as u32;
-        hprintln!(
-            "app, one whole sample (simulate, judge, frame, queue): {}  ({} samples)",
-            spent / made.max(1),
-            made
-        );
         debug::exit(debug::EXIT_SUCCESS);
         loop {
             cortex_m::asm::wfi();

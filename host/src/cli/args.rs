@@ -234,6 +234,31 @@ pub struct EmulateArgs {
     /// Also make PATH a symlink to the pty (a stable name across restarts).
     #[arg(long, value_name = "PATH")]
     pub link: Option<PathBuf>,
+    /// How samples go on the line: one frame each, batches, or whichever the rate needs at
+    /// 115 200 baud (batches above 169 samples/s).
+    #[arg(long, value_enum, default_value_t = FrameEncoding::Auto)]
+    pub frames: FrameEncoding,
+}
+
+/// `--frames`: how an emulated device sends its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FrameEncoding {
+    /// One frame per sample while that takes at most half the link, batches above.
+    Auto,
+    /// Always one frame per sample (every sample's mean, std, z and score).
+    Single,
+    /// Always batches (values on a grid, flags exact, z and score for anomalies only).
+    Batched,
+}
+
+impl From<FrameEncoding> for zscope_firmware::Encoding {
+    fn from(e: FrameEncoding) -> Self {
+        match e {
+            FrameEncoding::Auto => zscope_firmware::Encoding::Auto,
+            FrameEncoding::Single => zscope_firmware::Encoding::Frames,
+            FrameEncoding::Batched => zscope_firmware::Encoding::Batches,
+        }
+    }
 }
 
 /// `zscope replay`.

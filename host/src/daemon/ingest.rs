@@ -48,6 +48,14 @@ impl State {
                 }
             }
             DeviceMsg::Sample(sample) => self.sample(&sample, now, out),
+            DeviceMsg::Batch(batch) => {
+                if self.refused.is_none() {
+                    self.counters.batched += batch.len() as u64;
+                }
+                for sample in batch.samples() {
+                    self.sample(&sample, now, out);
+                }
+            }
             DeviceMsg::Status(status) => self.device_status = Some(status),
             DeviceMsg::Ack(ack) => {
                 if self.configs.insert(ack.config_version, ack.config) != Some(ack.config)

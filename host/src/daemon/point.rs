@@ -6,6 +6,38 @@
 use serde::Serialize;
 use zscope_core::wire::{Flags, Sample};
 
+/// What a column holds where JSON has `null`: JSON has no NaN, so a value that was not sent
+/// (a batched sample's z and score) goes out as `null` and comes back as NaN.
+trait Missing: Sized {
+    const MISSING: Self;
+}
+
+impl Missing for f32 {
+    const MISSING: Self = f32::NAN;
+}
+
+impl Missing for f64 {
+    const MISSING: Self = f64::NAN;
+}
+
+macro_rules! missing_is_zero {
+    ($($t:ty),*) => { $( impl Missing for $t { const MISSING: Self = 0; } )* };
+}
+missing_is_zero!(u8, u32, u64);
+
+/// A column read back from JSON, `null` as [`Missing::MISSING`].
+fn column<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Missing,
+{
+    let values: Vec<Option<T>> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(values
+        .into_iter()
+        .map(|v| v.unwrap_or(T::MISSING))
+        .collect())
+}
+
 macro_rules! schema {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty ),* $(,)?) => {
         /// One judged point, as the daemon keeps it.
@@ -17,7 +49,7 @@ macro_rules! schema {
         /// Points as columns, one array per field of [`Point`], all the same length.
         #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
         pub struct Points {
-            $( $(#[$doc])* pub $field: Vec<$ty>, )*
+            $( $(#[$doc])* #[serde(deserialize_with = "column")] pub $field: Vec<$ty>, )*
         }
 
         impl Points {
@@ -111,6 +143,40 @@ impl<'a> FromIterator<&'a Point> for Points {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_not_sent_go_as_null_and_come_back_as_nan() {
+        let mut points = Points::default();
+        let mut p = Point::from_sample(
+            &Sample {
+                seq: 1,
+                time_ms: 2,
+                value: 0.5,
+                mean: 0.25,
+                std: 0.125,
+                z: f32::NAN,
+                score: f32::NAN,
+                flags: Flags::empty(),
+                config_version: 1,
+            },
+            10.0,
+            3.0,
+            64,
+            0,
+        );
+        points.push(&p);
+        let json = serde_json::to_string(&points).unwrap();
+        assert!(
+            json.contains(r#""z":[null]"#) && json.contains(r#""score":[null]"#),
+            "{json}"
+        );
+        let back: Points = serde_json::from_str(&json).unwrap();
+        assert!(back.z[0].is_nan() && back.score[0].is_nan());
+        (p.z, p.score) = (back.z[0], back.score[0]);
+        let mut again = Points::default();
+        again.push(&p);
+        assert_eq!(serde_json::to_string(&again).unwrap(), json);
+    }
 
     #[test]
     fn columns_are_named_by_field_and_keep_the_order() {

@@ -94,6 +94,8 @@ pub struct Counters {
     pub refused_samples: u64,
     /// Anomaly events: runs of consecutive flagged samples.
     pub events: u64,
+    /// Of the samples, those that came in batch frames (protocol 5's compact encoding).
+    pub batched: u64,
 }
 
 /// Columns of the overview's sparkline (one a second over the last minute).

@@ -3,8 +3,14 @@
 //! [`Emulator::spawn`] opens a pty pair, runs [`App`] on the master end in a thread (through the
 //! same [`poll`] step as the board), and tells you the slave end's path (`/dev/pts/N`), which
 //! the host daemon opens like any serial port. The serial path is therefore the same as with a
-//! board: bytes, framing, back-pressure. When nobody reads the pty, its buffer fills and the app
-//! drops samples and counts them, as a UART nobody listens to would.
+//! board: bytes, framing, back-pressure. When nobody reads the pty, the app drops samples and
+//! counts them, as a UART nobody listens to would.
+//!
+//! A pty buffers kilobytes; a UART holds a byte or two. [`Emulator::spawn_uart`] makes the link
+//! take bytes only while fewer than a FIFO's worth wait unread at the slave end, so the app sees
+//! a busy line as a board would (its batches grow while a frame is on the wire): `link-bench`
+//! measures that way. The default keeps the pty's buffer, so a host that is slow for a moment
+//! (a loaded test machine) loses nothing.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -44,12 +50,28 @@ impl Clock for StdClock {
     }
 }
 
+/// A UART-like FIFO for [`Emulator::spawn_uart`]: 32 bytes, 2.8 ms at 115 200 baud.
+pub const UART_FIFO: usize = 32;
+
 /// The master end of a pty as an `embedded-io` serial line that never blocks.
 pub struct PtyLink {
     port: TTYPort,
+    /// The slave end, held open: what waits there unread is the line's backlog.
+    peer: TTYPort,
+    /// Bytes allowed to wait unread (`None`: as many as the pty holds).
+    fifo: Option<usize>,
 }
 
 impl PtyLink {
+    /// Room left in the emulated FIFO.
+    fn room(&self) -> io::Result<usize> {
+        let Some(fifo) = self.fifo else {
+            return Ok(usize::MAX);
+        };
+        let unread = self.peer.bytes_to_read().map_err(io::Error::from)? as usize;
+        Ok(fifo.saturating_sub(unread))
+    }
+
     fn ready(&self, flags: PollFlags, timeout_ms: i32) -> io::Result<bool> {
         let mut fds = [PollFd::new(self.port.as_raw_fd(), flags)];
         let n = poll_fds(&mut fds, timeout_ms).map_err(io::Error::from)?;
@@ -76,13 +98,15 @@ impl embedded_io::Read for PtyLink {
 
 impl embedded_io::WriteReady for PtyLink {
     fn write_ready(&mut self) -> io::Result<bool> {
-        self.ready(PollFlags::POLLOUT, 0)
+        Ok(self.room()? > 0 && self.ready(PollFlags::POLLOUT, 0)?)
     }
 }
 
 impl embedded_io::Write for PtyLink {
+    /// Writes what the FIFO has room for (at least a byte when it was ready).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        io::Write::write(&mut self.port, buf)
+        let room = self.room()?.max(1);
+        io::Write::write(&mut self.port, &buf[..buf.len().min(room)])
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -132,6 +156,21 @@ impl Emulator {
         settings: Settings,
         link: Option<&std::path::Path>,
     ) -> Result<Self, SpawnError> {
+        Self::spawn_with(settings, link, None)
+    }
+
+    /// Like [`Emulator::spawn`], with the line holding at most `fifo` unread bytes, as a UART
+    /// does ([`UART_FIFO`]): a reader that takes bytes at the baud rate then paces the app as
+    /// a real line would.
+    pub fn spawn_uart(settings: Settings, fifo: usize) -> Result<Self, SpawnError> {
+        Self::spawn_with(settings, None, Some(fifo))
+    }
+
+    fn spawn_with(
+        settings: Settings,
+        link: Option<&std::path::Path>,
+        fifo: Option<usize>,
+    ) -> Result<Self, SpawnError> {
         let mut app = App::new(settings).map_err(SpawnError::Setup)?;
         let (master, slave) = TTYPort::pair().map_err(SpawnError::Pty)?;
         let path = PathBuf::from(slave.name().unwrap_or_default());
@@ -146,9 +185,12 @@ impl Emulator {
         let thread = std::thread::Builder::new()
             .name("zscope-emulator".into())
             .spawn(move || {
-                // Hold the slave open so the pty keeps its buffer until a reader comes.
-                let _slave = slave;
-                let mut link = PtyLink { port: master };
+                // The slave stays open so the pty keeps its buffer until a reader comes.
+                let mut link = PtyLink {
+                    port: master,
+                    peer: slave,
+                    fifo,
+                };
                 let mut clock = StdClock::new();
                 while !stopping.load(Ordering::Relaxed) {
                     // Injected faults go out between whole frames.
@@ -160,11 +202,17 @@ impl Emulator {
                         io::Write::write_all(&mut link.port, &bytes)?;
                     }
                     poll(&mut app, &mut link, &mut clock)?;
-                    let (pending, _) = app.pending_tx();
-                    let busy = !pending.is_empty() && link.ready(PollFlags::POLLOUT, 0)?;
-                    if !busy {
+                    if app.pending_tx().0.is_empty() {
                         // Idle: wake on input, or after a millisecond for the next sample.
                         link.ready(PollFlags::POLLIN, 1)?;
+                    } else if !embedded_io::WriteReady::write_ready(&mut link)? {
+                        if link.fifo.is_some() {
+                            // A busy UART drains a byte every 87 µs at 115 200 baud.
+                            std::thread::sleep(std::time::Duration::from_micros(100));
+                        } else {
+                            // Nobody reads the pty: wake on input, or in a millisecond.
+                            link.ready(PollFlags::POLLIN, 1)?;
+                        }
                     }
                 }
                 Ok(())

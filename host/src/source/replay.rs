@@ -186,7 +186,7 @@ pub fn spawn_frames(
                     link.update(|state, _| state.set_decode(&stats));
                     continue;
                 };
-                if let DeviceMsg::Sample(s) = &msg
+                if let Some(s) = msg.samples().next()
                     && !pacer.wait(s.time_ms as i64, &link.shared)
                 {
                     return;
