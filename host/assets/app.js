@@ -173,7 +173,36 @@ function decimate(c, width) {
   return out;
 }
 
-function redraw() {
+// Live points are played out at the pace they were taken, not drawn in the frame they land
+// in: the daemon sends every 10 ms, but its messages reach the page in bursts, so a frame would
+// often have nothing new and the next one two messages' worth. A point is due at its own time
+// plus the least delay its messages have had lately (two seconds' worth, so a drifting device
+// clock is followed) plus PLAYOUT_MS: a late message catches up at once, and nothing shows more
+// than PLAYOUT_MS after it arrived.
+const PLAYOUT_MS = 30;
+let playout = [], playHead = 0;
+let lagNow = Infinity, lagBefore = Infinity, lagSince = 0;
+function schedule(points) {
+  if (playout.length - playHead > MAX_POINTS) { play(Infinity); trim(); } // a hidden tab
+  const now = performance.now(), lag = now - points.t[points.t.length - 1];
+  if (now - lagSince > 2000) { lagBefore = lagNow; lagNow = Infinity; lagSince = now; }
+  lagNow = Math.min(lagNow, lag);
+  const base = Math.min(lagNow, lagBefore) + PLAYOUT_MS;
+  for (const p of rows(points)) playout.push([p.t + base, p]);
+}
+function play(now) {
+  while (playHead < playout.length && playout[playHead][0] <= now) {
+    push(playout[playHead][1]);
+    playHead++;
+    dirty = true;
+  }
+  // A steady stream never drains the queue: drop what was played now and then.
+  if (playHead === playout.length) { playout = []; playHead = 0; }
+  else if (playHead > 4096) { playout = playout.slice(playHead); playHead = 0; }
+}
+
+function redraw(now) {
+  play(now);
   if (dirty && !paused) {
     trim();
     // Zoomed in, the chart draws only what is in view: the points as they are.
@@ -544,6 +573,7 @@ function connect() {
       // A (re)connection: redraw from the snapshot; its samples already alerted stay as they
       // are (dismissed ones stay dismissed).
       cols = [[], [], [], [], [], [], []];
+      playout = []; playHead = 0;
       quietAlerts = true;
       for (const p of rows(m.points)) draw(p, false);
       quietAlerts = false;
@@ -551,9 +581,8 @@ function connect() {
       dirty = true;
       if (AT > 0 && !atShown) { atShown = true; showMoment(AT); }
     } else if (m.type === "points") {
-      for (const p of rows(m.points)) push(p);
+      if (m.points.t.length) schedule(m.points);
       pointsReceived += m.points.t.length; batchesReceived += 1;
-      dirty = true;
     } else if (m.type === "status") {
       renderStatus(m);
     } else if (m.type === "config") {
