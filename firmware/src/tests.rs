@@ -355,21 +355,27 @@ fn malformed_commands_are_counted_and_the_stream_goes_on() {
     assert_eq!(app.status().commands, 1);
 }
 
-#[test]
-fn a_slow_link_drops_samples_counts_them_and_still_answers() {
+/// An app at 1 kHz whose line takes nothing for a second (the queue fills, samples are
+/// dropped), then a ping: the app, its decoder, and what the queue then held.
+fn stalled_for_a_second(encoding: Encoding) -> (App, Decoder, Vec<DeviceMsg>) {
     let mut app = App::new(Settings {
         rate_hz: 1000,
-        encoding: Encoding::Frames,
+        encoding,
         ..settings()
     })
     .unwrap();
     let mut dec = Decoder::new();
-    // Nothing is written out for a second: the queue fills, samples are dropped.
     for t in 0..=1000 {
         app.tick(t);
     }
     command(&mut app, HostMsg::Ping { id: 5 }, 1000);
     let msgs = drain(&mut app, &mut dec);
+    (app, dec, msgs)
+}
+
+#[test]
+fn a_slow_link_drops_samples_counts_them_and_still_answers() {
+    let (app, _, msgs) = stalled_for_a_second(Encoding::Frames);
     let sent = samples(&msgs);
     assert!(
         sent.len() < 40,
@@ -394,17 +400,8 @@ fn a_slow_link_drops_samples_counts_them_and_still_answers() {
 
 #[test]
 fn a_link_that_takes_nothing_drops_whole_batches_and_counts_every_sample() {
-    let mut app = App::new(Settings {
-        rate_hz: 1000,
-        ..settings()
-    })
-    .unwrap();
-    let mut dec = Decoder::new();
-    for t in 0..=1000 {
-        app.tick(t);
-    }
-    command(&mut app, HostMsg::Ping { id: 5 }, 1000);
-    let mut msgs = drain(&mut app, &mut dec);
+    let (mut app, mut dec, mut msgs) = stalled_for_a_second(Encoding::Auto);
+    assert!(app.batching());
     // The queue is empty now: what is still batched goes.
     app.tick(1000);
     msgs.extend(drain(&mut app, &mut dec));

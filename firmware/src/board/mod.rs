@@ -34,6 +34,7 @@ pub fn run(board: &Board, baud: u32) -> ! {
     let (mut uart, mut clock) = init(board, baud);
     let settings = crate::Settings {
         board: board.name,
+        link_baud: baud,
         ..crate::Settings::default()
     };
     let Ok(app) = crate::App::new(settings) else {
