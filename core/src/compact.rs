@@ -365,6 +365,7 @@ impl Batcher {
         config_version: u32,
     ) -> bool {
         if self.is_empty() {
+            // A fresh batcher (from `new` or `take`): only the header is this sample's.
             let b = &mut self.batch;
             b.seq = seq;
             b.time_ms = at.time_ms;
@@ -375,12 +376,6 @@ impl Batcher {
                 at.phase % at.rate_hz
             };
             b.config_version = config_version;
-            b.mean = 0.0;
-            b.std = 0.0;
-            b.flags = Flags::empty();
-            self.k = 0;
-            self.bytes = 0;
-            self.plain = false;
         } else if self.is_full() || !self.continues(seq, at, config_version) {
             return false;
         }
@@ -429,8 +424,8 @@ impl Batcher {
         if self.is_empty() {
             return None;
         }
-        let empty = Batcher::new(self.batch.scale).batch;
-        Some(core::mem::replace(&mut self.batch, empty))
+        let fresh = Batcher::new(self.batch.scale);
+        Some(core::mem::replace(self, fresh).batch)
     }
 }
 

@@ -186,8 +186,6 @@ pub struct App {
     booted: bool,
     link_baud: u32,
     encoding: Encoding,
-    /// Whether samples go in batches now (from the encoding and the rate).
-    batching: bool,
     batcher: Batcher,
 }
 
@@ -215,9 +213,6 @@ impl App {
             booted: false,
             link_baud: settings.link_baud,
             encoding: settings.encoding,
-            batching: settings
-                .encoding
-                .batches(settings.rate_hz, settings.link_baud),
             batcher: Batcher::new(
                 settings
                     .scale
@@ -228,7 +223,7 @@ impl App {
 
     /// Whether samples go in batches now.
     pub fn batching(&self) -> bool {
-        self.batching
+        self.encoding.batches(self.rate_hz, self.link_baud)
     }
 
     /// Queue a delimiter (so a receiver drops any partial frame) and the hello; start the
@@ -335,7 +330,6 @@ impl App {
             *base_seq = seq;
             AckResult::Ok
         });
-        self.batching = self.encoding.batches(self.rate_hz, self.link_baud);
         self.queue(&DeviceMsg::Ack(ack), true);
         if hello {
             self.queue_hello();
@@ -385,7 +379,8 @@ impl App {
     /// Simulate, judge and queue one sample (or count it dropped), or add it to the batch.
     fn sample(&mut self, time_ms: u64) {
         let s = self.simulator.next_sample();
-        let value = if self.batching {
+        let batching = self.batching();
+        let value = if batching {
             self.batcher.quantise(s.value)
         } else {
             s.value
@@ -397,7 +392,7 @@ impl App {
         }
         let (seq, truth, version) = (self.seq, s.truth.is_anomaly(), self.device.config_version);
         self.seq += 1;
-        if self.batching {
+        if batching {
             let at = Timing {
                 time_ms,
                 rate_hz: self.rate_hz,
