@@ -15,6 +15,9 @@ let quietAlerts = false;  // a snapshot re-shows alerts without a beep
 let held = [], heldDropped = 0; // live points that arrived while paused (bounded)
 let alerted = new Set();  // samples (sequence number @ time) already part of an alert
 let lastEvent = null;     // the alert the newest flagged sample belongs to
+// New alert rows wait while the pointer is over the list (oldest first), so a row never moves
+// under a click when alerts come several a second; they go in when the pointer leaves.
+let waitingRows = [], pointerOnAlerts = false;
 let lastBeep = 0;
 let config = null;
 let pageName = "zscope";  // the tab's title: the device's name when there are several
@@ -344,7 +347,8 @@ function alert(a) {
   if (alerted.has(key)) return;
   alerted.add(key);
   if (alerted.size > 20000) alerted = new Set([...alerted].slice(-10000));
-  if (lastEvent && a.seq === lastEvent.last + 1 && (lastEvent.gone || lastEvent.li.isConnected)) {
+  const shown = (e) => e.li.isConnected || waitingRows.includes(e.li);
+  if (lastEvent && a.seq === lastEvent.last + 1 && (lastEvent.gone || shown(lastEvent))) {
     lastEvent.last = a.seq;
     if (lastEvent.gone) return; // the rest of a dismissed event
     lastEvent.count += 1;
@@ -359,7 +363,6 @@ function alert(a) {
   if (alerts.length > 500) alerts.length = 500;
   beep();
   // Add one row; existing rows stay as they are (a click never lands on a replaced node).
-  const list = $("alerts");
   const li = document.createElement("li");
   li.className = "alert";
   const d = new Date(a.t);
@@ -374,10 +377,25 @@ function alert(a) {
   li.dataset.key = key;
   b.onclick = () => { forget([a]); alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
   li.appendChild(b);
-  list.prepend(li);
-  while (list.children.length > SHOWN_ALERTS) list.lastChild.remove();
+  if (pointerOnAlerts) waitingRows.push(li);
+  else showRows([li]);
   renderCount();
 }
+
+// Put rows (oldest first) at the top of the list, keeping it to SHOWN_ALERTS.
+function showRows(rows) {
+  const list = $("alerts");
+  for (const li of rows) list.prepend(li);
+  while (list.children.length > SHOWN_ALERTS) list.lastChild.remove();
+}
+
+$("alerts").addEventListener("pointerenter", () => { pointerOnAlerts = true; });
+$("alerts").addEventListener("pointerleave", () => {
+  pointerOnAlerts = false;
+  showRows(waitingRows);
+  waitingRows = [];
+  renderCount();
+});
 
 function detail(a) {
   const run = a.count > 1 ? ` · ${a.count} samples` : "";
@@ -386,6 +404,7 @@ function detail(a) {
 
 function renderCount() {
   $("alert-count").textContent = alerts.length;
+  $("alerts-waiting").textContent = waitingRows.length ? `${waitingRows.length} new: shown when the pointer leaves the list` : "";
   document.title = alerts.length ? `(${alerts.length}) ${pageName}` : pageName;
 }
 
@@ -400,6 +419,7 @@ function clearAlerts() {
   forget(alerts);
   alerts = [];
   lastEvent = null;
+  waitingRows = [];
   $("alerts").replaceChildren();
   renderCount();
 }
@@ -532,6 +552,24 @@ function sparkline(spark) {
   return svg;
 }
 
+// Each device's row, made once and then updated in place, so a click on its link never lands
+// on a node replaced by the next refresh.
+const deviceRows = new Map();
+function deviceRow(name) {
+  let tr = deviceRows.get(name);
+  if (!tr) {
+    tr = document.createElement("tr");
+    tr.dataset.device = name;
+    const link = document.createElement("a");
+    link.href = `/?device=${encodeURIComponent(name)}`;
+    link.textContent = name;
+    for (let i = 0; i < 5; i++) tr.appendChild(document.createElement("td"));
+    tr.cells[0].appendChild(link);
+    deviceRows.set(name, tr);
+  }
+  return tr;
+}
+
 async function renderDevices() {
   try {
     const res = await fetch("/api/devices");
@@ -540,23 +578,21 @@ async function renderDevices() {
     $("devices-panel").hidden = list.length < 2;
     const current = DEVICE || (list[0] && list[0].name);
     const body = $("devices").tBodies[0];
-    body.replaceChildren(...list.map((d) => {
-      const tr = document.createElement("tr");
+    const rowsNow = list.map((d) => {
+      const tr = deviceRow(d.name);
       tr.className = (d.name === current ? "current" : "") + (d.anomalies_last_minute > 0 ? " alerting" : "");
-      tr.dataset.device = d.name;
-      const link = document.createElement("a");
-      link.href = `/?device=${encodeURIComponent(d.name)}`;
-      link.textContent = d.name;
-      const cells = [link, d.connected ? "●" : "○", Math.round(d.rate),
-        `${d.anomalies_last_minute} / ${d.anomalies_last_hour}`, sparkline(d.spark)];
-      for (const c of cells) {
-        const td = document.createElement("td");
-        if (c instanceof Node) td.appendChild(c); else td.textContent = c;
-        tr.appendChild(td);
-      }
+      const [, state, rate, counts, spark] = tr.cells;
+      state.textContent = d.connected ? "●" : "○";
+      rate.textContent = Math.round(d.rate);
+      counts.textContent = `${d.anomalies_last_minute} / ${d.anomalies_last_hour}`;
+      spark.replaceChildren(sparkline(d.spark));
       tr.title = d.link_error || `${d.board || "no hello yet"} on ${d.port}`;
       return tr;
-    }));
+    });
+    // Rows move only when the order changes; rows of devices gone go.
+    rowsNow.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
+    while (body.rows.length > rowsNow.length) body.rows[body.rows.length - 1].remove();
+    for (const name of deviceRows.keys()) if (!list.some((d) => d.name === name)) deviceRows.delete(name);
     if (list.length > 1) { pageName = `${current} · zscope`; deviceShown = current; renderCount(); }
   } catch (e) { /* the daemon is away: the WebSocket says so */ }
 }

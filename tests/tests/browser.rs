@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 use zscope_host::cli::SourceSetting;
@@ -56,6 +57,18 @@ async fn text(c: &fantoccini::Client, css: &str) -> String {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// Move the mouse pointer to the centre of `element` (a real pointer move: the page sees
+/// it enter and leave elements).
+async fn move_pointer_to(c: &fantoccini::Client, element: fantoccini::elements::Element) {
+    let mouse = MouseActions::new("mouse".to_string()).then(PointerAction::MoveToElement {
+        element,
+        duration: None,
+        x: 0.0,
+        y: 0.0,
+    });
+    c.perform_actions(mouse).await.expect("the pointer moves");
 }
 
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
@@ -208,17 +221,79 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     let run = js_string(&c, &row(900001)).await;
     assert!(run.contains("3 samples"), "{run}");
 
-    // Dismissing an alert lowers the count.
-    let before: u32 = text(&c, "#alert-count").await.parse().unwrap_or(0);
-    c.find(Locator::Css("#alerts li.alert button"))
+    // While the pointer is over the list, new alerts wait above it (the count still rises), so
+    // a row does not move under a click even with the device flagging several a second.
+    c.execute(
+        "document.getElementById('alerts').scrollIntoView({ block: 'center' });",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let list = c.find(Locator::Css("#alerts")).await.unwrap();
+    move_pointer_to(&c, list).await;
+    let first = c.find(Locator::Css("#alerts li.alert")).await.unwrap();
+    let key = first.attr("data-key").await.unwrap().unwrap_or_default();
+    assert!(!key.is_empty(), "an alert row has a key");
+    let waiting = c
+        .execute(
+            "const n = alerts.length; \
+             push({ t: Date.now(), value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq: 900020, lost_before: 0 }); \
+             return [n, alerts.length, document.querySelector('#alerts li.alert').dataset.key, \
+                     document.getElementById('alerts-waiting').textContent];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting[1].as_u64(),
+        waiting[0].as_u64().map(|n| n + 1),
+        "{waiting}"
+    );
+    assert_eq!(waiting[2].as_str(), Some(key.as_str()), "{waiting}");
+    assert!(
+        waiting[3]
+            .as_str()
+            .unwrap_or("")
+            .contains("new: shown when the pointer leaves"),
+        "{waiting}"
+    );
+    // Dismissing an alert (a real click) takes its row away and the count follows; checked by
+    // the row's key, with the count compared with the page's own list in one script.
+    first
+        .find(Locator::Css("button"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let dismissed = format!(
+        "const key = '{key}'; \
+         const gone = !alerts.some((a) => a.key === key) \
+           && ![...document.querySelectorAll('#alerts li.alert')].some((li) => li.dataset.key === key); \
+         const counted = Number(document.getElementById('alert-count').textContent) === alerts.length; \
+         return gone && counted ? 'yes' : '';"
+    );
     wait_until("the dismissal", Duration::from_secs(5), || async {
-        text(&c, "#alert-count").await.parse::<u32>().unwrap_or(0) < before + 2
+        js_string(&c, &dismissed).await == "yes"
     })
+    .await;
+    // The pointer leaves: what waited is shown.
+    let chart = c.find(Locator::Css("#chart")).await.unwrap();
+    move_pointer_to(&c, chart).await;
+    wait_until(
+        "the waiting alert shown",
+        Duration::from_secs(5),
+        || async {
+            js_string(
+                &c,
+                "return [...document.querySelectorAll('#alerts li.alert')] \
+                   .some((li) => li.dataset.key.startsWith('900020@')) \
+                   && document.getElementById('alerts-waiting').textContent === '' ? 'yes' : '';",
+            )
+            .await
+                == "yes"
+        },
+    )
     .await;
 
     // A dismissal is remembered across a reload: dismiss the newest alert from the device
@@ -381,6 +456,23 @@ async fn the_page_lists_devices_and_switches_between_them() {
             == "true true"
     })
     .await;
+    // The list refreshes every two seconds, in place: the link a user points at is the same
+    // node after a refresh (a replaced one would lose a click pressed across the refresh).
+    js_string(
+        &c,
+        "const row = document.querySelector(\"#devices tbody tr[data-device='bench-b']\"); \
+         window.markedLink = row.querySelector('a'); window.markedSpark = row.querySelector('svg'); \
+         return '';",
+    )
+    .await;
+    wait_until("a refresh of the list", Duration::from_secs(10), || async {
+        js_string(&c, "return markedSpark.isConnected ? '' : 'yes'").await == "yes"
+    })
+    .await;
+    assert_eq!(
+        js_string(&c, "return markedLink.isConnected ? 'kept' : 'replaced'").await,
+        "kept"
+    );
     c.find(Locator::Css("#devices tbody tr[data-device='bench-b'] a"))
         .await
         .expect("a link to the second device")
