@@ -347,8 +347,9 @@ function alert(a) {
   if (alerted.has(key)) return;
   alerted.add(key);
   if (alerted.size > 20000) alerted = new Set([...alerted].slice(-10000));
-  const shown = (e) => e.li.isConnected || waitingRows.includes(e.li);
-  if (lastEvent && a.seq === lastEvent.last + 1 && (lastEvent.gone || shown(lastEvent))) {
+  const extend = lastEvent && a.seq === lastEvent.last + 1
+    && (lastEvent.gone || lastEvent.li.isConnected || waitingRows.includes(lastEvent.li));
+  if (extend) {
     lastEvent.last = a.seq;
     if (lastEvent.gone) return; // the rest of a dismissed event
     lastEvent.count += 1;
@@ -377,8 +378,8 @@ function alert(a) {
   li.dataset.key = key;
   b.onclick = () => { forget([a]); alerts = alerts.filter((x) => x !== a); li.remove(); renderCount(); };
   li.appendChild(b);
-  if (pointerOnAlerts) waitingRows.push(li);
-  else showRows([li]);
+  if (!pointerOnAlerts) showRows([li]);
+  else if (waitingRows.push(li) > SHOWN_ALERTS) waitingRows.shift(); // the list's worth waits
   renderCount();
 }
 
@@ -592,7 +593,8 @@ async function renderDevices() {
     // Rows move only when the order changes; rows of devices gone go.
     rowsNow.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
     while (body.rows.length > rowsNow.length) body.rows[body.rows.length - 1].remove();
-    for (const name of deviceRows.keys()) if (!list.some((d) => d.name === name)) deviceRows.delete(name);
+    const names = new Set(list.map((d) => d.name));
+    for (const name of deviceRows.keys()) if (!names.has(name)) deviceRows.delete(name);
     if (list.length > 1) { pageName = `${current} · zscope`; deviceShown = current; renderCount(); }
   } catch (e) { /* the daemon is away: the WebSocket says so */ }
 }

@@ -376,6 +376,42 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     )
     .await;
 
+    // However long the pointer rests on the list, what waits is bounded by the list's 100 rows.
+    c.execute(
+        "document.getElementById('alerts').scrollIntoView({ block: 'center' });",
+        vec![],
+    )
+    .await
+    .unwrap();
+    move_pointer_to(&c, c.find(Locator::Css("#alerts")).await.unwrap()).await;
+    let waiting = c
+        .execute(
+            "const t = Date.now(); \
+             for (let i = 0; i < 150; i++) push({ t: t + i, value: 9, mean: 0, std: 1, z: 9, \
+               threshold: 3, flags: 1, seq: 3000000 + 2 * i, lost_before: 0 }); \
+             return [waitingRows.length, document.getElementById('alerts-waiting').textContent];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting[0].as_u64(), Some(100), "{waiting}");
+    assert!(
+        waiting[1].as_str().unwrap_or("").starts_with("100 new"),
+        "{waiting}"
+    );
+    move_pointer_to(&c, c.find(Locator::Css("#chart")).await.unwrap()).await;
+    wait_until("the waiting rows shown", Duration::from_secs(5), || async {
+        js_string(
+            &c,
+            "const rows = document.querySelectorAll('#alerts li.alert'); \
+             return waitingRows.length === 0 && rows.length === 100 \
+               && rows[0].dataset.key.startsWith('3000298@') ? 'yes' : '';",
+        )
+        .await
+            == "yes"
+    })
+    .await;
+
     // A notification's link opens the page paused on that moment.
     let anomalies = zscope_tests::points(&daemon.get("/api/anomalies?limit=1"));
     let at = anomalies[0]["t"].as_f64().unwrap() as i64;
