@@ -71,6 +71,23 @@ async fn move_pointer_to(c: &fantoccini::Client, element: fantoccini::elements::
     c.perform_actions(mouse).await.expect("the pointer moves");
 }
 
+/// Wait until `script` returns "yes"; anything else it returns is what it saw, named in
+/// the failure when time runs out.
+async fn wait_for_page(c: &fantoccini::Client, what: &str, timeout: Duration, script: &str) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = js_string(c, script).await;
+        if seen == "yes" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; the page had: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -271,28 +288,20 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
          const gone = !alerts.some((a) => a.key === key) \
            && ![...document.querySelectorAll('#alerts li.alert')].some((li) => li.dataset.key === key); \
          const counted = Number(document.getElementById('alert-count').textContent) === alerts.length; \
-         return gone && counted ? 'yes' : '';"
+         return gone && counted ? 'yes' : `row there: ${{!gone}}, count ${{document.getElementById('alert-count').textContent}} of ${{alerts.length}}`;"
     );
-    wait_until("the dismissal", Duration::from_secs(5), || async {
-        js_string(&c, &dismissed).await == "yes"
-    })
-    .await;
+    wait_for_page(&c, "the dismissal", Duration::from_secs(5), &dismissed).await;
     // The pointer leaves: what waited is shown.
     let chart = c.find(Locator::Css("#chart")).await.unwrap();
     move_pointer_to(&c, chart).await;
-    wait_until(
+    wait_for_page(
+        &c,
         "the waiting alert shown",
         Duration::from_secs(5),
-        || async {
-            js_string(
-                &c,
-                "return [...document.querySelectorAll('#alerts li.alert')] \
-                   .some((li) => li.dataset.key.startsWith('900020@')) \
-                   && document.getElementById('alerts-waiting').textContent === '' ? 'yes' : '';",
-            )
-            .await
-                == "yes"
-        },
+        "const keys = [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key); \
+         const note = document.getElementById('alerts-waiting').textContent; \
+         return keys.some((k) => k.startsWith('900020@')) && note === '' ? 'yes' \
+           : `rows ${keys.slice(0, 5).join(' ')}; note '${note}'`;",
     )
     .await;
 
@@ -400,16 +409,20 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         "{waiting}"
     );
     move_pointer_to(&c, c.find(Locator::Css("#chart")).await.unwrap()).await;
-    wait_until("the waiting rows shown", Duration::from_secs(5), || async {
-        js_string(
-            &c,
-            "const rows = document.querySelectorAll('#alerts li.alert'); \
-             return waitingRows.length === 0 && rows.length === 100 \
-               && rows[0].dataset.key.startsWith('3000298@') ? 'yes' : '';",
-        )
-        .await
-            == "yes"
-    })
+    // Shown newest first: the 100 that waited, less any the device flagged meanwhile (those are
+    // newer, so they lead, and the oldest of ours made room for them).
+    wait_for_page(
+        &c,
+        "the waiting rows shown",
+        Duration::from_secs(5),
+        "const seqs = [...document.querySelectorAll('#alerts li.alert')] \
+           .map((li) => Number(li.dataset.key.split('@')[0])); \
+         const first = seqs.findIndex((s) => s >= 3000000); \
+         const ok = waitingRows.length === 0 && seqs.length === 100 && first >= 0 \
+           && seqs.slice(0, first).every((s) => s < 900000) \
+           && seqs.slice(first).every((s, i) => s === 3000298 - 2 * i); \
+         return ok ? 'yes' : `waiting ${waitingRows.length}, rows ${seqs.length}: ${seqs.slice(0, 5).join(' ')}`;",
+    )
     .await;
 
     // A notification's link opens the page paused on that moment.
