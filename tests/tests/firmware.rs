@@ -75,16 +75,32 @@ fn first_batched(got: &[(Sample, bool)]) -> u64 {
 }
 
 /// Wait for the hello, take the first 100 samples at the boot rate (50 a second: one frame
-/// each), switch to "as fast as the link carries" (batches), collect samples up to n.
-fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<(Sample, bool)>) {
+/// each), switch to "as fast as the link carries" (batches), collect samples up to n. Also
+/// returns the first sample made after the device took the switch: the samples it had already
+/// queued come before its acknowledgement, the new rate's after.
+fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<(Sample, bool)>, u64) {
     let hello = line.expect(SECONDS(20), "the hello", |m| match m {
         DeviceMsg::Hello(h) => Some(h.clone()),
         _ => None,
     });
     let mut samples = line.framed_samples_until(99, SECONDS(20));
     line.send(&HostMsg::SetRate { id: 1, hz: 0 });
+    while let Some(carried) = line.expect(SECONDS(20), "the switch's acknowledgement", |m| {
+        if let DeviceMsg::Ack(a) = m
+            && a.id == 1
+        {
+            assert_eq!(a.result, AckResult::Ok, "the switch refused");
+            return Some(None);
+        }
+        let batched = matches!(m, DeviceMsg::Batch(_));
+        let carried: Vec<(Sample, bool)> = m.samples().map(|s| (s, batched)).collect();
+        (!carried.is_empty()).then_some(Some(carried))
+    }) {
+        samples.extend(carried);
+    }
+    let switched = samples.last().map_or(0, |(s, _)| s.seq + 1);
     samples.extend(line.framed_samples_until(n - 1, SECONDS(120)));
-    (hello, samples)
+    (hello, samples, switched)
 }
 
 #[test]
@@ -106,8 +122,8 @@ fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
     .unwrap();
     let mut on_host = Line::open(emulator.path());
 
-    let (hello_q, from_qemu) = stream(&mut on_qemu, N);
-    let (hello_h, from_host) = stream(&mut on_host, N);
+    let (hello_q, from_qemu, switched_q) = stream(&mut on_qemu, N);
+    let (hello_h, from_host, switched_h) = stream(&mut on_host, N);
     assert!(qemu.running(), "QEMU stopped:\n{}", qemu.log());
 
     assert_eq!(hello_q.protocol, PROTOCOL_VERSION);
@@ -119,13 +135,17 @@ fn qemu_and_host_emulation_stream_bit_identical_verdicts() {
     );
 
     // Every sample 0..N, in order, from both (nothing dropped at either rate): one frame each
-    // at 50 a second, then batches, the values on the grid from the first batch on.
-    for (name, got) in [("QEMU", &from_qemu), ("emulation", &from_host)] {
+    // at 50 a second, then batches from the first sample made after the switch (where that
+    // falls depends on when the test read the line), the values on the grid from there on.
+    for (name, got, switched) in [
+        ("QEMU", &from_qemu, switched_q),
+        ("emulation", &from_host, switched_h),
+    ] {
         assert_eq!(got.len() as u64, N, "{name} sent {} samples", got.len());
         let grid_from = first_batched(got);
         assert!(
-            (100..200).contains(&grid_from),
-            "{name}: first batched sample {grid_from}"
+            grid_from >= 100 && grid_from == switched,
+            "{name}: first batched sample {grid_from}, first after the switch {switched}"
         );
         assert!(
             got[grid_from as usize..]
