@@ -729,10 +729,15 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
         "the right one streaming on",
         || (count("right") > before + 200).then_some(()),
     );
+    // Back means its samples again, not only its hello (the restart shows in the first one).
+    let left_before = count("left");
     let _left = pty_device_seeded(&left_link, 1);
     let status = wait_for(Duration::from_secs(10), "the left device back", || {
         let s = daemon.get("/api/devices/left/status");
-        (s["connected"] == json!(true) && s["counters"]["connections"] == json!(2)).then_some(s)
+        (s["connected"] == json!(true)
+            && s["counters"]["connections"] == json!(2)
+            && s["counters"]["samples"].as_u64() > Some(left_before))
+        .then_some(s)
     });
     assert_eq!(status["counters"]["device_restarts"], json!(1), "{status}");
     // An unknown device: 404, naming the devices.
