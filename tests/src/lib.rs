@@ -465,8 +465,7 @@ impl Line {
         let mut out = Vec::new();
         loop {
             let carried = self.expect(timeout, "samples", |m| {
-                let batched = matches!(m, DeviceMsg::Batch(_));
-                let samples: Vec<(Sample, bool)> = m.samples().map(|s| (s, batched)).collect();
+                let samples = framed(m);
                 (!samples.is_empty()).then_some(samples)
             });
             for (s, batched) in carried {
@@ -494,6 +493,12 @@ impl Line {
     pub fn stats(&self) -> wire::DecodeStats {
         *self.decoder.stats()
     }
+}
+
+/// The samples a message carries, each with whether it came in a batch frame.
+pub fn framed(m: &DeviceMsg) -> Vec<(Sample, bool)> {
+    let batched = matches!(m, DeviceMsg::Batch(_));
+    m.samples().map(|s| (s, batched)).collect()
 }
 
 /// An emulated device (the firmware's app, 500 samples/s: in batches, as at 115 200 baud) on

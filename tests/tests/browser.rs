@@ -514,9 +514,12 @@ async fn the_page_lists_devices_and_switches_between_them() {
          return '';",
     )
     .await;
-    wait_until("a refresh of the list", Duration::from_secs(10), || async {
-        js_string(&c, "return markedSpark.isConnected ? '' : 'yes'").await == "yes"
-    })
+    wait_for_page(
+        &c,
+        "a refresh of the list",
+        Duration::from_secs(10),
+        "return markedSpark.isConnected ? 'the marked sparkline still shown' : 'yes'",
+    )
     .await;
     assert_eq!(
         js_string(&c, "return markedLink.isConnected ? 'kept' : 'replaced'").await,

@@ -9,7 +9,7 @@ use zscope_core::{ConfigError, Detector, DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
 use zscope_firmware::app::{CAPACITY, SEASON_CAPACITY, scale_for};
 use zscope_host::source::emulated::{BOARD, Emulator};
-use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, have_tools};
+use zscope_tests::{Line, QEMU_TOOLS, Qemu, build_qemu_firmware, framed, have_tools};
 
 const SECONDS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -92,8 +92,7 @@ fn stream(line: &mut Line, n: u64) -> (zscope_core::wire::Hello, Vec<(Sample, bo
             assert_eq!(a.result, AckResult::Ok, "the switch refused");
             return Some(None);
         }
-        let batched = matches!(m, DeviceMsg::Batch(_));
-        let carried: Vec<(Sample, bool)> = m.samples().map(|s| (s, batched)).collect();
+        let carried = framed(m);
         (!carried.is_empty()).then_some(Some(carried))
     }) {
         samples.extend(carried);
