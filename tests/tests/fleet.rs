@@ -318,24 +318,33 @@ fn nothing_is_lost_at_qos1_across_a_broker_restart_and_a_crash_is_counted() {
     assert_eq!(s["counters"]["frames_lost"], json!(0), "{s}");
     assert_eq!(s["counters"]["device_restarts"], json!(0), "{s}");
     let restarted = seqs.len();
-    // A crash that loses the broker's sessions: what is lost is counted.
-    broker.restart_forgetting(Duration::from_secs(1));
-    let seq_now = gateway_seq(&gateway);
-    let p = caught_up(seq_now + 500);
-    let s = central.get("/api/devices/ttyQOS/status");
-    let seqs: Vec<u64> = p.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
-    let missing: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "no point twice");
+    // A crash that loses the broker's sessions: what is lost is counted. Whether a crash loses
+    // points at all depends on which daemon reconnects first (the centre resubscribing before
+    // the gateway publishes again loses nothing), so crash up to three times until one does,
+    // checking the count after each.
+    let mut missing = 0;
+    for crash in 1..=3 {
+        broker.restart_forgetting(Duration::from_secs(1));
+        let seq_now = gateway_seq(&gateway);
+        let p = caught_up(seq_now + 500);
+        let s = central.get("/api/devices/ttyQOS/status");
+        let seqs: Vec<u64> = p.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+        missing = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "no point twice");
+        assert_eq!(
+            s["counters"]["frames_lost"],
+            json!(missing),
+            "every point missing at the centre is counted (crash {crash}): {s}"
+        );
+        assert_eq!(s["counters"]["device_restarts"], json!(0), "{s}");
+        if missing > 0 {
+            break;
+        }
+    }
     assert!(
         missing > 0,
-        "the broker forgot the sessions: points were lost"
+        "three crashes that forgot the sessions, and no point lost to count"
     );
-    assert_eq!(
-        s["counters"]["frames_lost"],
-        json!(missing),
-        "every point missing at the centre is counted: {s}"
-    );
-    assert_eq!(s["counters"]["device_restarts"], json!(0), "{s}");
     let m = gateway.get("/api/status")["mqtt"].clone();
     assert!(m["lost_unacknowledged"].is_u64(), "{m}");
     eprintln!("gateway after the crash: {m}");
