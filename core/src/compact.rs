@@ -461,6 +461,7 @@ mod tests {
             score: 0.3,
             class,
             excluded: false,
+            novel: false,
         }
     }
 

@@ -104,6 +104,10 @@ impl Flags {
     pub const TRUTH: u8 = 1 << 3;
     /// The value was kept out of the window by the anomaly policy.
     pub const EXCLUDED: u8 = 1 << 4;
+    /// With [`ANOMALY`](Self::ANOMALY): the adaptive detector's novelty channel flagged it (a
+    /// level never visited), not its band. A host that predates the bit ignores it; the other
+    /// bits keep their meaning.
+    pub const NOVEL: u8 = 1 << 5;
 
     /// No flag set.
     pub const fn empty() -> Self {
@@ -129,6 +133,9 @@ impl Flags {
         }
         if verdict.excluded && verdict.class != Class::Invalid {
             bits |= Self::EXCLUDED;
+        }
+        if verdict.novel && verdict.class == Class::Anomaly {
+            bits |= Self::NOVEL;
         }
         Flags(bits)
     }
@@ -818,7 +825,8 @@ mod tests {
                 1, 4, 7, 128, 1, 1, 7, 96, 64, 1, 32, 1, 10, 5, 88, 49, 201, 191, 0
             ]
         );
-        // The adaptive baseline: variant 2, varint learn 600 (216, 4), varint rest 100.
+        // The adaptive baseline: threshold 4.5 (0x40900000), variant 2, varint learn 600
+        // (216, 4), varint rest 100.
         let set = HostMsg::SetConfig {
             id: 7,
             config: DetectorConfig::default(),
@@ -827,7 +835,7 @@ mod tests {
         let n = postcard::to_slice(&set, &mut payload).unwrap().len();
         assert_eq!(
             &payload[..n],
-            [0, 7, 64, 0, 0, 64, 64, 0, 1, 10, 2, 216, 4, 100]
+            [0, 7, 64, 0, 0, 144, 64, 0, 1, 10, 2, 216, 4, 100]
         );
         let ping = frame(&HostMsg::Ping { id: 1 });
         assert_eq!(ping.len(), 8);

@@ -167,6 +167,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
             score,
             class,
             excluded,
+            novel: false,
         }
     }
 }

@@ -152,13 +152,22 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), Failure> {
             .iter()
             .filter(|s| args.sim == "all" || s.name == args.sim)
             .collect();
-        if chosen.is_empty() {
+        let offsets = args.sim == "all" || args.sim == "offsets";
+        if chosen.is_empty() && !offsets {
             let names: Vec<&str> = all.iter().map(|s| s.name).collect();
             return Err(usage(format!(
-                "no scenario '{}': choose one of {}, or all",
+                "no scenario '{}': choose one of {}, offsets, or all",
                 args.sim,
                 names.join(", ")
             )));
+        }
+        if offsets {
+            let text = crate::batch::eval::offsets_report(config, args.seed)
+                .map_err(|e| usage(format!("invalid detector settings: {e}")))?;
+            print!("{text}");
+            if chosen.is_empty() {
+                return Ok(());
+            }
         }
         for s in chosen {
             let (values, labels) =

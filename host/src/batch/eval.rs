@@ -35,6 +35,9 @@ pub struct Metrics {
     pub f1: f64,
     /// Mean samples from a window's first label to its first detection.
     pub mean_delay: f64,
+    /// False events: runs of consecutive detections outside every window (a run that touches
+    /// a window is not one), per 10 000 values.
+    pub false_events_per_10k: f64,
 }
 
 /// Score `detections` against `labels` (same length) with `tolerance` samples either side.
@@ -51,10 +54,14 @@ pub fn evaluate(labels: &[bool], detections: &[bool], tolerance: usize) -> Metri
     let (mut tp, mut fp, mut delays) = (0u64, 0u64, Vec::new());
     let mut w = 0;
     let mut hit = vec![false; windows.len()];
+    // False events: a run of flags outside every window; `previous` is the last flag's index
+    // and whether its run is still a false one.
+    let (mut false_events, mut previous) = (0u64, None::<(usize, bool)>);
     for (i, _) in detections.iter().enumerate().filter(|(_, d)| **d) {
         while w < windows.len() && windows[w].1 < i {
             w += 1;
         }
+        let continues = previous.is_some_and(|(p, _)| p + 1 == i);
         match windows.get(w) {
             Some(&(start, _, first)) if start <= i => {
                 if !hit[w] {
@@ -62,8 +69,23 @@ pub fn evaluate(labels: &[bool], detections: &[bool], tolerance: usize) -> Metri
                     tp += 1;
                     delays.push(i as f64 - first as f64);
                 }
+                if continues && previous.is_some_and(|(_, open)| open) {
+                    // The run reached a window: it was no false event after all.
+                    false_events -= 1;
+                }
+                previous = Some((i, false));
             }
-            _ => fp += 1,
+            _ => {
+                fp += 1;
+                let open = match previous {
+                    Some((_, open)) if continues => open,
+                    _ => {
+                        false_events += 1;
+                        true
+                    }
+                };
+                previous = Some((i, open));
+            }
         }
     }
     let fneg = windows.len() as u64 - tp;
@@ -95,6 +117,11 @@ pub fn evaluate(labels: &[bool], detections: &[bool], tolerance: usize) -> Metri
         recall,
         f1,
         mean_delay,
+        false_events_per_10k: if labels.is_empty() {
+            0.0
+        } else {
+            false_events as f64 * 1e4 / labels.len() as f64
+        },
     }
 }
 
@@ -172,6 +199,137 @@ pub enum Shape {
     Missing,
     /// A daily cycle of 288 samples (5-minute samples) plus a weekly one of 2016.
     Weekly,
+    /// An anomaly-free stream made here (the simulator's values and labels are replaced; every
+    /// detection is a false one).
+    Free(Free),
+}
+
+/// Anomaly-free streams: what a detector must stay quiet on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Free {
+    /// i.i.d. Gaussian noise, N(10, 1).
+    Gauss,
+    /// Gaussian noise plus a daily wave: period 288, amplitude 7 sigma.
+    Daily,
+    /// A random walk of N(0, 1) steps.
+    Walk,
+    /// Poisson counts: mean 20 by day, 0.5 in quiet nights (a third of each 288-value day).
+    Counts,
+    /// Student-t noise with 3 degrees of freedom (infinite fourth moment: heavy tails).
+    StudentT,
+    /// A body-worn accelerometer: 1 g with small noise at rest, bouts of walking (a 2 Hz
+    /// swing at 50 values a second with heavy-tailed jolts) of 4 to 40 s between rests of
+    /// 10 to 100 s.
+    Bursty,
+}
+
+impl Free {
+    /// Every kind, in report order.
+    pub const ALL: [Free; 6] = [
+        Free::Gauss,
+        Free::Daily,
+        Free::Walk,
+        Free::Counts,
+        Free::StudentT,
+        Free::Bursty,
+    ];
+
+    /// Its scenario name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Free::Gauss => "free-gauss",
+            Free::Daily => "free-daily",
+            Free::Walk => "free-walk",
+            Free::Counts => "free-counts",
+            Free::StudentT => "free-t3",
+            Free::Bursty => "free-bursty",
+        }
+    }
+
+    /// What it is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Free::Gauss => "anomaly-free: i.i.d. Gaussian noise",
+            Free::Daily => "anomaly-free: Gaussian noise plus a daily wave (period 288, 7 sigma)",
+            Free::Walk => "anomaly-free: a random walk",
+            Free::Counts => "anomaly-free: Poisson counts, mean 20, quiet nights of mean 0.5",
+            Free::StudentT => "anomaly-free: Student-t noise, 3 degrees of freedom",
+            Free::Bursty => "anomaly-free: accelerometer-like, rest and bouts of walking",
+        }
+    }
+
+    /// `n` values of the stream, from `seed`.
+    pub fn values(self, seed: u64, n: usize) -> Vec<f64> {
+        let mut rnd = uniform(seed ^ 0x5eed_f4ee);
+        let mut gauss = move || {
+            // Box-Muller; the uniform is shifted off 0 so the log is finite.
+            let (u1, u2) = (rnd() + 0.5 / (1u64 << 53) as f64, rnd());
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        };
+        let mut out = Vec::with_capacity(n);
+        match self {
+            Free::Gauss => out.extend((0..n).map(|_| 10.0 + gauss())),
+            Free::Daily => {
+                out.extend((0..n).map(|i| {
+                    10.0 + 7.0 * (std::f64::consts::TAU * i as f64 / 288.0).sin() + gauss()
+                }))
+            }
+            Free::Walk => {
+                let mut level = 0.0;
+                out.extend((0..n).map(|_| {
+                    level += gauss();
+                    level
+                }));
+            }
+            Free::Counts => {
+                let mut u = uniform(seed ^ 0xc0_4e75);
+                for i in 0..n {
+                    let mean: f64 = if i % 288 < 96 { 0.5 } else { 20.0 };
+                    // Knuth's method: fine for means this small.
+                    let (limit, mut k, mut p) = ((-mean).exp(), 0u32, 1.0);
+                    loop {
+                        p *= u();
+                        if p <= limit {
+                            break;
+                        }
+                        k += 1;
+                    }
+                    out.push(f64::from(k));
+                }
+            }
+            Free::StudentT => out.extend((0..n).map(|_| {
+                let chi2 = (0..3).map(|_| gauss().powi(2)).sum::<f64>();
+                gauss() / (chi2 / 3.0).sqrt()
+            })),
+            Free::Bursty => {
+                let mut u = uniform(seed ^ 0xacce_1e70);
+                let (mut left, mut walking, mut phase) = (0usize, false, 0.0f64);
+                for _ in 0..n {
+                    if left == 0 {
+                        walking = !walking;
+                        let (lo, hi) = if walking {
+                            (200.0, 2000.0)
+                        } else {
+                            (500.0, 5000.0)
+                        };
+                        left = (lo + (hi - lo) * u()) as usize;
+                    }
+                    left -= 1;
+                    let value = if walking {
+                        // A 2 Hz gait at 50 values a second, its stride varying, with jolts:
+                        // Student-t (3 degrees of freedom) noise of 0.1 g.
+                        phase += std::f64::consts::TAU / (25.0 * (0.9 + 0.2 * u()));
+                        let chi2 = (0..3).map(|_| gauss().powi(2)).sum::<f64>();
+                        1.0 + 0.5 * phase.sin() + 0.1 * gauss() / (chi2 / 3.0).sqrt()
+                    } else {
+                        1.0 + 0.01 * gauss()
+                    };
+                    out.push(value);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The simulator's defaults, three harder settings, and four shapes real data has.
@@ -244,6 +402,14 @@ pub fn scenarios(seed: u64) -> Vec<Scenario> {
             shape: Shape::Weekly,
         },
     ]
+    .into_iter()
+    .chain(Free::ALL.map(|kind| Scenario {
+        name: kind.name(),
+        about: kind.about(),
+        sim: SimConfig { period: 288, ..d },
+        shape: Shape::Free(kind),
+    }))
+    .collect()
 }
 
 /// A seeded stream of uniform numbers in [0, 1) (splitmix64), for the shapes.
@@ -314,6 +480,10 @@ pub fn simulate_scenario(
             for (i, v) in values.iter_mut().enumerate() {
                 *v += 0.3 * (std::f64::consts::TAU * i as f64 / 2016.0).sin();
             }
+        }
+        Shape::Free(kind) => {
+            values = kind.values(scenario.sim.seed, n);
+            labels = vec![false; n];
         }
     }
     Ok((values, labels))
@@ -414,15 +584,125 @@ pub struct Series {
 
 fn fmt_row(name: &str, m: &Metrics) -> String {
     format!(
-        "{name:<46} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5}",
+        "{name:<46} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5} {:>8.2}",
         m.precision,
         m.recall,
         m.f1,
         m.mean_delay,
         m.true_positives,
         m.false_positives,
-        m.false_negatives
+        m.false_negatives,
+        m.false_events_per_10k
     )
+}
+
+/// The streams the every-offset check places its spike on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetStream {
+    /// `5 sin(2 pi i / 100) + N(0, 1)`: a wave of five noise sigmas, period 100.
+    Sine,
+    /// N(0, 1).
+    Noise,
+    /// A random walk of N(0, 1) steps.
+    Walk,
+}
+
+impl OffsetStream {
+    /// Every stream, in report order.
+    pub const ALL: [OffsetStream; 3] =
+        [OffsetStream::Sine, OffsetStream::Noise, OffsetStream::Walk];
+
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            OffsetStream::Sine => "sine + noise",
+            OffsetStream::Noise => "noise",
+            OffsetStream::Walk => "random walk",
+        }
+    }
+
+    /// `n` values, from `seed`; the local noise (sigma) is 1 in each.
+    pub fn values(self, seed: u64, n: usize) -> Vec<f64> {
+        match self {
+            OffsetStream::Sine => Free::Gauss
+                .values(seed, n)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| v - 10.0 + 5.0 * (std::f64::consts::TAU * i as f64 / 100.0).sin())
+                .collect(),
+            OffsetStream::Noise => Free::Gauss
+                .values(seed, n)
+                .iter()
+                .map(|v| v - 10.0)
+                .collect(),
+            OffsetStream::Walk => Free::Walk.values(seed, n),
+        }
+    }
+}
+
+/// The offsets in `from..=to` at which one spike of `magnitude` on `stream` (whose local sigma
+/// is 1) is *not* flagged by a detector with `config`. Each offset is a run of its own: the
+/// detector is cloned just before the spike, so every offset is judged as if it held the only
+/// spike.
+pub fn missed_spikes(
+    config: DetectorConfig,
+    stream: OffsetStream,
+    seed: u64,
+    from: usize,
+    to: usize,
+    magnitude: f64,
+) -> Result<Vec<usize>, zscope_core::ConfigError> {
+    let values = stream.values(seed, to + 1);
+    let mut det = detector(config)?;
+    let mut missed = Vec::new();
+    for (i, &x) in values.iter().enumerate() {
+        if i >= from && !det.clone().update(x + magnitude).is_anomaly() {
+            missed.push(i);
+        }
+        det.update(x);
+    }
+    Ok(missed)
+}
+
+/// The every-offset check as `zscope eval` prints it: per stream and sign, the offsets missed.
+pub fn offsets_report(
+    config: DetectorConfig,
+    seed: u64,
+) -> Result<String, zscope_core::ConfigError> {
+    const FROM: usize = 10;
+    const TO: usize = 2500;
+    const MAGNITUDE: f64 = 8.0;
+    let mut out = format!(
+        "\nspike at every offset: one spike of {MAGNITUDE} sigma of the local noise, each offset \
+         {FROM}..={TO} a run of its own\n"
+    );
+    for stream in OffsetStream::ALL {
+        for sign in [1.0, -1.0] {
+            let missed = missed_spikes(config, stream, seed, FROM, TO, sign * MAGNITUDE)?;
+            let shown: Vec<String> = missed.iter().take(12).map(|i| i.to_string()).collect();
+            out += &format!(
+                "{:<14} {}{MAGNITUDE}: flagged {} of {}{}\n",
+                stream.name(),
+                if sign > 0.0 { '+' } else { '-' },
+                TO - FROM + 1 - missed.len(),
+                TO - FROM + 1,
+                if missed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; missed at {}{}",
+                        shown.join(", "),
+                        if missed.len() > shown.len() {
+                            ", ..."
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The report `zscope eval` prints: per series, zscope with `config` against the seed method,
@@ -434,7 +714,8 @@ pub fn report(
     with_sweep: bool,
 ) -> Result<(String, Vec<(String, SweepRow)>), zscope_core::ConfigError> {
     let mut out = format!(
-        "tolerance ±{tolerance} samples; one hit per labelled window; every detection outside a window is a false positive\n"
+        "tolerance ±{tolerance} samples; one hit per labelled window; every detection outside a window is a false positive;\n\
+         FE/10k: false events (runs of consecutive detections outside every window) per 10 000 values\n"
     );
     let policy = match config.policy {
         AnomalyPolicy::Include => "include".to_string(),
@@ -450,8 +731,8 @@ pub fn report(
             s.about
         );
         out += &format!(
-            "{:<46} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5}\n",
-            "detector", "precision", "recall", "F1", "delay", "TP", "FP", "FN"
+            "{:<46} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5} {:>8}\n",
+            "detector", "precision", "recall", "F1", "delay", "TP", "FP", "FN", "FE/10k"
         );
         let ours = evaluate(&s.labels, &detect(&s.values, config)?, tolerance);
         let name = format!(
@@ -848,9 +1129,11 @@ mod tests {
     }
 
     /// What zscope's choices buy over the seed method (measured; see the README's table): a
-    /// level shift is learnt instead of flagged for ever, and small spikes are not masked.
+    /// level shift is learnt instead of flagged for ever; small spikes (3-5 sigma) are where
+    /// the default trades recall for its alarm rate: it finds fewer of them than the seed
+    /// method, at a fifth of its false events and a higher precision.
     #[test]
-    fn zscope_beats_the_seed_method_on_shifts_and_small_spikes() {
+    fn zscope_beats_the_seed_method_on_shifts_and_trades_small_spikes_for_quiet() {
         let by_name = |n: &str| scenarios(42).into_iter().find(|s| s.name == n).unwrap().sim;
         let (values, labels) = simulate(by_name("shifts"), 50_000).unwrap();
         let ours = evaluate(
@@ -871,8 +1154,49 @@ mod tests {
             2,
         );
         let seed = evaluate(&labels, &detect_seed(&values), 2);
-        assert!(ours.recall > seed.recall + 0.15, "{ours:?} vs {seed:?}");
-        assert!(ours.f1 > seed.f1 + 0.1, "{ours:?} vs {seed:?}");
+        assert!(
+            ours.false_events_per_10k * 4.0 < seed.false_events_per_10k,
+            "{ours:?} vs {seed:?}"
+        );
+        assert!(ours.precision > seed.precision, "{ours:?} vs {seed:?}");
+        // The same spikes at threshold 3 are found as before the calibration.
+        let three = DetectorConfig {
+            threshold: 3.0,
+            ..DetectorConfig::default()
+        };
+        let ours3 = evaluate(&labels, &detect(&values, three).unwrap(), 2);
+        assert!(ours3.recall > seed.recall, "{ours3:?} vs {seed:?}");
+    }
+
+    /// False events are runs of flags outside every window; a run that reaches a window is
+    /// none. Worked by hand: labels at 10 (window [8, 12]); flags at 2-3 (one run: one event),
+    /// 6-8 (reaches the window: none), 15, 17 (two events). 3 events in 20 values: 1 500 per
+    /// 10 000.
+    #[test]
+    fn false_events_are_runs_outside_every_window() {
+        let mut labels = vec![false; 20];
+        labels[10] = true;
+        let mut flags = vec![false; 20];
+        for i in [2, 3, 6, 7, 8, 15, 17] {
+            flags[i] = true;
+        }
+        let m = evaluate(&labels, &flags, 2);
+        assert_eq!((m.true_positives, m.false_positives), (1, 6));
+        assert_eq!(m.false_events_per_10k, 1500.0);
+        let none = evaluate(&[false; 20], &[false; 20], 2);
+        assert_eq!(none.false_events_per_10k, 0.0);
+    }
+
+    /// On anomaly-free Gaussian noise, with and without a daily wave, the defaults stay within
+    /// one false event in 10 000 values (measured: 0.3 and 0.2, seed 42, 100 000 values).
+    #[test]
+    fn the_defaults_stay_quiet_on_anomaly_free_gaussian_streams() {
+        for kind in [Free::Gauss, Free::Daily] {
+            let values = kind.values(42, 100_000);
+            let flags = detect(&values, DetectorConfig::default()).unwrap();
+            let m = evaluate(&vec![false; values.len()], &flags, 2);
+            assert!(m.false_events_per_10k <= 1.0, "{kind:?}: {m:?}");
+        }
     }
 
     /// A hand-made labelled file, worked out by hand: a wiggle of ±0.1 with spikes of +50 at

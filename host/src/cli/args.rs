@@ -305,10 +305,12 @@ pub struct DetectorArgs {
     /// Window length [default: 64].
     #[arg(long)]
     pub window: Option<u32>,
-    /// Anomaly when |z| is above this (adaptive: times the stream's tail factor) [default: 3].
+    /// Anomaly when |z| is above this [default: adaptive 4.5 (its z is against a spread
+    /// calibrated to the stream's tails), zscore and seasonal 3].
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Values in the window before the first verdict [default: the window; adaptive: half].
+    /// Values in the window before the first verdict [default: the window up to 64;
+    /// adaptive: 8 errors of its predictor].
     #[arg(long)]
     pub warmup: Option<u32>,
     /// Longest run of flagged values kept out of the window [default: 10].
@@ -393,7 +395,10 @@ pub struct EvalArgs {
     /// `anomaly_score` column) instead of running the detector.
     #[arg(long, value_name = "DIR", requires = "nab")]
     pub results: Option<PathBuf>,
-    /// Simulator scenario: default, small, shifts, fast-wave, or all.
+    /// Simulator scenario: default, small, shifts, fast-wave, counts, walk, missing, weekly;
+    /// the anomaly-free streams free-gauss, free-daily, free-walk, free-counts, free-t3,
+    /// free-bursty (every detection a false one); offsets (one 8-sigma spike at every offset
+    /// 10..=2500 on a sine, noise and a random walk); or all.
     #[arg(long, default_value = "all")]
     pub sim: String,
     /// Simulated samples per scenario.

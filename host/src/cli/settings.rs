@@ -430,7 +430,10 @@ impl Cli {
         };
         let config = DetectorConfig {
             window: args.window.or(file.window).unwrap_or(d.window),
-            threshold: args.threshold.or(file.threshold).unwrap_or(d.threshold),
+            threshold: args.threshold.or(file.threshold).unwrap_or(match method {
+                Method::Adaptive => DetectorConfig::ADAPTIVE_THRESHOLD,
+                _ => DetectorConfig::DEFAULT_THRESHOLD,
+            }),
             warmup: args.warmup.or(file.warmup),
             policy: if include {
                 AnomalyPolicy::Include

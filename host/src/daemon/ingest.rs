@@ -323,7 +323,7 @@ mod tests {
         let row = crate::log::Row::new(&log[2].point, log[2].host_ms, log[2].truth);
         assert_eq!(
             (row.seq, row.device_time_ms, row.threshold, row.window),
-            (5, 100, 3.0, 64)
+            (5, 100, DetectorConfig::ADAPTIVE_THRESHOLD, 64)
         );
         assert_eq!((row.anomaly, row.truth, row.lost_before), (1, Some(0), 3));
         assert_eq!(log.iter().filter(|e| e.point.is_anomaly()).count(), 2);
