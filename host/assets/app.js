@@ -2,7 +2,7 @@
 "use strict";
 
 const MAX_POINTS = 10000; // points the chart holds while live
-const FLAG_ANOMALY = 1, FLAG_WARMING = 2, FLAG_INVALID = 4;
+const FLAG_ANOMALY = 1, FLAG_WARMING = 2, FLAG_INVALID = 4, FLAG_NOVEL = 32;
 
 // Chart columns: x (s), value, mean, upper, lower, anomaly, gap marker.
 let cols = [[], [], [], [], [], [], []];
@@ -51,7 +51,7 @@ function push(p, quiet = false) {
       heldDropped += held.length - MAX_POINTS;
       held = held.slice(-MAX_POINTS);
     }
-    if (p.flags & FLAG_ANOMALY) alert({ t: p.t, value: p.value, z: p.z, seq: p.seq });
+    if (p.flags & FLAG_ANOMALY) alert({ t: p.t, value: p.value, z: p.z, seq: p.seq, novel: !!(p.flags & FLAG_NOVEL) });
     return;
   }
   draw(p, quiet);
@@ -74,7 +74,7 @@ function draw(p, quiet) {
   cols[4].push(band === null ? null : mean - band);
   cols[5].push(flags & FLAG_ANOMALY ? value : null);
   cols[6].push(null);
-  if (flags & FLAG_ANOMALY && !quiet) alert({ t, value, z, seq });
+  if (flags & FLAG_ANOMALY && !quiet) alert({ t, value, z, seq, novel: !!(flags & FLAG_NOVEL) });
 }
 
 function trim() {
@@ -354,6 +354,7 @@ function alert(a) {
     if (lastEvent.gone) return; // the rest of a dismissed event
     lastEvent.count += 1;
     if (Math.abs(a.z) > Math.abs(lastEvent.z)) { lastEvent.z = a.z; lastEvent.value = a.value; }
+    lastEvent.novel = lastEvent.novel && a.novel; // "new level" only while every sample is one
     lastEvent.li.querySelector(".detail").textContent = detail(lastEvent);
     return;
   }
@@ -400,7 +401,9 @@ $("alerts").addEventListener("pointerleave", () => {
 
 function detail(a) {
   const run = a.count > 1 ? ` · ${a.count} samples` : "";
-  return `value ${fmt(a.value)} · z ${fmt(a.z, 2)}${run}`;
+  // Why it was flagged, in words: a level never visited (inside the band), or beyond it.
+  const why = a.novel ? "new level · " : "";
+  return `${why}value ${fmt(a.value)} · z ${fmt(a.z, 2)}${run}`;
 }
 
 function renderCount() {

@@ -66,6 +66,10 @@ pub struct Row {
     pub config_version: u32,
     /// 1 if flagged.
     pub anomaly: u8,
+    /// Why it was flagged, in words: `beyond band` (|z| above the threshold) or `new level`
+    /// (the adaptive detector's novelty: a level the stream had never been at); empty when not
+    /// flagged.
+    pub reason: &'static str,
     /// 1 if injected, 0 if not, empty when the source has no ground truth.
     pub truth: Option<u8>,
     /// Frames lost just before this one (a gap in sequence numbers).
@@ -92,6 +96,7 @@ impl Row {
             window: point.window,
             config_version: point.config_version,
             anomaly: point.is_anomaly() as u8,
+            reason: point.reason(),
             truth: truth.then_some(point.is_truth() as u8),
             lost_before: point.lost_before,
         }
@@ -611,6 +616,7 @@ mod tests {
             window: 64,
             config_version: 1,
             anomaly: 0,
+            reason: "",
             truth: None,
             lost_before: 0,
         }
@@ -636,7 +642,7 @@ mod tests {
         assert_eq!(l[0], header());
         assert_eq!(l.len(), 3);
         assert!(
-            l[1].starts_with("2026-11-24T10:00:00.000Z,1,20,0.5,0.25,0.125,2.0,0.4,3.0,64,1,0,,0"),
+            l[1].starts_with("2026-11-24T10:00:00.000Z,1,20,0.5,0.25,0.125,2.0,0.4,3.0,64,1,0,,,0"),
             "{}",
             l[1]
         );

@@ -152,15 +152,27 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         let v: f32 = col(row, "value").parse().unwrap();
         assert_eq!(v.to_bits(), reference[seq].to_bits(), "seq {seq}");
     }
-    // Threshold and window columns follow the config version.
+    // Threshold and window columns follow the config version (the device's default: 4.5).
     for row in &rows {
         let expected = if col(row, "config_version") == "2" {
             "2.5"
         } else {
-            "3.0"
+            "4.5"
         };
         assert_eq!(col(row, "threshold"), expected);
         assert_eq!(col(row, "window"), "64");
+    }
+
+    // Every flagged row says why, in words; no other row does.
+    for row in &rows {
+        let reason = col(row, "reason");
+        match col(row, "anomaly").as_str() {
+            "1" => assert!(
+                reason == "beyond band" || reason == "new level",
+                "{reason:?}"
+            ),
+            _ => assert_eq!(reason, ""),
+        }
     }
 
     // anomalies.csv: exactly the flagged rows.

@@ -305,10 +305,19 @@ fn notice(name: &str, what: &str, p: &Point, page: &str) -> Notice {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let url = format!("{page}?device={name}&at={}", p.t as i64);
     Notice {
-        text: format!(
-            "zscope: anomaly on {name} ({what}) at {time}: value {}, z {:.2}, score {:.2} <{url}>",
-            p.value, p.z, p.score
-        ),
+        text: if p.reason() == "new level" {
+            format!(
+                "zscope: anomaly on {name} ({what}) at {time}: a new level, value {} (z {:.2}, \
+                 inside the band), score {:.2} <{url}>",
+                p.value, p.z, p.score
+            )
+        } else {
+            format!(
+                "zscope: anomaly on {name} ({what}) at {time}: beyond the band, value {}, z {:.2}, \
+                 score {:.2} <{url}>",
+                p.value, p.z, p.score
+            )
+        },
         device: name.to_string(),
         time,
         t_ms: p.t,

@@ -104,6 +104,16 @@ impl Point {
         Flags(self.flags).contains(Flags::ANOMALY)
     }
 
+    /// Why the detector flagged it, in words: `beyond band` or `new level`; empty when it
+    /// did not.
+    pub fn reason(&self) -> &'static str {
+        match (self.is_anomaly(), Flags(self.flags).contains(Flags::NOVEL)) {
+            (false, _) => "",
+            (true, false) => "beyond band",
+            (true, true) => "new level",
+        }
+    }
+
     /// Whether the source injected an anomaly here (meaningful when it has ground truth).
     pub fn is_truth(&self) -> bool {
         Flags(self.flags).contains(Flags::TRUTH)
@@ -212,5 +222,28 @@ mod tests {
         assert_eq!(json["z"][0], serde_json::json!(1e30_f32));
         assert_eq!(json["lost_before"], serde_json::json!([3, 3]));
         assert!(a.is_anomaly() && !a.is_truth());
+    }
+
+    #[test]
+    fn a_flag_says_why_in_words() {
+        let p = |flags| Point {
+            t: 0.0,
+            seq: 0,
+            device_time_ms: 0,
+            value: 1.0,
+            mean: 0.0,
+            std: 0.1,
+            z: 10.0,
+            score: 0.6,
+            threshold: 4.5,
+            window: 64,
+            config_version: 1,
+            flags,
+            lost_before: 0,
+        };
+        assert_eq!(p(0).reason(), "");
+        assert_eq!(p(Flags::ANOMALY).reason(), "beyond band");
+        assert_eq!(p(Flags::ANOMALY | Flags::NOVEL).reason(), "new level");
+        assert_eq!(p(Flags::NOVEL).reason(), "", "no flag, no reason");
     }
 }
