@@ -183,6 +183,35 @@ mod firmware {
             "adaptive (default), f32: state {} bytes",
             core::mem::size_of::<Adaptive>()
         );
+        // The worst single update over a run through learning and a period's adoption, a
+        // config change that restarts learning (learn 600 -> 400), and 10 000 values after:
+        // the figure that says how long one update can stall a sampling loop.
+        let mut wave = Simulator::new(SimConfig {
+            amplitude: 1.0,
+            period: 100,
+            ..SimConfig::default()
+        })
+        .unwrap_or_else(|_| panic!());
+        let mut dm: Adaptive =
+            zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
+        let mut worst = 0u32;
+        for i in 0..12_600u32 {
+            if i == 1_300 {
+                let restart = DetectorConfig {
+                    baseline: zscope_core::Baseline::Adaptive {
+                        learn: 400,
+                        rest: DetectorConfig::DEFAULT_REST,
+                    },
+                    ..DetectorConfig::default()
+                };
+                dm.set_config(restart).unwrap_or_else(|_| panic!());
+            }
+            let x = wave.next_sample().value;
+            let start = count(&tim);
+            core::hint::black_box(dm.update(x));
+            worst = worst.max(count(&tim).wrapping_sub(start));
+        }
+        hprintln!("max instructions in one update: {}", worst);
         let mut sim = Simulator::new(SimConfig::default()).unwrap_or_else(|_| panic!());
         for x in data.iter_mut() {
             *x = sim.next_sample().value;

@@ -584,7 +584,7 @@ pub struct Series {
 
 fn fmt_row(name: &str, m: &Metrics) -> String {
     format!(
-        "{name:<46} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5} {:>8.2}",
+        "{name:<58} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5} {:>8.2}",
         m.precision,
         m.recall,
         m.f1,
@@ -731,7 +731,7 @@ pub fn report(
             s.about
         );
         out += &format!(
-            "{:<46} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5} {:>8}\n",
+            "{:<58} {:>9} {:>7} {:>7} {:>10}   {:>5} {:>6} {:>5} {:>8}\n",
             "detector", "precision", "recall", "F1", "delay", "TP", "FP", "FN", "FE/10k"
         );
         let ours = evaluate(&s.labels, &detect(&s.values, config)?, tolerance);
