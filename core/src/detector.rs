@@ -673,7 +673,8 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         let deviation = x - expected;
         let z = if judged { deviation / std } else { F::ZERO };
         let abs_z = z.abs();
-        let flagged = judged && abs_z > threshold;
+        // The band's own arithmetic decides, so "outside the band" and "flagged" are one test.
+        let flagged = judged && deviation.abs() > threshold * std;
         if judged && !shifted && a.spreads[chosen].count() >= Self::TAIL_AFTER {
             a.tail.push(deviation.abs() / scale);
         }
@@ -1342,6 +1343,43 @@ mod tests {
                 "{name}: no flag beyond the band"
             );
             std::println!("{name}: {beyond} beyond the band, {novel} novel");
+        }
+    }
+
+    proptest::proptest! {
+        /// On any stream (noise of any scale, steps, spikes up to 10^6, NaN, flat runs): every
+        /// judged verdict is flagged beyond the band exactly when its value is outside
+        /// `mean ± threshold × std`, novelty flags lie inside it, and z and std are finite.
+        #[test]
+        fn the_band_is_what_flags_on_any_stream(
+            parts in proptest::collection::vec(
+                (0u8..5, -1e3f64..1e3, 0.0f64..10.0, 1usize..200),
+                1..12,
+            ),
+            seed in 0u64..1000,
+        ) {
+            let mut g = gaussian(seed);
+            let mut d = adaptive();
+            let threshold = f64::from(DetectorConfig::default().threshold);
+            for (kind, level, scale, len) in parts {
+                for i in 0..len {
+                    let x = match kind {
+                        0 => level + scale * g(),
+                        1 => level,
+                        2 if i % 17 == 0 => level + 1e6,
+                        3 if i % 29 == 0 => f64::NAN,
+                        _ => level + scale * g() + i as f64 * 0.01 * scale,
+                    };
+                    let v = d.update(x);
+                    if matches!(v.class, Class::WarmingUp | Class::Invalid) {
+                        continue;
+                    }
+                    proptest::prop_assert!(v.z.is_finite() && v.std.is_finite() && v.std > 0.0, "{v:?}");
+                    let outside = (v.value - v.mean).abs() > threshold * v.std;
+                    proptest::prop_assert_eq!(v.is_anomaly() && !v.novel, outside, "{:?}", v);
+                    proptest::prop_assert!(!v.novel || !outside, "{v:?}");
+                }
+            }
         }
     }
 }

@@ -135,12 +135,13 @@ mod firmware {
             core::hint::black_box(da.update(data[(i & 1023) as usize]));
         });
         hprintln!("adaptive (default), f32, after learning, no period: {}", n);
-        let mut wave = Simulator::new(SimConfig {
+        // A wave of period 100 (10 noise sigmas): the period the adaptive detector finds.
+        let wave_of_100 = SimConfig {
             amplitude: 1.0,
             period: 100,
             ..SimConfig::default()
-        })
-        .unwrap_or_else(|_| panic!());
+        };
+        let mut wave = Simulator::new(wave_of_100).unwrap_or_else(|_| panic!());
         let mut dw: Adaptive =
             zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
         for _ in 0..599 {
@@ -186,12 +187,7 @@ mod firmware {
         // The worst single update over a run through learning and a period's adoption, a
         // config change that restarts learning (learn 600 -> 400), and 10 000 values after:
         // the figure that says how long one update can stall a sampling loop.
-        let mut wave = Simulator::new(SimConfig {
-            amplitude: 1.0,
-            period: 100,
-            ..SimConfig::default()
-        })
-        .unwrap_or_else(|_| panic!());
+        let mut wave = Simulator::new(wave_of_100).unwrap_or_else(|_| panic!());
         let mut dm: Adaptive =
             zscope_core::Detector::new(DetectorConfig::default()).unwrap_or_else(|_| panic!());
         let mut worst = 0u32;
