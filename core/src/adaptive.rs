@@ -381,6 +381,366 @@ impl<F: Float> PeriodFinder<F> {
     }
 }
 
+impl<F: Float> PeriodFinder<F> {
+    /// A search of the values buffered so far, to be run a step at a time
+    /// ([`Search::step`]): `store` holds the values from 0, the lag products at `products_at`;
+    /// the autocorrelation of up to `lags` lags goes to `r_at` (over the products when it is
+    /// the same place), and the period's profile, if one shows and fits in `room` slots, to
+    /// `out_at`. The values buffered later are not part of it.
+    pub fn search(
+        &self,
+        products_at: usize,
+        r_at: usize,
+        lags: usize,
+        out_at: usize,
+        room: usize,
+    ) -> Search<F> {
+        let n = self.n;
+        let lags = lags.min(n / 2);
+        let mut s = Search {
+            stage: Stage::Copy,
+            n,
+            origin: self.origin,
+            products_at,
+            r_at,
+            lags,
+            out_at,
+            room,
+            half: F::from_usize(n.saturating_sub(1)) / F::from_f32(2.0),
+            ..Search::default()
+        };
+        if n < 8 || lags < 3 {
+            s.stage = Stage::Done;
+        }
+        s
+    }
+}
+
+/// Where a [`Search`] stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Stage {
+    /// Nothing to do.
+    #[default]
+    Idle,
+    /// Copying the lag products to where the autocorrelation goes (the finder goes on adding
+    /// to the products meanwhile).
+    Copy,
+    /// Sums for the least-squares line.
+    Line,
+    /// The values' variance about it.
+    Resid,
+    /// The autocorrelation, lag by lag.
+    Lags,
+    /// The highest qualifying peak.
+    Best,
+    /// The first peak within 90 % of it.
+    First,
+    /// The refinement: each candidate lag's mean absolute difference a cycle (and two) apart.
+    Refine,
+    /// The profile: the mean of the values at each phase.
+    Fold,
+    /// Finished: the answer is ready.
+    Done,
+}
+
+/// A period search spread over many updates, so no single update does more than a bounded
+/// amount of work: the same computation as [`PeriodFinder::period`] (the least-squares line,
+/// the detrended autocorrelation, the first clear peak, its refinement by the values' mean
+/// absolute difference a cycle apart, the fold into a profile), in steps of at most a given
+/// number of inner-loop iterations. The same values give the same period as the one-shot
+/// search (a test checks it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Search<F> {
+    stage: Stage,
+    n: usize,
+    origin: F,
+    products_at: usize,
+    r_at: usize,
+    lags: usize,
+    out_at: usize,
+    room: usize,
+    /// Position in the current stage's loop.
+    i: usize,
+    half: F,
+    total: F,
+    total_c: F,
+    sum_c2: F,
+    mean: F,
+    slope: F,
+    c0: F,
+    head: F,
+    head_c: F,
+    back: F,
+    back_c: F,
+    m: F,
+    sum_i: F,
+    sum_i2: F,
+    trough: F,
+    best: F,
+    /// The peak, then the refinement's candidates and choice.
+    p: usize,
+    q: usize,
+    q_lo: usize,
+    q_hi: usize,
+    k: usize,
+    cycles: usize,
+    d: F,
+    misfit: F,
+    chosen: usize,
+    chosen_misfit: F,
+    refining_p: bool,
+    /// The least-squares line `a + b i`, as the refinement uses it.
+    a: F,
+    b: F,
+    /// The period found (0: none).
+    period: usize,
+    /// Fold: the sum and count of the current phase.
+    sum: F,
+    count: usize,
+}
+
+impl<F: Float> Search<F> {
+    /// True while the search has work left.
+    #[inline]
+    pub fn running(&self) -> bool {
+        !matches!(self.stage, Stage::Idle)
+    }
+
+    /// Do at most `budget` inner-loop iterations (a lag counts four) over `store`; `Some`
+    /// with the answer (the period, its profile written) once finished, after which the
+    /// search is idle.
+    #[inline(never)]
+    pub fn step(&mut self, store: &mut [F], budget: usize) -> Option<Option<usize>> {
+        let mut left = budget;
+        while left > 0 {
+            match self.stage {
+                Stage::Idle => return None,
+                Stage::Done => {
+                    self.stage = Stage::Idle;
+                    return Some((self.period > 0).then_some(self.period));
+                }
+                Stage::Copy => {
+                    if self.products_at != self.r_at {
+                        while self.i < self.lags && left > 0 {
+                            store[self.r_at + self.i] = store[self.products_at + self.i];
+                            self.i += 1;
+                            left -= 1;
+                        }
+                        if self.i < self.lags {
+                            continue;
+                        }
+                    }
+                    self.next(Stage::Line);
+                }
+                Stage::Line => {
+                    while self.i < self.n && left > 0 {
+                        let (y, c) = (store[self.i], self.c(self.i));
+                        self.total += y;
+                        self.total_c += c * y;
+                        self.sum_c2 += c * c;
+                        self.i += 1;
+                        left -= 1;
+                    }
+                    if self.i == self.n {
+                        self.slope = self.total_c / self.sum_c2;
+                        self.mean = self.total / F::from_usize(self.n);
+                        self.next(Stage::Resid);
+                    }
+                }
+                Stage::Resid => {
+                    while self.i < self.n && left > 0 {
+                        let e = store[self.i] - (self.mean + self.slope * self.c(self.i));
+                        self.c0 += e * e;
+                        self.i += 1;
+                        left -= 1;
+                    }
+                    if self.i == self.n {
+                        if self.c0 <= F::ZERO {
+                            self.stage = Stage::Done;
+                        } else {
+                            (self.m, self.sum_i2) = (F::from_usize(self.n), self.sum_c2);
+                            self.next(Stage::Lags);
+                            self.i = 1;
+                        }
+                    }
+                }
+                Stage::Lags => {
+                    while self.i <= self.lags && left > 0 {
+                        self.lag(store, self.i);
+                        self.i += 1;
+                        left = left.saturating_sub(4);
+                    }
+                    if self.i > self.lags {
+                        self.trough = F::INFINITY;
+                        self.next(Stage::Best);
+                        self.i = 2;
+                    }
+                }
+                Stage::Best | Stage::First => {
+                    let end = self.lags.saturating_sub(1);
+                    let r = |l: usize| store[self.r_at + l - 1];
+                    while self.i < end && left > 0 {
+                        let l = self.i;
+                        let (before, here, after) = (r(l - 1), r(l), r(l + 1));
+                        if here < self.trough {
+                            self.trough = here;
+                        }
+                        let peak = here >= before
+                            && here >= after
+                            && here.to_f64() > PEAK_MIN
+                            && (here - self.trough).to_f64() > PEAK_RISE;
+                        self.i += 1;
+                        left -= 1;
+                        if peak && self.stage == Stage::Best && here > self.best {
+                            self.best = here;
+                        }
+                        if peak
+                            && self.stage == Stage::First
+                            && here >= self.best * F::from_f32(0.9)
+                        {
+                            self.p = l;
+                            self.begin_refinement();
+                            break;
+                        }
+                    }
+                    if self.stage == Stage::Best && self.i >= end {
+                        self.trough = F::INFINITY;
+                        self.next(Stage::First);
+                        self.i = 2;
+                    } else if self.stage == Stage::First && self.i >= end {
+                        self.stage = Stage::Done; // no clear peak: no period
+                    }
+                }
+                Stage::Refine => {
+                    let l = self.k * self.q;
+                    while self.i < self.n && left > 0 {
+                        let d = self.e(store, self.i) - self.e(store, self.i - l);
+                        self.d += d.abs();
+                        self.i += 1;
+                        left -= 1;
+                    }
+                    if self.i >= self.n {
+                        left = left.saturating_sub(1);
+                        self.misfit += self.d / F::from_usize(self.n - l);
+                        self.d = F::ZERO;
+                        if self.k < self.cycles {
+                            self.k += 1;
+                        } else {
+                            self.candidate_done();
+                        }
+                        self.i = self.k * self.q;
+                    }
+                }
+                Stage::Fold => {
+                    let period = self.period;
+                    while self.k < period.min(self.n) && left > 0 {
+                        if self.i < self.n {
+                            self.sum += store[self.i];
+                            self.count += 1;
+                            self.i += period;
+                            left -= 1;
+                        } else {
+                            store[self.out_at + self.k] =
+                                self.sum / F::from_usize(self.count) + self.origin;
+                            self.k += 1;
+                            (self.i, self.sum, self.count) = (self.k, F::ZERO, 0);
+                        }
+                    }
+                    if self.k >= period.min(self.n) {
+                        self.stage = Stage::Done;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Go to `stage`, its loop from 0.
+    fn next(&mut self, stage: Stage) {
+        self.stage = stage;
+        self.i = 0;
+    }
+
+    /// Centred index: `i - (n - 1) / 2`.
+    fn c(&self, i: usize) -> F {
+        F::from_usize(i) - self.half
+    }
+
+    /// The detrended value at `i`, as the one-shot search computes it.
+    fn e(&self, store: &[F], i: usize) -> F {
+        store[i] - self.a - self.b * F::from_usize(i)
+    }
+
+    /// Lag `l` of the detrended autocorrelation (see [`PeriodFinder::period`]), over its
+    /// product in the store.
+    fn lag(&mut self, store: &mut [F], l: usize) {
+        let n = self.n;
+        let (front, rear) = (l - 1, n - l);
+        self.head += store[front];
+        self.head_c += self.c(front) * store[front];
+        self.back += store[rear];
+        self.back_c += self.c(rear) * store[rear];
+        self.m -= F::ONE;
+        self.sum_i -= self.c(front);
+        self.sum_i2 -= self.c(front) * self.c(front);
+        let lf = F::from_usize(l);
+        let two = F::from_f32(2.0);
+        let (mean, slope) = (self.mean, self.slope);
+        let (s_y, s_cy) = (self.total - self.head, self.total_c - self.head_c);
+        let (s_yj, s_cyj) = (self.total - self.back, self.total_c - self.back_c);
+        let cross_i = mean * s_y + slope * (s_cy - lf * s_y);
+        let cross_j = mean * s_yj + slope * (s_cyj + lf * s_yj);
+        let sum_u = mean * self.m + slope * self.sum_i;
+        let sum_u2 =
+            mean * mean * self.m + two * mean * slope * self.sum_i + slope * slope * self.sum_i2;
+        let cov = store[self.r_at + l - 1] - cross_i - cross_j + (sum_u2 - slope * lf * sum_u);
+        store[self.r_at + l - 1] = (cov / F::from_usize(n - l)) / (self.c0 / F::from_usize(n));
+    }
+
+    /// The peak `p` is found: refine it (first `p` itself, then every lag within 10 %).
+    fn begin_refinement(&mut self) {
+        let (n, p) = (self.n, self.p);
+        let b = self.slope.to_f64();
+        self.a = F::from_f64(self.mean.to_f64() - b * self.half.to_f64());
+        self.b = F::from_f64(b);
+        self.cycles = ((n / 2) / (p + 1)).clamp(1, 2);
+        let reach = (p / 10).max(1);
+        self.q_lo = p.saturating_sub(reach).max(2);
+        self.q_hi = (p + reach).min(n / 2);
+        (self.q, self.k, self.refining_p) = (p, 1, true);
+        (self.d, self.misfit) = (F::ZERO, F::ZERO);
+        self.stage = Stage::Refine;
+        self.i = p;
+    }
+
+    /// One candidate's misfit is complete: keep the best, go to the next or fold.
+    fn candidate_done(&mut self) {
+        if self.refining_p {
+            (self.chosen, self.chosen_misfit) = (self.p, self.misfit);
+            self.refining_p = false;
+            self.q = self.q_lo;
+        } else {
+            if self.misfit < self.chosen_misfit {
+                (self.chosen, self.chosen_misfit) = (self.q, self.misfit);
+            }
+            self.q += 1;
+        }
+        (self.k, self.misfit) = (1, F::ZERO);
+        if !self.refining_p && self.q > self.q_hi {
+            if self.chosen <= self.room {
+                self.period = self.chosen;
+                (self.k, self.sum, self.count) = (0, F::ZERO, 0);
+                self.stage = Stage::Fold;
+                self.i = 0;
+            } else {
+                self.stage = Stage::Done;
+            }
+            self.q = self.q_lo; // keeps `k * q` in range for the caller's reset
+            self.k = 0;
+        }
+    }
+}
+
 /// How heavy the tails of the residuals' z-scores are, from two quantiles of `|z|` tracked
 /// value by value (stochastic approximation, a multiplicative step either way): the 90th and
 /// the 97.5th percentile of the values within six spreads. Their ratio is 1.363 for Gaussian
@@ -615,6 +975,76 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         }
+    }
+
+    /// The search in steps (any step size) gives what the one-shot search gives, period and
+    /// profile alike, in f64 and f32: waves, a square wave, a sawtooth, noise, a walk, a trend.
+    #[test]
+    fn the_search_in_steps_finds_what_the_one_shot_search_finds() {
+        fn check<F: Float>(values: &[F], lags: usize, budget: usize) -> Option<usize> {
+            let n = values.len();
+            let (mut buf, mut acc) = (vec![F::ZERO; n], vec![F::ZERO; lags]);
+            let mut one = PeriodFinder::default();
+            for &v in values {
+                one.push(Some(v), &mut buf, &mut acc);
+            }
+            let mut store = vec![F::ZERO; n + lags];
+            let mut stepped = PeriodFinder::default();
+            for &v in values {
+                let (b, a) = store.split_at_mut(n);
+                stepped.push(Some(v), b, a);
+            }
+            let expected = one.period(&buf, &mut acc);
+            let mut search = stepped.search(n, n, lags, 0, n);
+            let mut steps = 0;
+            let got = loop {
+                steps += 1;
+                if let Some(got) = search.step(&mut store, budget) {
+                    break got;
+                }
+                assert!(steps < 1_000_000, "a search that never ends");
+            };
+            assert_eq!(got, expected, "budget {budget}");
+            assert!(!search.running());
+            if let Some(p) = got {
+                one.fold(&mut buf, p);
+                for k in 0..p {
+                    assert_eq!(store[k].to_f64(), buf[k].to_f64(), "phase {k} of {p}");
+                }
+            }
+            got
+        }
+        let mut rnd = noise(17);
+        let mut walk = 0.0;
+        let streams: std::vec::Vec<std::vec::Vec<f64>> = vec![
+            (0..1200)
+                .map(|i| (i as f64 * core::f64::consts::TAU / 24.0).sin() + 0.3 * rnd())
+                .collect(),
+            (0..1200)
+                .map(|i| 3.0 * (i as f64 * core::f64::consts::TAU / 100.0).sin() + rnd())
+                .collect(),
+            (0..1200)
+                .map(|i| if i % 40 < 20 { 1.0 } else { 5.0 })
+                .collect(),
+            (0..1200).map(|i| (i % 64) as f64).collect(),
+            (0..1200).map(|_| rnd()).collect(),
+            (0..1200)
+                .map(|_| {
+                    walk += rnd();
+                    walk
+                })
+                .collect(),
+            (0..1200).map(|i| i as f64 * 0.5).collect(),
+        ];
+        let mut found = 0;
+        for values in &streams {
+            for budget in [1, 7, 256, 100_000] {
+                found += check(values, 600, budget).is_some() as usize;
+                let v32: std::vec::Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                check(&v32, 600, budget);
+            }
+        }
+        assert_eq!(found, 4 * 4, "the four periodic streams, at every budget");
     }
 
     #[test]

@@ -25,7 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::adaptive::{
-    FAST_HORIZON, LevelNovelty, PeriodFinder, Recent, SPREAD_HORIZON, Spread, Tail,
+    FAST_HORIZON, LevelNovelty, PeriodFinder, Recent, SPREAD_HORIZON, Search, Spread, Tail,
 };
 use crate::float::Float;
 use crate::zscore::RollingZScore;
@@ -373,7 +373,17 @@ struct AdaptiveState<F: Float> {
     /// The last value, if it was kept out: what the next one is compared with (at its level:
     /// a level shift; far from it: a burst), with its deviation.
     held: Option<(F, F)>,
+    /// A period search under way, a bounded step each update; `guessing` while it is the
+    /// first guess (at the end of learning), not the search of the whole buffer.
+    search: Search<F>,
+    guessing: bool,
 }
+
+/// Inner-loop iterations a period search does in one update (a lag of the autocorrelation
+/// counts four) while the period finder still buffers (its own lag products cost about 10 900
+/// instructions an update on a Cortex-M4F), and after: so no update comes near 20 000.
+const SEARCH_STEP_BUFFERING: usize = 96;
+const SEARCH_STEP: usize = 320;
 
 /// The adaptive detector's predictors: the baseline (the window's mean of the residuals
 /// against Holt's trend or the period's profile), the mean of the last few values, the last.
@@ -585,6 +595,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
             if end_of_buffering {
                 self.find_period(buffered, lags);
             }
+            self.search_step(buffered, lags);
             return Verdict::invalid(x, self.inner.window().stats());
         }
 
@@ -796,6 +807,7 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         if end_of_buffering {
             self.find_period(buffered, lags);
         }
+        self.search_step(buffered, lags);
         let score = if fresh {
             // 0.75..1, ordered by how far the value is from what was expected.
             F::from_f32(0.75) + F::from_f32(0.25) * abs_z / (abs_z + threshold)
@@ -823,49 +835,66 @@ impl<F: Float, const N: usize, const S: usize> Detector<F, N, S> {
         }
     }
 
-    /// The end of learning, with the period finder's buffer half full: a first guess at the
-    /// period from the values so far, so a cycle is followed from here rather than from the
-    /// end of buffering. Its profile goes after the finder's scratch (periods up to what fits
-    /// there: 247 at the board's capacities).
+    /// The end of learning, with the period finder's buffer half full: start a first guess at
+    /// the period from the values so far, so a cycle is followed from soon after here rather
+    /// than from the end of buffering. Its profile goes after the finder's scratch (periods up
+    /// to what fits there: 247 at the board's capacities).
     fn guess_period(&mut self, buffered: usize, lags: usize) {
         let a = &mut self.adaptive;
         if a.finder.len() >= buffered {
             return; // one search, at the end of buffering, does it all
         }
-        let (buf, rest) = self.profile.split_at_mut(buffered);
-        let room = rest.len().saturating_sub(lags);
-        let Some(period) = a.finder.guess(buf, rest, lags, room) else {
-            return;
-        };
-        if period > room {
-            return;
-        }
-        a.finder
-            .fold_into(buf, &mut rest[lags..lags + period], period);
-        a.period = period;
-        a.profile_at = buffered + lags;
-        self.phase = a.finder.len() % period;
-        self.inner.window_mut().clear();
-        a.spreads[0] = Spread::default();
-        a.holt_n = 0;
+        let room = S.saturating_sub(buffered + lags);
+        let at = buffered + lags;
+        a.search = a.finder.search(buffered, at, lags.min(room), at, room);
+        a.guessing = true;
     }
 
-    /// The period finder's buffer is full: look for the period on all of it, and if one shows,
-    /// fold the buffered values into the seasonal profile at the array's start. A period
-    /// other than the first guess (or none) starts the window afresh.
+    /// The period finder's buffer is full: start the search of all of it (a first guess still
+    /// under way gives way to it). If a period shows, its profile is folded at the array's
+    /// start.
     fn find_period(&mut self, buffered: usize, lags: usize) {
         let a = &mut self.adaptive;
-        let before = a.period;
-        let (buf, acc) = self.profile.split_at_mut(buffered);
-        let found = a.finder.period(buf, &mut acc[..lags]);
-        a.profile_at = 0;
-        a.period = 0;
-        if let Some(period) = found {
-            a.finder.fold(buf, period);
-            a.period = period;
-            self.phase = a.finder.len() % period;
+        let n = a.finder.len();
+        a.search = a.finder.search(buffered, buffered, lags, 0, n);
+        a.guessing = false;
+    }
+
+    /// One bounded step of the search under way; when it ends, its answer is taken: a first
+    /// guess is followed if it found a period; the search of the whole buffer confirms,
+    /// replaces or removes it, and a period other than the one followed starts the window
+    /// afresh. Positions count every value seen, so the phase is the next value's.
+    #[inline]
+    fn search_step(&mut self, buffered: usize, lags: usize) {
+        let a = &mut self.adaptive;
+        if !a.search.running() {
+            return;
         }
-        if a.period != before {
+        // This update's value went into the finder's buffer (and its lag products): a small
+        // step.
+        let budget = if (a.seen as usize) <= buffered {
+            SEARCH_STEP_BUFFERING
+        } else {
+            SEARCH_STEP
+        };
+        let Some(found) = a.search.step(&mut self.profile, budget) else {
+            return;
+        };
+        let before = a.period;
+        if a.guessing {
+            let Some(period) = found else {
+                return;
+            };
+            a.profile_at = buffered + lags;
+            a.period = period;
+        } else {
+            a.profile_at = 0;
+            a.period = found.unwrap_or(0);
+        }
+        if a.period > 0 {
+            self.phase = a.seen as usize % a.period;
+        }
+        if a.period != before || a.guessing {
             self.inner.window_mut().clear();
             a.spreads[0] = Spread::default();
             a.holt_n = 0;
@@ -1047,11 +1076,12 @@ mod tests {
         assert_eq!(period_of::<f32>(SimConfig::default()), None);
     }
 
-    /// The period the default detector finds in 1300 values of `sim`, computing in `F`.
+    /// The period the default detector finds in 1600 values of `sim` (its search of the 1200
+    /// buffered values ends within 200 more), computing in `F`.
     fn period_of<F: Float>(sim: SimConfig) -> Option<usize> {
         let mut d: Box<Detector<F, 64, 2048>> =
             Box::new(Detector::new(DetectorConfig::default()).unwrap());
-        for s in Simulator::new(sim).unwrap().take(1300) {
+        for s in Simulator::new(sim).unwrap().take(1600) {
             d.update(F::from_f32(s.value));
         }
         d.found_period()
@@ -1133,8 +1163,9 @@ mod tests {
         assert_eq!(a.found_period(), Some(50));
     }
 
-    /// A cycle is followed from the end of learning (a first guess from 600 values), then
-    /// confirmed on 1200; a cycle too long to guess from 600 values is found at 1200.
+    /// A cycle is followed from soon after the end of learning (a first guess from 600 values,
+    /// searched a bounded step each update), then confirmed on 1200; a cycle too long to guess
+    /// from 600 values is found from the 1200.
     #[test]
     fn the_period_is_guessed_at_the_end_of_learning_and_confirmed_later() {
         let wave = |period| -> Vec<f64> {
@@ -1143,18 +1174,25 @@ mod tests {
                 period,
                 ..SimConfig::default()
             };
-            let values = Simulator::new(sim).unwrap().take(1300);
+            let values = Simulator::new(sim).unwrap().take(1600);
             values.map(|s| s.value as f64).collect()
         };
         let mut d = adaptive();
+        let mut followed = None;
         for (i, &x) in wave(50).iter().enumerate() {
             d.update(x);
-            match i {
-                598 => assert_eq!(d.found_period(), None),
-                599 | 1199 | 1299 => assert_eq!(d.found_period(), Some(50), "value {i}"),
-                _ => {}
+            if followed.is_none() && d.found_period().is_some() {
+                followed = Some(i);
+            }
+            if matches!(i, 1199 | 1599) {
+                assert_eq!(d.found_period(), Some(50), "value {i}");
             }
         }
+        let followed = followed.unwrap_or(usize::MAX);
+        assert!(
+            (599..1000).contains(&followed),
+            "followed from value {followed}"
+        );
         let mut d = adaptive();
         for (i, &x) in wave(280).iter().enumerate() {
             d.update(x);
