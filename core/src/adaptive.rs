@@ -6,13 +6,15 @@
 //!   not reported for `rest` values, so one new behaviour is one detection (this is the signal
 //!   that scores on real data: the first time a stream goes somewhere it has never been).
 //! * [`PeriodFinder`]: the autocorrelation of the learning phase, accumulated value by value
-//!   (at most `max_lag` multiply-adds per value, only while learning), and the strongest
-//!   clear peak taken as the period, so the residual channel can compare each value with its
-//!   phase of the cycle without the user naming a period.
-//! * [`Tail`]: how heavy the residuals' tails are, as the ratio of their root-mean-square to
-//!   `√(π/2)` times their mean absolute deviation: 1 for Gaussian noise, far above 1 for bursty
-//!   data. The residual threshold is multiplied by its cube, so the same default flags a
-//!   4-sigma spike on a clean sensor and stays quiet on a stream that bursts every day.
+//!   (at most `max_lag` multiply-adds per value, only while learning), and [`Search`], which
+//!   takes the strongest clear peak as the period a bounded step per update, so the residual
+//!   channel can compare each value with its phase of the cycle without the user naming a
+//!   period, and no update stalls a board.
+//! * [`Spread`] and [`Recent`]: the robust spread of a predictor's errors, and the last values
+//!   let in (the local predictors' memory).
+//! * [`Tail`]: how heavy the residuals' tails are, from two quantiles of `|z|`: a factor of 1
+//!   for Gaussian noise, more for heavier tails, folded into the verdict's std so the same
+//!   threshold flags a 5-sigma spike on a clean sensor and stays quiet on Student-t noise.
 //!
 //! None of these allocate, read a clock or branch on anything but the values given.
 
@@ -186,7 +188,13 @@ impl<F: Float> PeriodFinder<F> {
         }
         self.n = i + 1;
     }
+}
 
+/// The one-shot search, all in one call: the reference [`Search`] is tested against (the
+/// stepped search must give its period and profile at any step size), and the simplest
+/// statement of what both compute. The detector runs only the stepped search.
+#[cfg(test)]
+impl<F: Float> PeriodFinder<F> {
     /// The period, if the buffered values show one clearly (`None` for noise, trends and
     /// anything under two cycles). Turns `acc` into the autocorrelation `r(l)` in place (the
     /// finder cannot take more values after this). Among the local maxima of `r` above 0.5
@@ -201,22 +209,7 @@ impl<F: Float> PeriodFinder<F> {
         self.pick(buf, &acc[..lags], line)
     }
 
-    /// A first guess at the period from the values buffered so far, leaving the lag products
-    /// as they are (the finder goes on): `store` holds the products of `lags` lags first, and
-    /// the autocorrelation of up to `guess_lags` lags is written after them.
-    pub fn guess(
-        &self,
-        buf: &[F],
-        store: &mut [F],
-        lags: usize,
-        guess_lags: usize,
-    ) -> Option<usize> {
-        let guess_lags = guess_lags.min(lags).min(store.len().saturating_sub(lags));
-        let (n, line) = self.correlate(buf, store, 0, lags, guess_lags);
-        self.pick(buf, &store[lags..lags + n], line)
-    }
-
-    /// The period the autocorrelation `r` shows (see [`PeriodFinder::period`]).
+    /// The period the autocorrelation `r` shows (see `period`).
     fn pick(&self, buf: &[F], r: &[F], line: (f64, f64)) -> Option<usize> {
         let lags = r.len();
         // The qualifying peaks, in lag order (one pass; the trough is a running minimum).
@@ -364,14 +357,6 @@ impl<F: Float> PeriodFinder<F> {
         sum / F::from_usize(count) + self.origin
     }
 
-    /// Fold the buffer into a profile of `period` slots in `out` (`out[k]`: the mean of the
-    /// values at phase `k`, unshifted).
-    pub fn fold_into(&self, buf: &[F], out: &mut [F], period: usize) {
-        for (k, slot) in out.iter_mut().enumerate().take(period.min(self.n)) {
-            *slot = self.phase_mean(buf, k, period);
-        }
-    }
-
     /// Fold the buffer into a profile of `period` slots in place (`buf[k]` becomes the mean
     /// of the values at phase `k`, unshifted: it reads only positions from `k` on).
     pub fn fold(&self, buf: &mut [F], period: usize) {
@@ -444,10 +429,10 @@ enum Stage {
 }
 
 /// A period search spread over many updates, so no single update does more than a bounded
-/// amount of work: the same computation as [`PeriodFinder::period`] (the least-squares line,
-/// the detrended autocorrelation, the first clear peak, its refinement by the values' mean
-/// absolute difference a cycle apart, the fold into a profile), in steps of at most a given
-/// number of inner-loop iterations. The same values give the same period as the one-shot
+/// amount of work: the same computation as the tests' one-shot search (the least-squares
+/// line, the detrended autocorrelation, the first clear peak, its refinement by the values'
+/// mean absolute difference a cycle apart, the fold into a profile), in steps of at most a
+/// given number of inner-loop iterations. The same values give the same period as the one-shot
 /// search (a test checks it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Search<F> {
@@ -671,7 +656,7 @@ impl<F: Float> Search<F> {
         store[i] - self.a - self.b * F::from_usize(i)
     }
 
-    /// Lag `l` of the detrended autocorrelation (see [`PeriodFinder::period`]), over its
+    /// Lag `l` of the detrended autocorrelation (as the one-shot search computes it), over its
     /// product in the store.
     fn lag(&mut self, store: &mut [F], l: usize) {
         let n = self.n;

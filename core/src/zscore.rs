@@ -15,11 +15,11 @@
 //!   `z = ±∞`, which is an anomaly with score 1. Noise-free data that changes *is* anomalous.
 //! * **NaN and ±∞** get [`Class::Invalid`], `z = 0`, score 0, and leave the detector's state
 //!   exactly as it was.
-//! * **Policy.** By default ([`AnomalyPolicy::Exclude`]) a flagged value is kept out of the
-//!   window, so one spike cannot inflate the std and mask the next. But at most `max_run` in a
-//!   row: after that, flagged values enter until a normal one arrives, so a real level shift is
+//! * **Policy.** By default ([`AnomalyPolicy::Exclude`](crate::AnomalyPolicy::Exclude)) a
+//!   flagged value is kept out of the window, so one spike cannot inflate the std and mask the
+//!   next. But at most `max_run` in a row: after that, flagged values enter until a normal one arrives, so a real level shift is
 //!   learnt within about a window instead of being flagged forever.
-//!   [`AnomalyPolicy::Include`] lets every valid value in.
+//!   [`AnomalyPolicy::Include`](crate::AnomalyPolicy::Include) lets every valid value in.
 //! * **Reconfiguration** ([`RollingZScore::set_config`]): a new window length, threshold,
 //!   warm-up or policy takes effect on the next value, keeps the newest values, and allocates
 //!   nothing. [`RollingZScore::reset`] empties the window.
