@@ -45,9 +45,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::Verdict;
 use crate::float::Float;
-use crate::wire::{Flags, MAX_PAYLOAD, Sample};
+use crate::sample::{Flags, MAX_PAYLOAD, Sample};
+use crate::verdict::Verdict;
 
 /// Samples in one batch at most.
 pub const MAX_SAMPLES: usize = 128;

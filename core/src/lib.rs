@@ -33,10 +33,13 @@
 
 pub mod adaptive;
 pub mod compact;
+pub mod config;
 pub mod detector;
 pub mod device;
 pub mod float;
+pub mod sample;
 pub mod simulator;
+pub mod verdict;
 pub mod window;
 pub mod wire;
 pub mod zscore;

@@ -91,6 +91,8 @@ impl core::fmt::Display for SimConfigError {
     }
 }
 
+impl core::error::Error for SimConfigError {}
+
 impl SimConfig {
     /// Check every field.
     pub fn validate(&self) -> Result<(), SimConfigError> {

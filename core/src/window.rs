@@ -74,6 +74,8 @@ impl core::fmt::Display for WindowError {
     }
 }
 
+impl core::error::Error for WindowError {}
+
 /// Count, mean and sample standard deviation of a window's values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stats<F> {

@@ -52,8 +52,8 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use crate::compact::Batch;
-use crate::detector::{ConfigError, DetectorConfig, Verdict};
-use crate::float::Float;
+use crate::config::{ConfigError, DetectorConfig};
+pub use crate::sample::{Flags, MAX_PAYLOAD, Sample};
 use crate::simulator::SimConfig;
 
 /// Version of this protocol. A host and a device must speak the same one.
@@ -66,8 +66,6 @@ pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest device protocol this build still reads: 4's messages are 5's, minus the batch.
 pub const OLDEST_PROTOCOL: u16 = 4;
 
-/// Largest serialised message, in bytes, before the CRC and COBS.
-pub const MAX_PAYLOAD: usize = 256;
 /// Length of the CRC-32C that follows the message.
 pub const CRC_LEN: usize = 4;
 /// Largest frame on the line, delimiter included.
@@ -87,58 +85,6 @@ pub fn name(s: &str) -> Name {
         }
     }
     n
-}
-
-/// Per-sample flags, one byte on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Flags(pub u8);
-
-impl Flags {
-    /// `|z|` beyond the threshold, after warm-up.
-    pub const ANOMALY: u8 = 1 << 0;
-    /// The window held fewer values than the warm-up: no verdict.
-    pub const WARMING_UP: u8 = 1 << 1;
-    /// The value was NaN or ±∞: not judged.
-    pub const INVALID: u8 = 1 << 2;
-    /// The source injected an anomaly here (simulator ground truth).
-    pub const TRUTH: u8 = 1 << 3;
-    /// The value was kept out of the window by the anomaly policy.
-    pub const EXCLUDED: u8 = 1 << 4;
-    /// With [`ANOMALY`](Self::ANOMALY): the adaptive detector's novelty channel flagged it (a
-    /// level never visited), not its band. A host that predates the bit ignores it; the other
-    /// bits keep their meaning.
-    pub const NOVEL: u8 = 1 << 5;
-
-    /// No flag set.
-    pub const fn empty() -> Self {
-        Flags(0)
-    }
-
-    /// True when every bit of `bits` is set.
-    pub const fn contains(self, bits: u8) -> bool {
-        self.0 & bits == bits
-    }
-
-    /// The flags of a detector verdict, plus the ground truth if known.
-    pub fn from_verdict<F>(verdict: &Verdict<F>, truth: bool) -> Self {
-        use crate::detector::Class;
-        let mut bits = match verdict.class {
-            Class::Normal => 0,
-            Class::Anomaly => Self::ANOMALY,
-            Class::WarmingUp => Self::WARMING_UP,
-            Class::Invalid => Self::INVALID,
-        };
-        if truth {
-            bits |= Self::TRUTH;
-        }
-        if verdict.excluded && verdict.class != Class::Invalid {
-            bits |= Self::EXCLUDED;
-        }
-        if verdict.novel && verdict.class == Class::Anomaly {
-            bits |= Self::NOVEL;
-        }
-        Flags(bits)
-    }
 }
 
 /// Sent by a device once on boot, and again when asked (a ping) or after a reset.
@@ -162,52 +108,6 @@ pub struct Hello {
     pub simulator: Option<SimConfig>,
     /// Longest seasonal period `SetConfig` accepts.
     pub season_capacity: u32,
-}
-
-/// One judged sample.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// Sequence number, from 0 at boot, +1 per sample; a gap means lost frames.
-    pub seq: u64,
-    /// Device time in milliseconds since boot.
-    pub time_ms: u64,
-    /// The value.
-    pub value: f32,
-    /// Window mean before this value.
-    pub mean: f32,
-    /// Window sample std before this value.
-    pub std: f32,
-    /// The Z-score (±∞ on a flat window).
-    pub z: f32,
-    /// The detector's anomaly score in [0, 1] (see [`Verdict::score`]).
-    pub score: f32,
-    /// Anomaly, warming up, invalid, truth, excluded.
-    pub flags: Flags,
-    /// Version of the detector config that judged it.
-    pub config_version: u32,
-}
-
-impl Sample {
-    /// A sample frame from a detector verdict.
-    pub fn from_verdict<F: Float>(
-        seq: u64,
-        time_ms: u64,
-        verdict: &Verdict<F>,
-        truth: bool,
-        config_version: u32,
-    ) -> Self {
-        Sample {
-            seq,
-            time_ms,
-            value: verdict.value.to_f32(),
-            mean: verdict.mean.to_f32(),
-            std: verdict.std.to_f32(),
-            z: verdict.z.to_f32(),
-            score: verdict.score.to_f32(),
-            flags: Flags::from_verdict(verdict, truth),
-            config_version,
-        }
-    }
 }
 
 /// Periodic counters from the device (once a second).
@@ -374,6 +274,8 @@ impl core::fmt::Display for EncodeError {
     }
 }
 
+impl core::error::Error for EncodeError {}
+
 /// Why a frame was rejected. Every kind is counted in [`DecodeStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
@@ -412,6 +314,8 @@ impl core::fmt::Display for FrameError {
         }
     }
 }
+
+impl core::error::Error for FrameError {}
 
 /// Frame `msg` into `out`: postcard, CRC-32C, COBS, delimiter. Returns the frame's length.
 pub fn encode<T: Serialize>(msg: &T, out: &mut [u8]) -> Result<usize, EncodeError> {

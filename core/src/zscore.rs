@@ -42,8 +42,9 @@
 //! assert_eq!(det.update(0.5).class, Class::Normal);
 //! ```
 
-use crate::detector::{Class, ConfigError, DetectorConfig, Verdict};
+use crate::config::{ConfigError, DetectorConfig};
 use crate::float::Float;
+use crate::verdict::{Class, Verdict};
 use crate::window::Window;
 
 /// A rolling Z-score anomaly detector over a window of capacity `N`, computing in `F`.
@@ -176,7 +177,7 @@ impl<F: Float, const N: usize> RollingZScore<F, N> {
 mod tests {
     extern crate std;
     use super::*;
-    use crate::detector::AnomalyPolicy;
+    use crate::config::AnomalyPolicy;
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -517,7 +518,7 @@ mod tests {
             threshold: 0.5,
             warmup: None,
             policy: AnomalyPolicy::Include,
-            baseline: crate::detector::Baseline::Window,
+            baseline: crate::config::Baseline::Window,
         };
         let mut d: RollingZScore<f64, 64> = RollingZScore::new(cfg).unwrap();
         let xs = [
@@ -564,7 +565,7 @@ mod tests {
                 prop_oneof![9 => -1.0..1.0f64, 1 => -20.0..20.0f64], 1..400),
         ) {
             let warmup = warmup_frac.map(|f| 2 + ((window - 2) as f64 * f) as u32);
-            let cfg = DetectorConfig { window, threshold, warmup, policy, baseline: crate::detector::Baseline::Window };
+            let cfg = DetectorConfig { window, threshold, warmup, policy, baseline: crate::config::Baseline::Window };
             let mut d: RollingZScore<f64, 64> = RollingZScore::new(cfg).unwrap();
             let mut r = Reference { held: Vec::new(), cfg, run: 0 };
             let mut seen: Vec<f64> = Vec::new();

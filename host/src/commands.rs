@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use crate::cli::{Cli, EmulateArgs, EvalArgs, ExportArgs, ReplayArgs, ScoreArgs, SourceSetting};
+use crate::cli::{Cli, EmulateArgs, EvalArgs, ExportArgs, ReplayArgs, ScoreArgs};
+use crate::source::SourceSetting;
 
 /// How a command failed: the exit code (2: usage, 1: the work itself) and the message.
 pub type Failure = (u8, String);
@@ -45,20 +46,20 @@ pub fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
             strict: args.columns.strict,
             detector: cli
                 .detector(&args.detector)
-                .and_then(|d| d.resolve(None))
+                .and_then(|d| Ok(d.resolve(None)?))
                 .map_err(usage)?,
         }
     };
-    settings.devices = vec![crate::cli::DeviceSetting::new(source)];
+    settings.devices = vec![crate::app::DeviceSetting::new(source)];
     settings.record = None;
     start(settings)
 }
 
-fn start(settings: crate::cli::Settings) -> Result<(), Failure> {
+fn start(settings: crate::app::Settings) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
     runtime
-        .block_on(crate::daemon::run(settings))
+        .block_on(crate::app::run(settings))
         .map_err(|e| failed(format!("{e:#}")))
 }
 
@@ -345,7 +346,7 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
     };
     let from = time("--from", &args.from)?.unwrap_or(f64::MIN);
     let to = time("--to", &args.to)?.unwrap_or(f64::MAX);
-    let reader = crate::store::Reader::open(&path)
+    let reader = crate::sink::store::Reader::open(&path)
         .map_err(|e| failed(format!("cannot open the store {}: {e}", path.display())))?;
     let out: Box<dyn std::io::Write> = match &args.output {
         Some(p) if p.as_os_str() != "-" => Box::new(
@@ -355,13 +356,13 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
         _ => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::new(out);
-    let header = writeln!(out, "{}", crate::log::header());
+    let header = writeln!(out, "{}", crate::sink::csv::header());
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
     let written = header.map_err(anyhow::Error::from).and_then(|()| {
         reader.each_point(from, to, |p, host_ms, truth| {
-            csv.serialize(crate::log::Row::new(p, host_ms, truth))
+            csv.serialize(crate::sink::csv::Row::new(p, host_ms, truth))
                 .map_err(std::io::Error::other)
         })
     });
@@ -385,7 +386,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The store in `dir`: `dir/zscope.db` (one device), or `dir/<device>/zscope.db`.
 fn find_store(dir: &std::path::Path, device: Option<&str>) -> Result<std::path::PathBuf, String> {
-    use crate::store::FILE;
+    use crate::sink::store::FILE;
     let devices: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| {
             format!(

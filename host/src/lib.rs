@@ -1,24 +1,28 @@
 //! zscope-host: the `zscope` daemon and CLI, as a library the binary (and tests) call into.
 //!
-//! * [`cli`]: flags, environment and config file, resolved into [`cli::Settings`].
-//! * [`daemon`]: what the daemon knows ([`daemon::State`]), the pure ingest that turns frames
-//!   into it, and [`daemon::serve`], which wires a source, the log writer and the web server.
-//! * [`source`]: where frames come from (a serial port, the emulated device, a replay).
-//! * [`log`]: the CSV logs and the thread that writes them.
-//! * [`notify`]: webhooks on anomaly events; [`mqtt`]: publishing to an MQTT broker.
-//! * [`web`]: the dashboard, the WebSocket and the JSON API.
-//! * [`batch`]: recorded files: reading them, scoring them, evaluating detectors on them.
-//! * [`commands`]: each subcommand, from its parsed flags to its output.
+//! Layers, each importing only those below it (a test, `layers_import_only_downwards`, reads
+//! every `crate::` path and holds this order; `cargo doc` shows each module's own docs):
+//!
+//! | layer | what it is |
+//! |---|---|
+//! | [`commands`] | each subcommand, from its parsed flags to its output |
+//! | [`cli`] | flags, environment and config file, resolved into [`app::Settings`] |
+//! | [`app`] | the daemon wired: startup and shutdown in order, [`app::DeviceBuilder`] |
+//! | [`web`] | the dashboard, the WebSocket and the JSON API |
+//! | [`source`] | where frames come from: serial, emulated, replay, USB `--auto`, MQTT `--subscribe` |
+//! | [`sink`] | where judged points go: CSV, the SQLite store, webhooks, MQTT publishing |
+//! | [`device`] | a device's hub, registry and feed; the pump of its typed updates |
+//! | [`batch`] | recorded files: reading, scoring, evaluating detectors, NAB |
+//! | [`model`] | the one [`model::Point`], the device's [`model::State`], pure ingest |
 
+pub mod app;
 pub mod batch;
 pub mod cli;
 pub mod commands;
-pub mod daemon;
-pub mod log;
-pub mod mqtt;
-pub mod notify;
+pub mod device;
+pub mod model;
+pub mod sink;
 pub mod source;
-pub mod store;
 pub mod web;
 
-pub use daemon::{run, serve};
+pub use app::{run, serve};

@@ -554,8 +554,8 @@ fn spawn_device(
 }
 
 /// The daemon's source: the serial port (a pty) at `link`.
-pub fn on(link: &Path) -> zscope_host::cli::SourceSetting {
-    zscope_host::cli::SourceSetting::Serial {
+pub fn on(link: &Path) -> zscope_host::source::SourceSetting {
+    zscope_host::source::SourceSetting::Serial {
         port: link.display().to_string(),
         baud: 115_200,
     }
@@ -564,11 +564,11 @@ pub fn on(link: &Path) -> zscope_host::cli::SourceSetting {
 /// A daemon's settings for `source`, logging into `log_dir`, on a free loopback port, with
 /// nothing else on.
 pub fn settings(
-    source: zscope_host::cli::SourceSetting,
+    source: zscope_host::source::SourceSetting,
     log_dir: PathBuf,
-) -> zscope_host::cli::Settings {
-    zscope_host::cli::Settings {
-        devices: vec![zscope_host::cli::DeviceSetting::new(source)],
+) -> zscope_host::app::Settings {
+    zscope_host::app::Settings {
+        devices: vec![zscope_host::app::DeviceSetting::new(source)],
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         token: None,
         allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),
@@ -582,10 +582,11 @@ pub fn settings(
         mqtt: None,
         subscribe: None,
         auto: None,
-        store: Some(zscope_host::store::Retention {
+        store: Some(zscope_host::sink::store::Retention {
             max_age: None,
             max_bytes: None,
         }),
+        header_timeout: zscope_host::web::HEADER_TIMEOUT,
     }
 }
 
@@ -604,8 +605,8 @@ pub struct Daemon {
 impl Daemon {
     /// Start the daemon on `source`; `adjust` may change any other setting.
     pub fn start(
-        source: zscope_host::cli::SourceSetting,
-        adjust: impl FnOnce(&mut zscope_host::cli::Settings),
+        source: zscope_host::source::SourceSetting,
+        adjust: impl FnOnce(&mut zscope_host::app::Settings),
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = settings(source, dir.path().join("log"));
@@ -638,6 +639,21 @@ impl Daemon {
             log_dir,
             dir: Some(dir),
         }
+    }
+
+    /// Wait until the daemon has read and judged `bytes` bytes from its device in all, over
+    /// every connection (what [`zscope_host::source::emulated::Emulator::stop`] says it
+    /// wrote): everything the device sent is then in the state, the API and on its way to
+    /// the logs.
+    pub fn wait_read(&self, bytes: u64) {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("the daemon to read the {bytes} bytes the device wrote"),
+            || {
+                let read = self.get("/api/status")["decode"]["bytes"].as_u64();
+                (read == Some(bytes)).then_some(())
+            },
+        );
     }
 
     /// `http://127.0.0.1:PORT{path}`
@@ -759,6 +775,16 @@ impl ChromeDriver {
             serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
         );
         caps
+    }
+
+    /// A new headless Chromium session through this chromedriver (plain HTTP on loopback).
+    pub async fn session(&self) -> fantoccini::Client {
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        fantoccini::ClientBuilder::new(http)
+            .capabilities(self.capabilities())
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
     }
 }
 

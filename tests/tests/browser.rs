@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use fantoccini::Locator;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
-use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
-use zscope_host::cli::SourceSetting;
+use zscope_host::source::SourceSetting;
 use zscope_tests::{BROWSER_TOOLS, ChromeDriver, Daemon, have_tools, workspace_root};
 
 /// Type `value` into each input `id`, then press Apply.
@@ -34,12 +34,7 @@ async fn fill_and_apply(c: &fantoccini::Client, fields: &[(&str, &str)]) {
 
 /// A Chromium session through `driver`.
 async fn session(driver: &ChromeDriver) -> fantoccini::Client {
-    ClientBuilder::rustls()
-        .expect("TLS config")
-        .capabilities(driver.capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
+    driver.session().await
 }
 
 /// Run `script` in the page; the string it returns ("" for anything else).
@@ -328,9 +323,15 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         "{real} came back: {keys}"
     );
 
-    // Let the chart fill a little more, then keep a picture of what a user sees (before the
-    // synthetic points below). The chart must have drawn: its canvas is not blank.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the chart fill a little more (100 points more than now), then keep a picture of
+    // what a user sees (before the synthetic points below). The chart must have drawn.
+    let shown = text(&c, "#points-count").await.parse::<u32>().unwrap_or(0);
+    wait_until(
+        "100 more points on the chart",
+        Duration::from_secs(20),
+        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) >= shown + 100 },
+    )
+    .await;
     let png = c.screenshot().await.expect("a screenshot");
     let dir = match std::env::var("ZSCOPE_SCREENSHOT").as_deref() {
         Ok("docs") => workspace_root().join("docs"),
@@ -469,11 +470,11 @@ async fn the_page_lists_devices_and_switches_between_them() {
     let emulated = |seed| SourceSetting::Emulated { rate_hz: 100, seed };
     let daemon = Daemon::start(emulated(1), move |s| {
         s.devices = vec![
-            zscope_host::cli::DeviceSetting {
+            zscope_host::app::DeviceSetting {
                 name: "bench-a".into(),
                 source: emulated(1),
             },
-            zscope_host::cli::DeviceSetting {
+            zscope_host::app::DeviceSetting {
                 name: "bench-b".into(),
                 source: emulated(2),
             },

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use zscope_host::cli::SourceSetting;
+use zscope_host::source::SourceSetting;
 use zscope_tests::{Daemon, device, on, points, wait_for};
 
 /// MQTT through a real Mosquitto: the daemon publishes its device's points (every one, in
@@ -25,7 +25,8 @@ fn the_daemon_publishes_to_a_real_broker() {
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let daemon = Daemon::start(on(&link), move |s| {
         s.mqtt = Some(
-            zscope_host::mqtt::MqttSetting::parse(&url, "gateway-1".into()).expect("a broker URL"),
+            zscope_host::sink::mqtt::MqttSetting::parse(&url, "gateway-1".into())
+                .expect("a broker URL"),
         );
     });
     wait_for(
@@ -200,7 +201,7 @@ fn publishing_survives_a_broker_restart() {
     let dev = device(&link);
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let daemon = Daemon::start(on(&link), move |s| {
-        s.mqtt = Some(zscope_host::mqtt::MqttSetting::parse(&url, "gw-r".into()).unwrap());
+        s.mqtt = Some(zscope_host::sink::mqtt::MqttSetting::parse(&url, "gw-r".into()).unwrap());
     });
     let mqtt = |daemon: &Daemon| daemon.get("/api/status")["mqtt"].clone();
     wait_for(Duration::from_secs(10), "connected", || {
@@ -388,7 +389,7 @@ fn gateway_and_central(
     ca: Option<std::path::PathBuf>,
 ) -> (Daemon, Daemon) {
     let setting = |id: &str| {
-        zscope_host::mqtt::MqttSetting::parse(url, id.into())
+        zscope_host::sink::mqtt::MqttSetting::parse(url, id.into())
             .expect("a broker URL")
             .with_ca(ca.clone())
     };
@@ -454,7 +455,7 @@ fn tls_and_passwords_against_a_tls_broker() {
 
     // Refusals, said in the status.
     let refused = |url: String, ca: Option<std::path::PathBuf>| {
-        let setting = zscope_host::mqtt::MqttSetting::parse(&url, "intruder".into())
+        let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "intruder".into())
             .unwrap()
             .with_ca(ca);
         let daemon = Daemon::start(

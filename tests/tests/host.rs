@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zscope_core::{SimConfig, Simulator};
 use zscope_firmware::Encoding;
-use zscope_host::cli::SourceSetting;
+use zscope_host::source::SourceSetting;
 use zscope_tests::{Daemon, device, device_with, on, points, pty_device_seeded, wait_for};
 
 fn samples(status: &Value) -> u64 {
@@ -49,6 +49,8 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         "{status}"
     );
     let before_restart = samples(&status);
+    // All the first connection brought in (the daemon reads no more of it).
+    let read_before_restart = status["decode"]["bytes"].as_u64().unwrap_or(0);
 
     // Plug it back (it reboots: sequence numbers start again): the daemon resumes on its own.
     let dev = framed(&link);
@@ -89,8 +91,8 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     }
     assert_eq!(daemon.get("/api/config")["version"], json!(2));
 
-    dev.stop().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = dev.stop().unwrap();
+    daemon.wait_read(read_before_restart + written);
     let status = daemon.get("/api/status");
     let api: Vec<Value> = points(&daemon.get("/api/samples?limit=200000"));
     let anomalies = points(&daemon.get("/api/anomalies?limit=10000"));
@@ -107,7 +109,7 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     let headers = reader.headers().unwrap().clone();
     assert_eq!(
         headers.iter().collect::<Vec<_>>().join(","),
-        zscope_host::log::header()
+        zscope_host::sink::csv::header()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len() as u64, samples(&status));
@@ -207,8 +209,8 @@ fn a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works() {
     wait_for(Duration::from_secs(20), "3000 samples", || {
         (samples(&daemon.get("/api/status")) >= 3000).then_some(())
     });
-    dev.stop().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = dev.stop().unwrap();
+    daemon.wait_read(written);
     let status = daemon.get("/api/status");
     let api = points(&daemon.get("/api/samples?limit=200000"));
     let log_dir = daemon.log_dir.clone();
@@ -353,8 +355,8 @@ fn a_full_disk_loses_no_row() {
             (s["logs"][0]["pending"] == json!(0) && s["logs"][0]["error"].is_null()).then_some(())
         },
     );
-    dev.stop().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = dev.stop().unwrap();
+    daemon.wait_read(written);
     let received = samples(&daemon.get("/api/status"));
     daemon.stop();
     let text = std::fs::read_to_string(log_dir.join("samples.csv")).unwrap();
@@ -455,7 +457,9 @@ fn connections_that_never_finish_their_headers_are_closed() {
             rate_hz: 50,
             seed: 4,
         },
-        |_| {},
+        // The header timeout, shortened (10 s in use): each stalled connection's closing is
+        // then waited for below, not slept past.
+        |s| s.header_timeout = Duration::from_secs(1),
     );
     let mut stalled: Vec<std::net::TcpStream> = (0..zscope_host::web::MAX_CONNECTIONS + 200)
         .map(|_| {
@@ -470,9 +474,9 @@ fn connections_that_never_finish_their_headers_are_closed() {
     let took = started.elapsed();
     assert!(status["counters"].is_object(), "{status}");
     assert!(took < Duration::from_millis(500), "the API took {took:?}");
-    std::thread::sleep(zscope_host::web::HEADER_TIMEOUT + Duration::from_secs(2));
     for (i, s) in stalled.iter_mut().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(2)))
+        // A deadline for the fact (the daemon closes it), far beyond the timeout.
+        s.set_read_timeout(Some(Duration::from_secs(20)))
             .expect("a timeout");
         let mut buf = [0u8; 256];
         // Closed: end of stream (perhaps after a 408), not a read that would block.
@@ -670,7 +674,7 @@ fn each_anomaly_event_is_notified_once() {
 /// first; an unknown name is a 404 naming the devices.
 #[test]
 fn two_devices_on_one_daemon_keep_their_own_state() {
-    use zscope_host::cli::DeviceSetting;
+    use zscope_host::app::DeviceSetting;
     let dir = tempfile::tempdir().unwrap();
     let (left_link, right_link) = (dir.path().join("ttyLEFT"), dir.path().join("ttyRIGHT"));
     let left = pty_device_seeded(&left_link, 1);
@@ -785,15 +789,16 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
 /// logs, same name) reads it there; a board without a serial number is named by its port.
 #[test]
 fn auto_attaches_known_probes_and_follows_a_board_to_its_new_port() {
-    use zscope_host::daemon::{Factory, Registry};
+    use zscope_host::app::DeviceBuilder;
+    use zscope_host::device::Registry;
     use zscope_host::source::usb::{Found, Watcher};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
     let dir = tempfile::tempdir().unwrap();
     let s = zscope_tests::settings(on(&dir.path().join("unused")), dir.path().join("log"));
     let registry = Registry::new(Vec::new());
-    let factory = Factory::new(s, "http://127.0.0.1:0/".into());
-    let mut watcher = Watcher::new(factory, registry.clone(), 115_200, Vec::new());
+    let builder = DeviceBuilder::new(s, "http://127.0.0.1:0/".into(), registry.clone());
+    let mut watcher = Watcher::new(builder, registry.clone(), 115_200, Vec::new());
     let found = |link: &std::path::Path, vid: u16, serial: Option<&str>| Found {
         path: link.display().to_string(),
         vid,
@@ -802,7 +807,7 @@ fn auto_attaches_known_probes_and_follows_a_board_to_its_new_port() {
     };
     let status = |name: &str| {
         let d = registry.find(Some(name)).expect("the device is listed");
-        serde_json::to_value(d.shared.status()).unwrap()
+        serde_json::to_value(d.hub.status()).unwrap()
     };
     let (a, b) = (dir.path().join("ttyACM0"), dir.path().join("ttyACM1"));
     let board = device(&a);
@@ -847,7 +852,7 @@ fn auto_attaches_known_probes_and_follows_a_board_to_its_new_port() {
     assert_eq!(added, ["ttyACM1"]);
     drop(board);
     for d in registry.list() {
-        d.shared.stop();
+        d.hub.stop();
     }
     for t in std::mem::take(&mut watcher.threads) {
         t.join().unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zscope_core::{DetectorConfig, SimConfig, Simulator};
 use zscope_firmware::Settings;
-use zscope_host::cli::SourceSetting;
+use zscope_host::source::SourceSetting;
 use zscope_host::source::emulated::{BOARD, Emulator};
 use zscope_host::source::replay::Speed;
 use zscope_tests::{Daemon, wait_for};
@@ -65,8 +65,8 @@ fn a_recorded_session_replays_with_exactly_the_same_verdicts() {
     wait_for(Duration::from_secs(20), "1000 more samples", || {
         (live.get("/api/status")["counters"]["samples"].as_u64() >= Some(3000)).then_some(())
     });
-    dev.stop().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = dev.stop().unwrap();
+    live.wait_read(written);
     let live_log = live.log_dir.join("samples.csv");
     let _live_dir = live.stop();
 
@@ -122,7 +122,7 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
         format: zscope_host::batch::score::Format::Plain,
         columns: Default::default(),
         strict: false,
-        detector: zscope_host::cli::DetectorSpec {
+        detector: zscope_host::model::detector::DetectorSpec {
             config: DetectorConfig::default(),
             period_ms: None,
         },

@@ -18,7 +18,7 @@
 //! [`Corpus::score_at`] skips the optimisation and counts `score >= threshold` as a detection:
 //! the score of a detector *as configured* (0/1 flags scored at threshold 1).
 //!
-//! This module reads files and computes; it does not run detectors (see [`crate::eval`]).
+//! This module reads files and computes; it does not run detectors (see [`crate::batch::eval`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

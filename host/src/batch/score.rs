@@ -15,22 +15,11 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use zscope_core::{Class, Detector, DetectorConfig};
+use zscope_core::Class;
 
 use crate::batch::dataset::{BadRow, Columns, Dataset, DatasetError, Row, median_interval};
-use crate::cli::DetectorSpec;
-
-/// Largest window, and longest seasonal period, the host's detectors hold (f64, 64 KiB each:
-/// built on the stack, then boxed).
-pub const HOST_CAPACITY: usize = 8192;
-
-/// The host's detector.
-pub type HostDetector = Detector<f64, HOST_CAPACITY, HOST_CAPACITY>;
-
-/// A boxed detector (its buffers are too big for small thread stacks).
-pub fn detector(config: DetectorConfig) -> Result<Box<HostDetector>, zscope_core::ConfigError> {
-    Detector::new(config).map(Box::new)
-}
+use crate::model::detector::DetectorSpec;
+pub use crate::model::detector::{HOST_CAPACITY, HostDetector, detector};
 
 /// Output layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -399,7 +388,7 @@ mod tests {
             columns: Columns::default(),
             strict: false,
             detector: DetectorSpec {
-                config: DetectorConfig::with_window(4),
+                config: zscope_core::DetectorConfig::with_window(4),
                 period_ms: None,
             },
         }

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use serde::Deserialize;
+
+pub use crate::model::detector::{DEFAULT_ALPHA, Method};
 
 /// zscope: real-time anomaly detection for data streams. With no arguments it starts the
 /// daemon against an emulated device and serves the dashboard on http://127.0.0.1:8080.
@@ -33,7 +34,7 @@ pub struct Cli {
 
     /// The settings file, once read (the daemon's and the detector's settings share it).
     #[arg(skip)]
-    pub(super) file: std::sync::OnceLock<super::settings::FileSettings>,
+    pub(super) file: std::sync::OnceLock<super::file::FileSettings>,
 }
 
 /// Where the daemon's samples come from.
@@ -180,9 +181,6 @@ pub struct ServeArgs {
     pub notify_cooldown: Option<u64>,
 }
 
-/// Default weight of the newest cycle in a seasonal profile.
-pub const DEFAULT_ALPHA: f32 = 0.3;
-
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -281,19 +279,6 @@ pub struct ReplayArgs {
     /// The dashboard and the logs.
     #[command(flatten)]
     pub serve: ServeArgs,
-}
-
-/// Which detector judges the values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// The default: novel levels plus a residual Z-score calibrated to the stream's tails,
-    /// against a period it finds by itself.
-    Adaptive,
-    /// The rolling Z-score against the window's mean (the seed's method).
-    Zscore,
-    /// The rolling Z-score against a seasonal profile of a given period.
-    Seasonal,
 }
 
 /// Detector settings on the command line; unset ones come from the file, then the defaults.

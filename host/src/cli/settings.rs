@@ -4,198 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::args::*;
-
-/// A seasonal period as given: in samples, or as a duration.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Period {
-    /// Samples per cycle.
-    Samples(u32),
-    /// A duration in milliseconds, converted with the data's sampling interval.
-    Millis(f64),
-}
-
-impl std::str::FromStr for Period {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if let Ok(n) = t.parse::<u32>() {
-            return Ok(Period::Samples(n));
-        }
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let factor = match unit.trim() {
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" | "min" => 60e3,
-            "h" => 3600e3,
-            "d" => 86_400e3,
-            "w" => 7.0 * 86_400e3,
-            _ => f64::NAN,
-        };
-        match num.parse::<f64>() {
-            Ok(n) if factor.is_finite() && n > 0.0 && n.is_finite() => {
-                Ok(Period::Millis(n * factor))
-            }
-            _ => Err(format!(
-                "period {s:?} is neither a number of samples (288) nor a duration (1d, 12h, 30m, \
-                 90s, 500ms, 1w)"
-            )),
-        }
-    }
-}
-
-/// A detector config whose seasonal period may still wait for the data's sampling interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DetectorSpec {
-    /// The config (with the period in samples, or a placeholder of 1 for a duration).
-    pub config: zscope_core::DetectorConfig,
-    /// A period given as a duration, in ms.
-    pub period_ms: Option<f64>,
-}
-
-impl DetectorSpec {
-    /// The config, with a duration turned into samples at `interval_ms` per sample.
-    pub fn resolve(
-        &self,
-        interval_ms: Option<f64>,
-    ) -> Result<zscope_core::DetectorConfig, SettingsError> {
-        let mut config = self.config;
-        if let (Some(ms), zscope_core::Baseline::Seasonal { alpha, .. }) =
-            (self.period_ms, config.baseline)
-        {
-            let interval = interval_ms.filter(|i| *i > 0.0).ok_or_else(|| {
-                SettingsError::Invalid(
-                    "a seasonal period given as a duration needs timestamps to convert it: \
-                     give the period in samples instead"
-                        .into(),
-                )
-            })?;
-            let samples = (ms / interval).round();
-            if !(1.0..=u32::MAX as f64).contains(&samples) {
-                return Err(SettingsError::Invalid(format!(
-                    "a period of {ms} ms is {samples} samples at {interval} ms per sample"
-                )));
-            }
-            config.baseline = zscope_core::Baseline::Seasonal {
-                period: samples as u32,
-                alpha,
-            };
-            crate::batch::score::HostDetector::validate(&config).map_err(|e| {
-                SettingsError::Invalid(format!(
-                    "invalid detector settings: {e} ({ms} ms at {interval} ms per sample)"
-                ))
-            })?;
-        }
-        Ok(config)
-    }
-}
-
-/// The same options, as read from a TOML file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct FileSettings {
-    port: Option<String>,
-    /// `[[device]]` tables: several devices.
-    device: Option<Vec<FileDevice>>,
-    emulate: Option<u32>,
-    baud: Option<u32>,
-    listen: Option<SocketAddr>,
-    token: Option<String>,
-    token_file: Option<PathBuf>,
-    allow_hosts: Option<Vec<String>>,
-    notify: Option<Vec<String>>,
-    notify_cooldown: Option<u64>,
-    mqtt: Option<String>,
-    mqtt_client_id: Option<String>,
-    mqtt_ca: Option<PathBuf>,
-    auto: Option<bool>,
-    auto_id: Option<Vec<String>>,
-    store: Option<bool>,
-    retain_days: Option<f64>,
-    retain_mb: Option<u64>,
-    subscribe: Option<String>,
-    log_dir: Option<PathBuf>,
-    samples_log: Option<bool>,
-    rotate_mb: Option<u64>,
-    keep_files: Option<u32>,
-    emulator_rate: Option<u32>,
-    emulator_seed: Option<u64>,
-    window: Option<u32>,
-    threshold: Option<f32>,
-    warmup: Option<u32>,
-    max_run: Option<u32>,
-    include_anomalies: Option<bool>,
-    detector: Option<Method>,
-    learn: Option<u32>,
-    rest: Option<u32>,
-    seasonal: Option<String>,
-    alpha: Option<f32>,
-}
-
-/// A `[[device]]` table of the settings file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileDevice {
-    /// Its name in the page, the API and the log folder (default: the port's file name).
-    name: Option<String>,
-    /// Its serial port.
-    port: String,
-    /// Its baud rate (default: the file's or 115200).
-    baud: Option<u32>,
-}
-
-/// One device of the daemon: its name (in the page, the API's `/api/devices/{name}/…` and
-/// its log folder) and where its samples come from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceSetting {
-    /// Letters, digits, `-`, `_` and `.`.
-    pub name: String,
-    /// Where its samples come from.
-    pub source: SourceSetting,
-}
-
-impl DeviceSetting {
-    /// A device named after its source: a port's file name, `emulated`, a replayed file's
-    /// stem.
-    pub fn new(source: SourceSetting) -> Self {
-        let name = match &source {
-            SourceSetting::Serial { port, .. } => std::path::Path::new(port)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| port.clone()),
-            SourceSetting::Emulated { .. } => "emulated".into(),
-            SourceSetting::ReplayCsv { path, .. } | SourceSetting::ReplayFrames { path, .. } => {
-                path.file_stem()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "replay".into())
-            }
-        };
-        DeviceSetting {
-            name: clean_name(&name),
-            source,
-        }
-    }
-}
-
-/// A name safe in a URL path and as a folder: other characters become `_`.
-pub fn clean_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
-            _ => '_',
-        })
-        .collect();
-    match cleaned.trim_matches('.') {
-        "" => "device".into(),
-        _ => cleaned,
-    }
-}
+use super::file::FileSettings;
+pub use crate::app::{AutoSetting, DeviceSetting, Settings};
+use crate::device::clean_name;
+use crate::model::detector::{DetectorSpec, HostDetector, Period, Setting, SpecError};
+use crate::source::SourceSetting;
 
 /// Make names unique (`name`, `name-2`, …), in order.
 fn unique_names(devices: &mut [DeviceSetting]) {
@@ -208,90 +22,6 @@ fn unique_names(devices: &mut [DeviceSetting]) {
             d.name = format!("{base}-{n}");
         }
     }
-}
-
-/// Where samples come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceSetting {
-    /// A serial port at a baud rate.
-    Serial {
-        /// The port's path.
-        port: String,
-        /// Its baud rate.
-        baud: u32,
-    },
-    /// The firmware's app emulated on this machine, over a pty.
-    Emulated {
-        /// Samples per second.
-        rate_hz: u32,
-        /// Simulator seed.
-        seed: u64,
-    },
-    /// A CSV file judged by the host's detector.
-    ReplayCsv {
-        /// The file.
-        path: PathBuf,
-        /// Pacing.
-        speed: crate::source::replay::Speed,
-        /// Columns.
-        columns: crate::batch::dataset::Columns,
-        /// Stop at the first bad row.
-        strict: bool,
-        /// Detector settings.
-        detector: zscope_core::DetectorConfig,
-    },
-    /// A recording of raw frames, shown as the device judged it.
-    ReplayFrames {
-        /// The file.
-        path: PathBuf,
-        /// Pacing.
-        speed: crate::source::replay::Speed,
-    },
-}
-
-/// Everything the daemon needs, resolved.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The devices, each with its name and source (one, unless several are asked for).
-    pub devices: Vec<DeviceSetting>,
-    /// Dashboard address.
-    pub listen: SocketAddr,
-    /// Write token.
-    pub token: Option<String>,
-    /// Host names the dashboard answers to (`None`: any, when listening on all interfaces
-    /// with no names given).
-    pub allowed_hosts: Option<Vec<String>>,
-    /// CSV folder.
-    pub log_dir: PathBuf,
-    /// Whether samples.csv is written.
-    pub samples_log: bool,
-    /// Rotation size in bytes.
-    pub rotate_bytes: u64,
-    /// Rotated files kept.
-    pub keep_files: u32,
-    /// Where to record raw frames (serial and emulated sources).
-    pub record: Option<PathBuf>,
-    /// Webhooks for anomaly events.
-    pub notify: Vec<String>,
-    /// How long a device stays quiet after a notification.
-    pub notify_cooldown: std::time::Duration,
-    /// The MQTT broker to publish to.
-    pub mqtt: Option<crate::mqtt::MqttSetting>,
-    /// The MQTT broker whose devices (published by other daemons) to show.
-    pub subscribe: Option<crate::mqtt::MqttSetting>,
-    /// `--auto`: attach USB dev-board probes as they appear.
-    pub auto: Option<AutoSetting>,
-    /// The store's retention (`None`: no store, `--no-store`).
-    pub store: Option<crate::store::Retention>,
-}
-
-/// `--auto`: which USB serial ports to attach, and at what baud rate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutoSetting {
-    /// The baud rate of every board attached.
-    pub baud: u32,
-    /// USB ids to attach besides the known probes (`--auto-id`).
-    pub extra: Vec<crate::source::usb::UsbId>,
 }
 
 /// Why the settings cannot be used.
@@ -322,6 +52,9 @@ pub enum SettingsError {
     /// A value out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A detector spec that cannot be resolved.
+    #[error(transparent)]
+    Detector(#[from] SpecError),
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
@@ -381,30 +114,30 @@ impl Cli {
         }
         let (learn, rest) = (args.learn.or(file.learn), args.rest.or(file.rest));
         let alpha = args.alpha.or(file.alpha);
-        if method != Method::Adaptive {
-            if learn.is_some() {
-                return ignored(
+        let given = [
+            (Setting::Learn, learn.is_some()),
+            (Setting::Rest, rest.is_some()),
+            (Setting::Period, seasonal.is_some()),
+            (Setting::Alpha, alpha.is_some()),
+        ];
+        if let Some(setting) = Setting::misplaced(method, &given) {
+            return match setting {
+                Setting::Learn => ignored(
                     "--learn",
                     "outside the adaptive detector (--detector adaptive)",
-                );
-            }
-            if rest.is_some() {
-                return ignored(
+                ),
+                Setting::Rest => ignored(
                     "--rest",
                     "outside the adaptive detector (--detector adaptive)",
-                );
-            }
-        }
-        if method != Method::Seasonal {
-            if seasonal.is_some() {
-                return ignored(
+                ),
+                Setting::Period => ignored(
                     "--seasonal",
                     "outside the seasonal detector (drop --detector, or --detector seasonal)",
-                );
-            }
-            if alpha.is_some() {
-                return ignored("--alpha", "without a seasonal profile (--seasonal PERIOD)");
-            }
+                ),
+                Setting::Alpha => {
+                    ignored("--alpha", "without a seasonal profile (--seasonal PERIOD)")
+                }
+            };
         }
         let (baseline, period_ms) = match method {
             Method::Zscore => (Baseline::Window, None),
@@ -444,7 +177,7 @@ impl Cli {
             },
             baseline,
         };
-        crate::batch::score::HostDetector::validate(&config)
+        HostDetector::validate(&config)
             .map_err(|e| SettingsError::Invalid(format!("invalid detector settings: {e}")))?;
         Ok(DetectorSpec { config, period_ms })
     }
@@ -624,16 +357,17 @@ impl Cli {
                 "--retain-days {retain_days}: give a number of days, 0 to keep everything"
             )));
         }
-        let store =
-            (!serve.no_store && file.store.unwrap_or(true)).then(|| crate::store::Retention {
+        let store = (!serve.no_store && file.store.unwrap_or(true)).then(|| {
+            crate::sink::store::Retention {
                 max_age: (retain_days > 0.0)
                     .then(|| std::time::Duration::from_secs_f64(retain_days * 86_400.0)),
                 max_bytes: (retain_mb > 0).then_some(retain_mb << 20),
-            });
+            }
+        });
         let mqtt = match serve.mqtt.clone().or(file.mqtt.clone()) {
             None => None,
             Some(url) => Some(
-                crate::mqtt::MqttSetting::parse(&url, client_id.clone())
+                crate::sink::mqtt::MqttSetting::parse(&url, client_id.clone())
                     .map_err(SettingsError::Invalid)?
                     .with_ca(mqtt_ca.clone()),
             ),
@@ -641,7 +375,7 @@ impl Cli {
         let subscribe = match serve.subscribe.clone().or(file.subscribe.clone()) {
             None => None,
             Some(url) => Some(
-                crate::mqtt::MqttSetting::parse(&url, format!("{client_id}-subscriber"))
+                crate::sink::mqtt::MqttSetting::parse(&url, format!("{client_id}-subscriber"))
                     .map_err(|e| SettingsError::Invalid(e.replace("--mqtt", "--subscribe")))?
                     .with_ca(mqtt_ca),
             ),
@@ -680,6 +414,7 @@ impl Cli {
             subscribe,
             auto,
             store,
+            header_timeout: crate::web::HEADER_TIMEOUT,
         })
     }
 }

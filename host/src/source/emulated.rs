@@ -60,6 +60,8 @@ pub struct PtyLink {
     peer: TTYPort,
     /// Bytes allowed to wait unread (`None`: as many as the pty holds).
     fifo: Option<usize>,
+    /// Bytes written to the line so far.
+    written: u64,
 }
 
 impl PtyLink {
@@ -106,7 +108,9 @@ impl embedded_io::Write for PtyLink {
     /// Writes what the FIFO has room for (at least a byte when it was ready).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = self.room()?.max(1);
-        io::Write::write(&mut self.port, &buf[..buf.len().min(room)])
+        let n = io::Write::write(&mut self.port, &buf[..buf.len().min(room)])?;
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -120,7 +124,7 @@ pub struct Emulator {
     link: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     faults: std::sync::mpsc::Sender<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<io::Result<u64>>>,
 }
 
 /// Why the emulator could not start.
@@ -190,6 +194,7 @@ impl Emulator {
                     port: master,
                     peer: slave,
                     fifo,
+                    written: 0,
                 };
                 let mut clock = StdClock::new();
                 while !stopping.load(Ordering::Relaxed) {
@@ -200,6 +205,7 @@ impl Emulator {
                             poll(&mut app, &mut link, &mut clock)?;
                         }
                         io::Write::write_all(&mut link.port, &bytes)?;
+                        link.written += bytes.len() as u64;
                     }
                     poll(&mut app, &mut link, &mut clock)?;
                     if app.pending_tx().0.is_empty() {
@@ -215,7 +221,23 @@ impl Emulator {
                         }
                     }
                 }
-                Ok(())
+                // Closing the pty drops what its reader has not taken yet: while a reader
+                // takes it (the backlog shrinks), wait for the line to empty (2 s at most).
+                let deadline = Instant::now() + std::time::Duration::from_secs(2);
+                let mut backlog = link.peer.bytes_to_read().unwrap_or(0);
+                let mut progress = Instant::now();
+                while backlog > 0 && Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    let now = link.peer.bytes_to_read().unwrap_or(0);
+                    if now < backlog {
+                        progress = Instant::now();
+                    } else if progress.elapsed() > std::time::Duration::from_millis(200) {
+                        // Nobody reads: nothing to wait for.
+                        break;
+                    }
+                    backlog = now;
+                }
+                Ok(link.written)
             })
             .map_err(|e| SpawnError::Pty(serialport::Error::from(e)))?;
         Ok(Emulator {
@@ -237,12 +259,13 @@ impl Emulator {
         &self.path
     }
 
-    /// Stop the device (as if unplugged) and report how its loop ended.
-    pub fn stop(mut self) -> io::Result<()> {
+    /// Stop the device (as if unplugged), once its reader has taken what is on the line (2 s
+    /// at most); how many bytes it wrote to the line, or how its loop ended.
+    pub fn stop(mut self) -> io::Result<u64> {
         self.halt()
     }
 
-    fn halt(&mut self) -> io::Result<()> {
+    fn halt(&mut self) -> io::Result<u64> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(link) = self.link.take() {
             let _ = std::fs::remove_file(link);
@@ -250,7 +273,7 @@ impl Emulator {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(io::Error::other("emulator thread panicked")),
-            None => Ok(()),
+            None => Ok(0),
         }
     }
 }

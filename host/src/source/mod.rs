@@ -6,9 +6,14 @@
 //! * [`emulated`]: the firmware's app on this machine, over a real pty (`zscope emulate`, or
 //!   the daemon's `--emulate`);
 //! * [`replay`]: a CSV file judged by the host's detector, or a recording shown as judged;
-//! * [`usb`]: `--auto`, serial ports of known dev-board probes attached as they appear.
+//! * [`usb`]: `--auto`, serial ports of known dev-board probes attached as they appear;
+//! * [`mqtt`]: `--subscribe`, the devices other daemons publish to a broker.
+//!
+//! Below the web and the daemon's wiring, above the sinks: a source feeds its device's
+//! [`Feed`]; those that find devices as they run make them through [`crate::device::Attach`].
 
 pub mod emulated;
+pub mod mqtt;
 pub mod recorder;
 pub mod replay;
 pub mod serial;
@@ -21,12 +26,50 @@ use anyhow::Context;
 use zscope_core::SimConfig;
 
 use crate::batch::dataset::Dataset;
-use crate::batch::score::HostDetector;
-use crate::cli::SourceSetting;
-use crate::daemon::Link;
+use crate::device::Feed;
+use crate::model::detector::HostDetector;
 use emulated::{BOARD, Emulator};
 use recorder::Recorder;
 use replay::Speed;
+
+/// Where samples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSetting {
+    /// A serial port at a baud rate.
+    Serial {
+        /// The port's path.
+        port: String,
+        /// Its baud rate.
+        baud: u32,
+    },
+    /// The firmware's app emulated on this machine, over a pty.
+    Emulated {
+        /// Samples per second.
+        rate_hz: u32,
+        /// Simulator seed.
+        seed: u64,
+    },
+    /// A CSV file judged by the host's detector.
+    ReplayCsv {
+        /// The file.
+        path: PathBuf,
+        /// Pacing.
+        speed: replay::Speed,
+        /// Columns.
+        columns: crate::batch::dataset::Columns,
+        /// Stop at the first bad row.
+        strict: bool,
+        /// Detector settings.
+        detector: zscope_core::DetectorConfig,
+    },
+    /// A recording of raw frames, shown as the device judged it.
+    ReplayFrames {
+        /// The file.
+        path: PathBuf,
+        /// Pacing.
+        speed: replay::Speed,
+    },
+}
 
 /// A source of frames, opened and ready to start.
 pub enum Source {
@@ -66,7 +109,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Wait for the thread to end (after [`crate::daemon::Shared::stop`]), then stop the
+    /// Wait for the thread to end (after [`crate::device::Hub::stop`]), then stop the
     /// emulated device, if any.
     pub fn join(self) {
         let _ = self.thread.join();
@@ -119,7 +162,7 @@ impl Source {
                 detector,
             } => Source::Csv {
                 data: Dataset::open(path, columns, *strict)?,
-                detector: crate::batch::score::detector(*detector)
+                detector: crate::model::detector::detector(*detector)
                     .map_err(|e| anyhow::anyhow!("invalid detector settings: {e}"))?,
                 speed: *speed,
             },
@@ -152,8 +195,8 @@ impl Source {
         }
     }
 
-    /// Start the thread that owns the source, feeding `link`.
-    pub fn spawn(self, link: Link) -> std::io::Result<Running> {
+    /// Start the thread that owns the source, feeding `feed`.
+    pub fn spawn(self, feed: Feed) -> std::io::Result<Running> {
         let (thread, emulator) = match self {
             Source::Serial {
                 port,
@@ -161,15 +204,15 @@ impl Source {
                 recorder,
                 emulator,
             } => (
-                serial::spawn(link, serial::PortPath::new(port), baud, recorder)?,
+                serial::spawn(feed, serial::PortPath::new(port), baud, recorder)?,
                 emulator,
             ),
             Source::Csv {
                 data,
                 detector,
                 speed,
-            } => (replay::spawn_csv(link, data, detector, speed)?, None),
-            Source::Frames { path, speed } => (replay::spawn_frames(link, path, speed)?, None),
+            } => (replay::spawn_csv(feed, data, detector, speed)?, None),
+            Source::Frames { path, speed } => (replay::spawn_frames(feed, path, speed)?, None),
         };
         Ok(Running { thread, emulator })
     }

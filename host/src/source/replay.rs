@@ -19,7 +19,7 @@ use zscope_core::wire::{AckResult, Decoder, DeviceMsg, Sample, name};
 
 use crate::batch::dataset::Dataset;
 use crate::batch::score::HostDetector;
-use crate::daemon::{Link, Shared};
+use crate::device::{Feed, Hub};
 
 /// How fast to replay: a multiple of real time, or as fast as possible.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,14 +63,14 @@ impl Pacer {
     }
 
     /// Wait until the moment `t_ms` (file time) is due; false if the daemon is stopping.
-    fn wait(&mut self, t_ms: i64, shared: &Shared) -> bool {
+    fn wait(&mut self, t_ms: i64, hub: &Hub) -> bool {
         let Speed::Factor(f) = self.speed else {
-            return !shared.stopping();
+            return !hub.stopping();
         };
         let t0 = *self.t0.get_or_insert(t_ms);
         let due = self.start + Duration::from_secs_f64(((t_ms - t0).max(0) as f64 / 1000.0) / f);
         loop {
-            if shared.stopping() {
+            if hub.stopping() {
                 return false;
             }
             let now = Instant::now();
@@ -84,7 +84,7 @@ impl Pacer {
 
 /// Replay a CSV file through `detector`.
 pub fn spawn_csv(
-    link: Link,
+    feed: Feed,
     mut data: Dataset,
     mut detector: Box<HostDetector>,
     speed: Speed,
@@ -101,7 +101,7 @@ pub fn spawn_csv(
                 None,
             );
             let truth = data.layout.label.is_some();
-            link.update(|state, out| {
+            feed.update(|state, out| {
                 state.connected();
                 state.set_replay();
                 state.ingest(DeviceMsg::Hello(hello), chrono::Utc::now(), out);
@@ -111,12 +111,12 @@ pub fn spawn_csv(
             let (mut seq, mut t0) = (0u64, None);
             let mut last_time = 0i64;
             let outcome = loop {
-                while let Ok(cmd) = link.commands.try_recv() {
+                while let Ok(cmd) = feed.commands.try_recv() {
                     // A file has no sample rate to set: its timestamps (and --speed) pace it.
                     let (ack, _) = device.execute(&mut detector, cmd, |hz| {
                         AckResult::RateRejected { hz, max: 0 }
                     });
-                    link.update(|state, out| {
+                    feed.update(|state, out| {
                         state.ingest(DeviceMsg::Ack(ack), chrono::Utc::now(), out)
                     });
                 }
@@ -129,7 +129,7 @@ pub fn spawn_csv(
                 };
                 let time_ms = row.time_ms.unwrap_or(last_time);
                 last_time = time_ms;
-                if !pacer.wait(time_ms, &link.shared) {
+                if !pacer.wait(time_ms, &feed.hub) {
                     return;
                 }
                 let start = *t0.get_or_insert(time_ms);
@@ -142,7 +142,7 @@ pub fn spawn_csv(
                     device.config_version,
                 );
                 seq += 1;
-                link.update(|state, out| {
+                feed.update(|state, out| {
                     state.ingest(DeviceMsg::Sample(sample), chrono::Utc::now(), out)
                 });
             };
@@ -151,13 +151,13 @@ pub fn spawn_csv(
                 None => outcome,
             };
             tracing::info!("{outcome}");
-            link.update(|state, _| state.disconnected(outcome));
+            feed.update(|state, _| state.disconnected(outcome));
         })
 }
 
 /// Replay a recording of raw frames exactly as the device judged it.
 pub fn spawn_frames(
-    link: Link,
+    feed: Feed,
     path: std::path::PathBuf,
     speed: Speed,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -165,7 +165,7 @@ pub fn spawn_frames(
     std::thread::Builder::new()
         .name("zscope-replay".into())
         .spawn(move || {
-            link.update(|state, _| {
+            feed.update(|state, _| {
                 state.connected();
                 state.set_replay();
                 state.set_read_only(format!(
@@ -180,25 +180,25 @@ pub fn spawn_frames(
             let mut frames = 0u64;
             while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
                 // Commands cannot be carried out; the API refuses them before they get here.
-                while link.commands.try_recv().is_ok() {}
+                while feed.commands.try_recv().is_ok() {}
                 let stats = *decoder.stats();
                 let Ok(msg) = result else {
-                    link.update(|state, _| state.set_decode(&stats));
+                    feed.update(|state, _| state.set_decode(&stats));
                     continue;
                 };
                 if let Some(s) = msg.samples().next()
-                    && !pacer.wait(s.time_ms as i64, &link.shared)
+                    && !pacer.wait(s.time_ms as i64, &feed.hub)
                 {
                     return;
                 }
                 frames += 1;
-                link.update(|state, out| {
+                feed.update(|state, out| {
                     state.ingest(msg, chrono::Utc::now(), out);
                     state.set_decode(&stats);
                 });
             }
             let outcome = format!("replay finished: {frames} frames from {}", path.display());
             tracing::info!("{outcome}");
-            link.update(|state, _| state.disconnected(outcome));
+            feed.update(|state, _| state.disconnected(outcome));
         })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use zscope_core::wire::{self, Decoder, DeviceMsg, FrameError};
 
 use super::recorder::Recorder;
-use crate::daemon::Link;
+use crate::device::Feed;
 
 /// How long the link waits before reopening a port it lost or could not open.
 pub const RETRY: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ impl PortPath {
 
 /// Start the thread that owns `port` at `baud`, recording what it reads if asked.
 pub fn spawn(
-    link: Link,
+    feed: Feed,
     port: PortPath,
     baud: u32,
     mut recorder: Option<Recorder>,
@@ -54,7 +54,7 @@ pub fn spawn(
         .name("zscope-link".into())
         .spawn(move || {
             let mut last_error = String::new();
-            while !link.stopping() {
+            while !feed.stopping() {
                 let port = port.get();
                 match serialport::new(&port, baud)
                     .timeout(Duration::from_millis(20))
@@ -62,14 +62,14 @@ pub fn spawn(
                 {
                     Ok(serial) => {
                         tracing::info!("connected to {port} at {baud} baud");
-                        link.update(|state, _| state.connected());
+                        feed.update(|state, _| state.connected());
                         last_error.clear();
-                        let why = run(&link, serial, &mut recorder);
-                        if link.stopping() {
+                        let why = run(&feed, serial, &mut recorder);
+                        if feed.stopping() {
                             break;
                         }
                         tracing::warn!("lost {port}: {why}; retrying every second");
-                        link.update(|state, _| state.disconnected(format!("lost {port}: {why}")));
+                        feed.update(|state, _| state.disconnected(format!("lost {port}: {why}")));
                     }
                     Err(e) => {
                         let why = format!(
@@ -80,7 +80,7 @@ pub fn spawn(
                             tracing::warn!("{why}; retrying every second");
                             last_error = why.clone();
                         }
-                        link.update(|state, _| state.disconnected(why));
+                        feed.update(|state, _| state.disconnected(why));
                     }
                 }
                 std::thread::sleep(RETRY);
@@ -90,7 +90,7 @@ pub fn spawn(
 
 /// Read and write the open port until it fails; returns why.
 fn run(
-    link: &Link,
+    feed: &Feed,
     mut serial: Box<dyn serialport::SerialPort>,
     recorder: &mut Option<Recorder>,
 ) -> String {
@@ -98,11 +98,11 @@ fn run(
     let mut buf = vec![0u8; 16 * 1024];
     let mut reported_version = false;
     loop {
-        if link.stopping() {
+        if feed.stopping() {
             return "daemon stopping".into();
         }
         loop {
-            match link.commands.try_recv() {
+            match feed.commands.try_recv() {
                 Ok(cmd) => {
                     let mut frame = [0u8; wire::MAX_FRAME];
                     let Ok(n) = wire::encode(&cmd, &mut frame) else {
@@ -131,7 +131,7 @@ fn run(
             None => Ok(()),
         };
         let mut input = &buf[..n];
-        link.update(|state, out| {
+        feed.update(|state, out| {
             if let Err(e) = recorded {
                 state.set_link_error(e);
             }

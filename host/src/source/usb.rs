@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::serial::{self, PortPath};
-use crate::daemon::{Factory, Registry};
+use crate::device::{Attach, Registry, clean_name};
 
 /// A USB id to attach: a vendor, and one of its products or all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub fn kind(vid: u16, pid: u16, extra: &[UsbId]) -> Option<&'static str> {
 
 /// Attaches the ports a scan finds.
 pub struct Watcher {
-    factory: Arc<Factory>,
+    attach: Arc<dyn Attach>,
     registry: Arc<Registry>,
     baud: u32,
     extra: Vec<UsbId>,
@@ -116,16 +116,16 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher that makes devices with `factory` into `registry`, at `baud`, attaching the
-    /// known probes and `extra`.
+    /// A watcher that makes devices with `attach` (named apart from those in `registry`), at
+    /// `baud`, attaching the known probes and `extra`.
     pub fn new(
-        factory: Arc<Factory>,
+        attach: Arc<dyn Attach>,
         registry: Arc<Registry>,
         baud: u32,
         extra: Vec<UsbId>,
     ) -> Self {
         Watcher {
-            factory,
+            attach,
             registry,
             baud,
             extra,
@@ -172,23 +172,21 @@ impl Watcher {
             }
             let name = self.name(kind, f);
             let what = format!("USB {:04x}:{:04x} ({kind}) on {}", f.vid, f.pid, f.path);
-            let (device, link) = match self.factory.create(&name, f.path.clone(), &what) {
-                Ok(d) => d,
+            let feed = match self.attach.attach(&name, f.path.clone(), &what, false) {
+                Ok(feed) => feed,
                 Err(e) => {
                     tracing::error!("--auto: cannot add {name}: {e:#}");
                     continue;
                 }
             };
             let port = PortPath::new(f.path.clone());
-            match serial::spawn(link, port.clone(), self.baud, None) {
+            match serial::spawn(feed, port.clone(), self.baud, None) {
                 Ok(thread) => self.threads.push(thread),
                 Err(e) => {
                     tracing::error!("--auto: cannot start the reader of {name}: {e}");
                     continue;
                 }
             }
-            tokio::spawn(crate::web::broadcaster(device.shared.clone()));
-            self.registry.add(device);
             self.attached.insert(key, port);
             added.push(name);
         }
@@ -202,7 +200,7 @@ impl Watcher {
             Some(serial) => format!("{kind}-{serial}"),
             None => f.path.rsplit('/').next().unwrap_or(&f.path).to_string(),
         };
-        let base = crate::cli::clean_name(&base);
+        let base = clean_name(&base);
         let mut name = base.clone();
         let mut n = 2;
         while self.registry.find(Some(&name)).is_some() {

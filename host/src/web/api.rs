@@ -23,10 +23,10 @@ use zscope_core::wire::{AckResult, HostMsg};
 use zscope_core::{AnomalyPolicy, Baseline, DetectorConfig};
 
 use super::error::ApiError;
+use super::extract::{App, Dev};
 use super::ws::SNAPSHOT_POINTS;
-use super::{App, Dev};
-use crate::daemon::state::{ANOMALY_HISTORY, ConfigView, HISTORY};
-use crate::daemon::{Points, StatusView};
+use crate::model::state::{ANOMALY_HISTORY, HISTORY};
+use crate::model::{ConfigView, Points, StatusView};
 
 /// How long `POST /api/config` waits for the device's acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,7 +43,7 @@ pub struct Range {
 /// `GET /api/samples?from=&to=&limit=`: the points in memory with chart time in `[from, to]`,
 /// as columns. With `points=N`: any range of the stored history (the whole of it without
 /// `from`/`to`) as at most N columns of min, max, mean, count and flagged, from the points or
-/// their rollups, plus every anomaly in the range ([`crate::store::Range`]).
+/// their rollups, plus every anomaly in the range ([`crate::sink::store::Range`]).
 pub(super) async fn samples(
     Dev(dev): Dev,
     Query(q): Query<Range>,
@@ -52,7 +52,7 @@ pub(super) async fn samples(
     let Some(columns) = q.points else {
         let limit = q.limit.unwrap_or(SNAPSHOT_POINTS).min(HISTORY);
         let points =
-            dev.shared
+            dev.hub
                 .state()
                 .range(q.from.unwrap_or(f64::MIN), q.to.unwrap_or(f64::MAX), limit);
         return Ok(Json(points).into_response());
@@ -62,9 +62,13 @@ pub(super) async fn samples(
             "points={columns}: ask for 1 to 100000 columns"
         )));
     }
-    let path = dev.shared.store_path.clone().ok_or(ApiError::NoStore)?;
+    let path = dev
+        .hub
+        .store_path()
+        .map(std::path::Path::to_path_buf)
+        .ok_or(ApiError::NoStore)?;
     let range = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let reader = crate::store::Reader::open(&path).map_err(|e| e.to_string())?;
+        let reader = crate::sink::store::Reader::open(&path).map_err(|e| e.to_string())?;
         let (from, to) = match (q.from, q.to) {
             (Some(f), Some(t)) => (f, t),
             (f, t) => {
@@ -92,7 +96,7 @@ pub struct Limit {
 /// `GET /api/anomalies?limit=`: the latest anomalies, as columns.
 pub(super) async fn anomalies(Dev(dev): Dev, Query(q): Query<Limit>) -> Json<Points> {
     let n = q.limit.unwrap_or(1000).min(ANOMALY_HISTORY);
-    Json(dev.shared.state().latest_anomalies(n))
+    Json(dev.hub.state().latest_anomalies(n))
 }
 
 /// One device in `/api/devices`.
@@ -109,12 +113,12 @@ pub struct DeviceSummary {
     /// Points per second.
     pub rate: f64,
     /// Samples, anomalies, events, frames lost.
-    pub counters: crate::daemon::state::Counters,
+    pub counters: crate::model::state::Counters,
     /// What is wrong with its link, if anything.
     pub link_error: Option<String>,
     /// Anomalies lately, and a sparkline of the last minute.
     #[serde(flatten)]
-    pub overview: crate::daemon::state::Overview,
+    pub overview: crate::model::state::Overview,
 }
 
 /// `GET /api/devices`: every device, in the order given.
@@ -124,9 +128,9 @@ pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> 
         .list()
         .iter()
         .map(|d| {
-            let s = d.shared.status();
+            let s = d.hub.status();
             let overview = d
-                .shared
+                .hub
                 .state()
                 .overview(chrono::Utc::now().timestamp_millis() as f64);
             DeviceSummary {
@@ -146,12 +150,12 @@ pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> 
 
 /// `GET /api/status`.
 pub(super) async fn status(Dev(dev): Dev) -> Json<StatusView> {
-    Json(dev.shared.status())
+    Json(dev.hub.status())
 }
 
 /// `GET /api/config`.
 pub(super) async fn config(Dev(dev): Dev) -> Json<ConfigView> {
-    Json(dev.shared.state().config_view())
+    Json(dev.hub.state().config_view())
 }
 
 /// A config change: any field left out keeps its current value.
@@ -160,7 +164,7 @@ pub(super) async fn config(Dev(dev): Dev) -> Json<ConfigView> {
 pub struct ConfigChange {
     /// `adaptive`, `zscore` or `seasonal` (unset: the one in force, or as `seasonal_period`
     /// implies).
-    detector: Option<crate::cli::Method>,
+    detector: Option<crate::model::detector::Method>,
     window: Option<u32>,
     threshold: Option<f32>,
     /// A warm-up, or null for the default.
@@ -215,32 +219,29 @@ impl ConfigChange {
 /// The detector `change` asks for, from the one in force: refused (with the reason) when it
 /// names a setting that the chosen detector does not have.
 fn apply_detector(current: Baseline, change: &ConfigChange) -> Result<Baseline, String> {
-    use crate::cli::Method;
-    let method = change
-        .detector
-        .unwrap_or(match (change.seasonal_period, current) {
-            (Some(Some(_)), _) => Method::Seasonal,
-            (Some(None), _) | (None, Baseline::Window) => Method::Zscore,
-            (None, Baseline::Seasonal { .. }) => Method::Seasonal,
-            (None, Baseline::Adaptive { .. }) => Method::Adaptive,
-        });
-    let not_for =
-        |field: &str, what: &str| Err(format!("{field} applies to the {what} detector only"));
-    if method != Method::Adaptive {
-        if change.learn.is_some() {
-            return not_for("learn", "adaptive");
-        }
-        if change.rest.is_some() {
-            return not_for("rest", "adaptive");
-        }
-    }
-    if method != Method::Seasonal {
-        if matches!(change.seasonal_period, Some(Some(_))) {
-            return not_for("seasonal_period", "seasonal");
-        }
-        if change.alpha.is_some() {
-            return not_for("alpha", "seasonal");
-        }
+    use crate::model::detector::{Method, Setting};
+    let method = change.detector.unwrap_or(match change.seasonal_period {
+        Some(Some(_)) => Method::Seasonal,
+        Some(None) => Method::Zscore,
+        None => Method::of(current),
+    });
+    let given = [
+        (Setting::Learn, change.learn.is_some()),
+        (Setting::Rest, change.rest.is_some()),
+        (
+            Setting::Period,
+            matches!(change.seasonal_period, Some(Some(_))),
+        ),
+        (Setting::Alpha, change.alpha.is_some()),
+    ];
+    if let Some(setting) = Setting::misplaced(method, &given) {
+        let (field, what) = match setting {
+            Setting::Learn => ("learn", "adaptive"),
+            Setting::Rest => ("rest", "adaptive"),
+            Setting::Period => ("seasonal_period", "seasonal"),
+            Setting::Alpha => ("alpha", "seasonal"),
+        };
+        return Err(format!("{field} applies to the {what} detector only"));
     }
     Ok(match method {
         Method::Zscore => Baseline::Window,
@@ -260,7 +261,7 @@ fn apply_detector(current: Baseline, change: &ConfigChange) -> Result<Baseline, 
         Method::Seasonal => {
             let (period, alpha) = match current {
                 Baseline::Seasonal { period, alpha } => (Some(period), alpha),
-                _ => (None, crate::cli::DEFAULT_ALPHA),
+                _ => (None, crate::model::detector::DEFAULT_ALPHA),
             };
             let period = match change.seasonal_period {
                 Some(Some(p)) => p,
@@ -294,7 +295,7 @@ pub(super) async fn set_config(
         _ => ApiError::BadJson(e.body_text()),
     })?;
     let (current, view, connected) = {
-        let s = dev.shared.state();
+        let s = dev.hub.state();
         if let Some(why) = s.read_only() {
             return Err(ApiError::ReadOnly(why.to_string()));
         }
@@ -310,7 +311,7 @@ pub(super) async fn set_config(
             view.season_capacity.unwrap_or(0) as usize,
         )
         .map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
-    let rx = dev.shared.command(|id| HostMsg::SetConfig { id, config });
+    let rx = dev.hub.command(|id| HostMsg::SetConfig { id, config });
     let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
         Ok(Ok(ack)) => ack,
         Ok(Err(_)) => return Err(ApiError::LinkDown),
@@ -373,7 +374,7 @@ mod tests {
             apply_detector(adaptive, &change(r#"{"seasonal_period": 50}"#)),
             Ok(Baseline::Seasonal {
                 period: 50,
-                alpha: crate::cli::DEFAULT_ALPHA
+                alpha: crate::model::detector::DEFAULT_ALPHA
             })
         );
         assert_eq!(

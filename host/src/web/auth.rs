@@ -11,8 +11,8 @@ use axum::response::Response;
 
 use cookie::{Cookie, SameSite};
 
-use super::App;
 use super::error::ApiError;
+use super::extract::App;
 
 /// What every response says about how a browser may use it: only this origin's scripts,
 /// styles and connections; never inside another site's frame; types as declared.

@@ -13,11 +13,11 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod ws;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -28,62 +28,10 @@ use axum::middleware;
 use axum::routing::get;
 
 pub use error::ApiError;
-pub use ws::broadcaster;
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRequestParts, Path};
-use axum::http::request::Parts;
-
-use crate::daemon::{Device, Registry};
+use crate::device::{Registry, lock};
 use assets::asset;
-
-#[derive(Clone)]
-struct App {
-    devices: Arc<Registry>,
-    token: Option<Arc<str>>,
-    /// Host names requests may be addressed to; `None`: any.
-    hosts: Option<Arc<[String]>>,
-    /// Live WebSocket clients.
-    ws_clients: Arc<AtomicUsize>,
-}
-
-/// The device a request is for: `/api/devices/{name}/…`, or `?device=name`, or else the
-/// first; an unknown name is a 404 that lists the names.
-struct Dev(Device);
-
-impl FromRequestParts<App> for Dev {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let from_path = Path::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .ok()
-            .and_then(|Path(p)| p.get("device").cloned());
-        let from_query = || {
-            parts.uri.query().and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "device")
-                    .map(|(_, v)| v.into_owned())
-            })
-        };
-        let name = from_path.or_else(from_query);
-        match app.devices.find(name.as_deref()) {
-            Some(d) => Ok(Dev(d)),
-            None if app.devices.list().is_empty() => Err(ApiError::NoDeviceYet),
-            None => Err(ApiError::NoSuchDevice {
-                name: name.unwrap_or_default(),
-                names: app
-                    .devices
-                    .list()
-                    .iter()
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
-    }
-}
+use extract::App;
 
 /// The router, with its state: the devices (the first answers the routes without a device
 /// name), `token` guards writes (and reads off loopback), `hosts` are the names requests may
@@ -159,10 +107,6 @@ struct Unserved {
 
 type SharedUnserved = Arc<std::sync::Mutex<Unserved>>;
 
-fn lock(u: &SharedUnserved) -> std::sync::MutexGuard<'_, Unserved> {
-    u.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A connection slot: free at once, or made by closing the oldest unserved connection.
 async fn slot(slots: &Arc<Semaphore>, unserved: &SharedUnserved) -> Option<OwnedSemaphorePermit> {
     if let Ok(s) = slots.clone().try_acquire_owned() {
@@ -178,12 +122,13 @@ async fn slot(slots: &Arc<Semaphore>, unserved: &SharedUnserved) -> Option<Owned
 }
 
 /// Serve `app` on `listener` until `stop` completes: HTTP/1 (WebSocket upgrades included),
-/// every connection's headers due within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] at
+/// every connection's headers due within `header_timeout` ([`HEADER_TIMEOUT`] by default), at most [`MAX_CONNECTIONS`] at
 /// once (see there). On `stop`, connections are asked to finish and given a second.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     app: Router,
     stop: impl std::future::Future<Output = ()> + Send,
+    header_timeout: Duration,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
@@ -234,7 +179,7 @@ pub async fn serve_http(
                 });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
@@ -274,10 +219,10 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
-    fn one(shared: Arc<crate::daemon::Shared>) -> Arc<Registry> {
-        Registry::new(vec![crate::daemon::Device {
+    fn one(hub: Arc<crate::device::Hub>) -> Arc<Registry> {
+        Registry::new(vec![crate::device::Device {
             name: "test".into(),
-            shared,
+            hub,
             remote: false,
         }])
     }
@@ -308,8 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_guards_writes_everywhere_and_reads_off_loopback() {
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let app = router(one(shared), Some("s3cret".into()), None);
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let app = router(one(hub), Some("s3cret".into()), None);
         let local = [127, 0, 0, 1];
         let remote = [192, 0, 2, 7];
         // Reads from loopback are open; writes are not.
@@ -383,8 +328,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_token_everything_is_open_on_loopback() {
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let app = router(one(shared), None, None);
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let app = router(one(hub), None, None);
         let res = call(&app, "GET", "/api/config", [127, 0, 0, 1], None).await;
         assert_eq!(res.status(), StatusCode::OK);
         // Bad JSON is a 400 that says what to send.
@@ -432,8 +377,8 @@ mod tests {
     /// the names that are answered), before any handler runs; the daemon's own names pass.
     #[tokio::test]
     async fn requests_for_other_names_or_from_other_pages_are_refused() {
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let app = router(one(shared), None, loopback_names());
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let app = router(one(hub), None, loopback_names());
         let status = |r: Response| r.status();
         for host in [
             "127.0.0.1:8080",
@@ -490,8 +435,8 @@ mod tests {
         .await;
         assert_eq!(r.status(), StatusCode::OK);
         // Listening on all interfaces with no names given: any name (the token guards).
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let open = router(one(shared), Some("t".into()), None);
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let open = router(one(hub), Some("t".into()), None);
         let r = send(
             &open,
             "GET",
@@ -505,8 +450,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_carries_the_security_headers() {
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let app = router(one(shared), None, loopback_names());
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let app = router(one(hub), None, loopback_names());
         for uri in ["/", "/app.js", "/api/status", "/nowhere"] {
             let r = send(&app, "GET", uri, &[("host", "127.0.0.1")], Body::empty()).await;
             let h = r.headers();
@@ -525,8 +470,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_body_is_413_and_the_token_is_read_as_browsers_send_it() {
-        let (shared, _commands) = crate::daemon::Shared::new("test".into());
-        let app = router(one(shared), Some("s3cr+t/=".into()), loopback_names());
+        let (hub, _commands) = crate::device::Hub::new("test".into());
+        let app = router(one(hub), Some("s3cr+t/=".into()), loopback_names());
         let huge = format!(r#"{{"threshold": 3, "pad": "{}"}}"#, "x".repeat(3 << 20));
         let r = send(
             &app,

@@ -1,16 +1,15 @@
-//! The WebSocket: a snapshot when a page connects, then what the broadcaster sends every
-//! [`BATCH_EVERY`] (10 ms): new points (as columns), config changes, and the status twice a
-//! second.
+//! The WebSocket: a snapshot when a page connects, then the device's updates as its pump
+//! ([`crate::device::pump`]) sends them every 10 ms: new points (as columns), config changes,
+//! and the status twice a second.
 //!
-//! Updates are encoded once and fanned out with a bounded `broadcast` channel: a page that
-//! falls behind skips ahead (and is told how much it missed); it never slows ingest, and what
-//! the pages hold is bounded by the channel ([`QUEUE`] updates of at most [`MAX_BATCH`]
-//! points, shared by all).
+//! Updates are encoded once and fanned out with the hub's bounded `broadcast` channel: a page
+//! that falls behind skips ahead (and is told how much it missed); it never slows ingest, and
+//! what the pages hold is bounded by the channel ([`UPDATE_BACKLOG`] updates of at most
+//! [`MAX_BATCH`] points, shared by all).
 //! At most [`MAX_WS_CLIENTS`] pages at once; one more is refused (503) with the reason.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -19,46 +18,33 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::{App, Dev};
-use crate::daemon::state::ConfigView;
-use crate::daemon::{Points, Shared, StatusView};
+use super::extract::{App, Dev};
+use crate::device::{Hub, Update};
+pub use crate::device::{MAX_BATCH, UPDATE_BACKLOG};
+use crate::model::{ConfigView, Points, StatusView};
 
 /// Points sent to a page when it connects (its chart's history).
 pub const SNAPSHOT_POINTS: usize = 10_000;
-/// Points in one WebSocket message at most (about 40 KB of JSON): a connection's write buffer
-/// grows to its largest message and keeps that size, so messages stay small; a snapshot goes
-/// out as several.
-pub const MAX_BATCH: usize = 400;
-/// Updates a page may fall behind by before it skips ahead (and is told).
-pub const QUEUE: usize = 128;
 /// Live WebSocket clients at most; one more is refused (503) with the reason.
 pub const MAX_WS_CLIENTS: usize = 256;
 
-/// One WebSocket message, `{"type": "...", ...}`.
+/// A message only a page gets, `{"type": "...", ...}` like the device's updates.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum Update {
+enum PageMessage {
     /// What a page starts from.
     Snapshot {
         status: Box<StatusView>,
         config: ConfigView,
-        points: Points,
+        points: Box<Points>,
     },
-    /// New points.
-    Points { points: Points },
-    /// The config changed.
-    Config(ConfigView),
-    /// The status, twice a second.
-    Status(Box<StatusView>),
     /// This page fell behind and missed updates.
     Lagged { skipped_updates: u64 },
 }
 
-impl Update {
-    fn encode(&self) -> Utf8Bytes {
-        // Our own types always serialise.
-        Utf8Bytes::from(serde_json::to_string(self).unwrap_or_default())
-    }
+fn encode(message: &impl Serialize) -> Utf8Bytes {
+    // Our own types always serialise.
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
 }
 
 /// A WebSocket client's place, given back when it goes (or its upgrade never happens).
@@ -89,29 +75,31 @@ pub(super) async fn ws(
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            client(dev.shared, socket).await;
+            client(dev.hub, socket).await;
         })
 }
 
-async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
-    let mut updates = shared.updates.subscribe();
-    let status = Box::new(shared.status());
+async fn client(hub: Arc<Hub>, mut socket: WebSocket) {
+    let mut updates = hub.updates.subscribe();
+    let status = Box::new(hub.status());
     let (config, points) = {
-        let s = shared.state();
+        let s = hub.state();
         (s.config_view(), s.latest_points(SNAPSHOT_POINTS))
     };
     // The snapshot's first batch, then the rest as ordinary batches.
     let mut batches = points.chunks(MAX_BATCH);
-    let first = Update::Snapshot {
+    let first = encode(&PageMessage::Snapshot {
         status,
         config,
-        points: batches.next().unwrap_or_default().iter().collect(),
-    };
-    let rest = batches.map(|chunk| Update::Points {
-        points: chunk.iter().collect(),
+        points: Box::new(batches.next().unwrap_or_default().iter().collect()),
     });
-    for update in std::iter::once(first).chain(rest) {
-        if socket.send(Message::Text(update.encode())).await.is_err() {
+    let rest = batches.map(|chunk| {
+        encode(&Update::Points {
+            points: Box::new(chunk.iter().collect()),
+        })
+    });
+    for text in std::iter::once(first).chain(rest) {
+        if socket.send(Message::Text(text)).await.is_err() {
             return;
         }
     }
@@ -120,9 +108,9 @@ async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
         tokio::select! {
             update = updates.recv() => {
                 let text = match update {
-                    Ok(text) => text,
+                    Ok(message) => message.json.clone(),
                     Err(RecvError::Lagged(skipped)) => {
-                        Update::Lagged { skipped_updates: skipped }.encode()
+                        encode(&PageMessage::Lagged { skipped_updates: skipped })
                     }
                     Err(RecvError::Closed) => return,
                 };
@@ -134,50 +122,6 @@ async fn client(shared: Arc<Shared>, mut socket: WebSocket) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
-        }
-    }
-}
-
-/// How often new points go out to the pages (and to MQTT): short, so a point reaches a page
-/// (or, through a broker, a central daemon's page) within tens of milliseconds.
-pub const BATCH_EVERY: Duration = Duration::from_millis(10);
-
-/// Every [`BATCH_EVERY`]: push new points (and config changes) to every page; status twice a
-/// second.
-/// What is sent is copied out under the lock and encoded after it is released.
-pub async fn broadcaster(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(BATCH_EVERY);
-    let status_every = (500 / BATCH_EVERY.as_millis().max(1)) as u64;
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seen_config = u64::MAX;
-    let mut n = 0u64;
-    loop {
-        tick.tick().await;
-        n += 1;
-        let (points, config) = {
-            let mut s = shared.state();
-            let config = (s.config_events() != seen_config).then(|| {
-                seen_config = s.config_events();
-                s.config_view()
-            });
-            (s.take_outbox(), config)
-        };
-        let status = n
-            .is_multiple_of(status_every)
-            .then(|| Box::new(shared.status()));
-        // At most MAX_BATCH points a message, so the channel's memory is bounded (32
-        // messages) however fast ingest runs.
-        let mut messages: Vec<Update> = points
-            .chunks(MAX_BATCH)
-            .map(|chunk| Update::Points {
-                points: chunk.iter().collect(),
-            })
-            .collect();
-        messages.extend(config.map(Update::Config));
-        messages.extend(status.map(Update::Status));
-        for m in messages {
-            // No page connected is fine.
-            let _ = shared.updates.send(m.encode());
         }
     }
 }

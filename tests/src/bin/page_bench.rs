@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use fantoccini::ClientBuilder;
 use zscope_tests::bench::{Zscope, build_zscope};
 use zscope_tests::{BROWSER_TOOLS, ChromeDriver, have_tools};
 
@@ -36,12 +35,7 @@ async fn js_f64(c: &fantoccini::Client, script: &str) -> f64 {
 
 async fn measure(url: &str, secs: u64) -> Frames {
     let driver = ChromeDriver::start();
-    let c = ClientBuilder::rustls()
-        .expect("TLS config")
-        .capabilities(driver.capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let c = driver.session().await;
     c.set_window_size(1400, 900).await.expect("window size");
     c.goto(url).await.expect("the page loads");
     // Warm up: the snapshot, the first 10 000 points.

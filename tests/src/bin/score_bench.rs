@@ -91,7 +91,7 @@ fn main() {
             format,
             columns: Columns::default(),
             strict: true,
-            detector: zscope_host::cli::DetectorSpec {
+            detector: zscope_host::model::detector::DetectorSpec {
                 config: DetectorConfig::default(),
                 period_ms: None,
             },

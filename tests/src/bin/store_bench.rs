@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use zscope_core::wire::Flags;
-use zscope_host::daemon::Point;
-use zscope_host::log::{Batch, CsvLog, Entry, LogWriter};
-use zscope_host::store::{Reader, Retention, Store};
+use zscope_host::model::Entry;
+use zscope_host::model::Point;
+use zscope_host::sink::csv::{CsvLog, Handover, LogWriter};
+use zscope_host::sink::store::{Reader, Retention, Store};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -69,13 +70,13 @@ fn rate(dir: &Path, n: u64, csv: bool, store: bool) -> f64 {
     for e in points(n, t0, 10_000.0) {
         batch.push(e);
         if batch.len() == 100 {
-            sender.send(Batch {
+            sender.send(Handover {
                 entries: std::mem::take(&mut batch),
                 configs: Vec::new(),
             });
         }
     }
-    sender.send(Batch {
+    sender.send(Handover {
         entries: batch,
         configs: Vec::new(),
     });

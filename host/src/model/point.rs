@@ -1,7 +1,7 @@
 //! One judged point, in the one shape every consumer reads: [`Point`] in memory, [`Points`] as
 //! columns (`{"t": [...], "value": [...], ...}`, uPlot's own layout) for the WebSocket and the
 //! REST API alike. Both come from one field list below, so a column cannot be added to one and
-//! forgotten in the other; the CSV row ([`crate::log::Row`]) is made from a `Point` too.
+//! forgotten in the other; the CSV row ([`Row`]) is made from a `Point` too.
 
 use serde::Serialize;
 use zscope_core::wire::{Flags, Sample};
@@ -148,6 +148,91 @@ impl<'a> FromIterator<&'a Point> for Points {
         }
         points
     }
+}
+
+/// One logged point: its fields, in order, are the file's columns (see [`header`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Row {
+    /// Host time of arrival, RFC 3339 UTC with milliseconds.
+    pub host_time: String,
+    /// Device sequence number.
+    pub seq: u64,
+    /// Device time, ms since boot.
+    pub device_time_ms: u64,
+    /// The value.
+    pub value: f32,
+    /// Window mean before it.
+    pub mean: f32,
+    /// Window std before it.
+    pub std: f32,
+    /// Z-score.
+    pub z: f32,
+    /// The detector's own score in [0, 1].
+    pub score: f32,
+    /// Threshold of the config that judged it.
+    pub threshold: f32,
+    /// Window of that config.
+    pub window: u32,
+    /// Version of that config.
+    pub config_version: u32,
+    /// 1 if flagged.
+    pub anomaly: u8,
+    /// Why it was flagged, in words: `beyond band` (|z| above the threshold) or `new level`
+    /// (the adaptive detector's novelty: a level the stream had never been at); empty when not
+    /// flagged.
+    pub reason: &'static str,
+    /// 1 if injected, 0 if not, empty when the source has no ground truth.
+    pub truth: Option<u8>,
+    /// Frames lost just before this one (a gap in sequence numbers).
+    pub lost_before: u64,
+}
+
+impl Row {
+    /// The row for `point`, which arrived at `host_ms` (ms since the Unix epoch); `truth` when
+    /// the source has ground truth.
+    pub fn new(point: &Point, host_ms: i64, truth: bool) -> Row {
+        let host_time = chrono::DateTime::from_timestamp_millis(host_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Row {
+            host_time,
+            seq: point.seq,
+            device_time_ms: point.device_time_ms,
+            value: point.value,
+            mean: point.mean,
+            std: point.std,
+            z: point.z,
+            score: point.score,
+            threshold: point.threshold,
+            window: point.window,
+            config_version: point.config_version,
+            anomaly: point.is_anomaly() as u8,
+            reason: point.reason(),
+            truth: truth.then_some(point.is_truth() as u8),
+            lost_before: point.lost_before,
+        }
+    }
+}
+
+/// The header line, derived from [`Row`]'s fields.
+pub fn header() -> String {
+    let line = header_line();
+    String::from_utf8_lossy(&line).trim_end().to_string()
+}
+
+/// The header line with its newline, as `csv` writes it before a first row.
+pub fn header_line() -> Vec<u8> {
+    // csv writes a struct's field names as the header before its first row: keep that line.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = w.serialize(Row::default());
+    let mut bytes = w.into_inner().unwrap_or_default();
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    bytes.truncate(end);
+    bytes
 }
 
 #[cfg(test)]

@@ -13,11 +13,10 @@ use chrono::{DateTime, Utc};
 use zscope_core::wire::{Ack, DeviceMsg, Flags, Hello, Sample};
 
 use super::point::Point;
+use super::record::{ConfigRecord, Entry};
 use super::state::{
     ANOMALY_HISTORY, DeviceInfo, HISTORY, MAX_CLOCK_JUMP_MS, MAX_LOST_AT_ONCE, State,
 };
-use crate::log::Entry;
-use crate::store::ConfigRecord;
 
 /// What ingesting frames produced, for the caller to send on once the lock is released.
 #[derive(Debug, Default)]
@@ -244,7 +243,7 @@ mod tests {
     use zscope_core::wire::name;
 
     fn hello() -> DeviceMsg {
-        let detector = crate::batch::score::detector(DetectorConfig::default()).unwrap();
+        let detector = crate::model::detector::detector(DetectorConfig::default()).unwrap();
         DeviceMsg::Hello(Responder::new().hello(
             &detector,
             name("0.1.0"),
@@ -320,7 +319,7 @@ mod tests {
         // judged it, and its lost frames.
         let log = &ingest.0.log;
         assert_eq!(log.len(), 5);
-        let row = crate::log::Row::new(&log[2].point, log[2].host_ms, log[2].truth);
+        let row = crate::model::point::Row::new(&log[2].point, log[2].host_ms, log[2].truth);
         assert_eq!(
             (row.seq, row.device_time_ms, row.threshold, row.window),
             (5, 100, DetectorConfig::ADAPTIVE_THRESHOLD, 64)

@@ -2,8 +2,8 @@
 //! device, in one SQLite file (bundled: nothing to install, no server), so any range of its
 //! history can be drawn and exported long after the in-memory window has moved on.
 //!
-//! * Written by the log writer's thread ([`crate::log::LogWriter`]): one transaction per
-//!   flush (up to 8 of ingest's batches), in WAL mode with `synchronous = NORMAL`: a commit
+//! * Written by the disk writer's thread ([`super::csv::LogWriter`]): one transaction per
+//!   flush (up to 8 of ingest's hand-overs), in WAL mode with `synchronous = NORMAL`: a commit
 //!   survives the process being killed at any moment, and the file always opens.
 //! * Rollups per second and per minute (min, max, sum, count, anomalies) are kept as the points
 //!   come, so a week draws from ~10 000 minute rows instead of 600 million points.
@@ -20,10 +20,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
-use zscope_core::DetectorConfig;
 
-use crate::daemon::{Point, Points};
-use crate::log::Entry;
+use crate::model::{ConfigRecord, Entry, Point, Points, StoreStatus};
 
 /// The store's file name, in the device's log folder.
 pub const FILE: &str = "zscope.db";
@@ -35,32 +33,6 @@ pub struct Retention {
     pub max_age: Option<Duration>,
     /// Past this size the oldest points are deleted; `None`: no limit.
     pub max_bytes: Option<u64>,
-}
-
-/// A config the device acknowledged (or said hello with), for the store.
-#[derive(Debug, Clone, Copy)]
-pub struct ConfigRecord {
-    /// When, ms since the Unix epoch.
-    pub host_ms: i64,
-    /// Its version.
-    pub version: u32,
-    /// The config.
-    pub config: DetectorConfig,
-}
-
-/// What the store reports in `/api/status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StoreStatus {
-    /// The file.
-    pub path: String,
-    /// Points stored since start.
-    pub stored: u64,
-    /// Points that could not be stored (the disk was full, the file unwritable).
-    pub not_stored: u64,
-    /// The last error, until a write succeeds again.
-    pub error: Option<String>,
-    /// Points deleted by retention since start.
-    pub expired: u64,
 }
 
 /// Why the store could not open.

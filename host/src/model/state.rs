@@ -1,4 +1,5 @@
-//! What the daemon knows: [`State`], behind the one mutex in [`super::Shared`].
+//! What the daemon knows of a device: [`State`], behind the one mutex of its hub
+//! (`crate::device::Hub`).
 //!
 //! Only [`super::ingest`] changes what the device said (its fields are private to the
 //! daemon); the web side reads typed views of it ([`StatusView`], [`ConfigView`], [`Points`]),
@@ -11,7 +12,7 @@ use zscope_core::DetectorConfig;
 use zscope_core::wire::{DecodeStats, Status};
 
 use super::point::{Point, Points};
-use crate::log::LogStatus;
+use super::status::{LogStatus, MqttStatus, NotifyStatus, StoreStatus};
 
 /// Points kept in memory for `/api/samples` (older ones are in samples.csv).
 pub const HISTORY: usize = 200_000;
@@ -138,7 +139,7 @@ pub struct State {
     pub(super) rate_window: VecDeque<f64>,
     /// Points not yet pushed to the browsers.
     pub(super) outbox: Vec<Point>,
-    /// Bumped on every config change, for the broadcaster.
+    /// Bumped on every config change, for the pump (`crate::device::pump`).
     pub(super) config_events: u64,
     pub(super) read_only: Option<String>,
     pub(super) refused: Option<String>,
@@ -187,11 +188,11 @@ pub struct StatusView {
     /// Why the config cannot be changed (a replay of recorded frames), if so.
     pub read_only: Option<String>,
     /// The notifications, when `--notify` is given.
-    pub notify: Option<crate::notify::NotifyStatus>,
+    pub notify: Option<NotifyStatus>,
     /// MQTT publishing, when `--mqtt` is given.
-    pub mqtt: Option<crate::mqtt::MqttStatus>,
+    pub mqtt: Option<MqttStatus>,
     /// The store (`None` with `--no-store`).
-    pub store: Option<crate::store::StoreStatus>,
+    pub store: Option<StoreStatus>,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
 }
@@ -407,7 +408,7 @@ impl State {
     pub fn status(
         &self,
         logs: Vec<LogStatus>,
-        notify: Option<crate::notify::NotifyStatus>,
+        notify: Option<NotifyStatus>,
         uptime_s: u64,
     ) -> StatusView {
         StatusView {

@@ -4,7 +4,7 @@
 //! * The body is JSON with the device, time, value, z, score and a link to the page at that
 //!   moment, plus a `text` field in the form Slack, Mattermost and Discord's Slack-compatible
 //!   incoming webhooks read (ntfy takes the body as the message).
-//! * One thread sends, in order, from a bounded queue ([`QUEUE`]): ingest never waits for a
+//! * One thread sends, in order, from a bounded queue ([`NOTICE_QUEUE`]): ingest never waits for a
 //!   webhook; a notice that finds the queue full is dropped and counted.
 //! * A device that raised a notification stays quiet for the cooldown (`--notify-cooldown`);
 //!   events meanwhile are counted as suppressed, not sent.
@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::device::{Sink, lock};
+use crate::model::{NotifyStatus, Output, Point};
+
 /// Notices waiting to be sent at most.
-pub const QUEUE: usize = 64;
+pub const NOTICE_QUEUE: usize = 64;
 /// Tries per URL.
 pub const ATTEMPTS: u32 = 3;
 /// How long one try may take.
@@ -47,23 +50,6 @@ pub struct Notice {
     pub score: f32,
     /// The page, showing that moment.
     pub url: String,
-}
-
-/// What `/api/status` says of the notifications.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NotifyStatus {
-    /// Where they go.
-    pub urls: Vec<String>,
-    /// Events sent (to every URL that took them).
-    pub sent: u64,
-    /// Events some URL refused after every try.
-    pub failed: u64,
-    /// Events not sent: their device was in its cooldown.
-    pub suppressed: u64,
-    /// Events dropped: the queue was full.
-    pub dropped: u64,
-    /// The last failure, if the last try of a URL failed.
-    pub last_error: Option<String>,
 }
 
 /// Whether a device that notified at `last` may notify again at `now`.
@@ -93,17 +79,13 @@ pub struct Notifier {
     status: Arc<Mutex<NotifyStatus>>,
 }
 
-fn lock(s: &Mutex<NotifyStatus>) -> std::sync::MutexGuard<'_, NotifyStatus> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Notifier {
     /// Start sending to `urls`, each device quiet for `cooldown` after a notification.
     pub fn spawn(
         urls: Vec<String>,
         cooldown: Duration,
     ) -> std::io::Result<(Notifier, NotifySender)> {
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = sync_channel(NOTICE_QUEUE);
         let status = Arc::new(Mutex::new(NotifyStatus {
             urls: urls.clone(),
             ..NotifyStatus::default()
@@ -141,7 +123,7 @@ fn run(
     status: Arc<Mutex<NotifyStatus>>,
 ) {
     let tls = ureq::tls::TlsConfig::builder()
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
@@ -189,6 +171,58 @@ fn post(agent: &ureq::Agent, url: &str, notice: &Notice) -> Result<(), String> {
         }
     }
     Err(format!("{why} (after {ATTEMPTS} tries)"))
+}
+
+/// A device's notices: each anomaly event of the device `name`, with a link into the page at
+/// `page` (`http://HOST:PORT/`), to the notifier.
+pub struct DeviceNotices {
+    /// The notifier's queue.
+    pub sender: NotifySender,
+    /// The page's address.
+    pub page: String,
+    /// The device's name.
+    pub name: String,
+}
+
+impl Sink for DeviceNotices {
+    fn take(&self, out: &Output, device: Option<&str>) {
+        let Some(device) = device else { return };
+        for p in &out.events {
+            self.sender.send(notice(&self.name, device, p, &self.page));
+        }
+    }
+}
+
+/// The notification for an event that starts at `p` on the device `name` (`what`: its board
+/// and port).
+pub fn notice(name: &str, what: &str, p: &Point, page: &str) -> Notice {
+    let time = chrono::DateTime::from_timestamp_millis(p.t as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let url = format!("{page}?device={name}&at={}", p.t as i64);
+    Notice {
+        text: if p.reason() == "new level" {
+            format!(
+                "zscope: anomaly on {name} ({what}) at {time}: a new level, value {} (z {:.2}, \
+                 inside the band), score {:.2} <{url}>",
+                p.value, p.z, p.score
+            )
+        } else {
+            format!(
+                "zscope: anomaly on {name} ({what}) at {time}: beyond the band, value {}, z {:.2}, \
+                 score {:.2} <{url}>",
+                p.value, p.z, p.score
+            )
+        },
+        device: name.to_string(),
+        time,
+        t_ms: p.t,
+        seq: p.seq,
+        value: p.value,
+        z: p.z,
+        score: p.score,
+        url,
+    }
 }
 
 #[cfg(test)]

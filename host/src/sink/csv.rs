@@ -17,6 +17,9 @@
 //!   ([`LogWriter`]): no disk I/O happens under the state lock that the API waits on.
 //!
 //! Columns (both files): the fields of [`Row`] (see [`header`]) and the README.
+//!
+//! The writer thread also owns the device's store ([`super::store`]): one thread does a
+//! device's disk I/O.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -27,10 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::daemon::point::Point;
-use crate::store::{ConfigRecord, Store, StoreStatus};
+use crate::device::{Sink, lock};
+use crate::model::point::header_line;
+pub use crate::model::point::{Row, header};
+use crate::model::{ConfigRecord, Entry, LogStatus, Output, StoreStatus};
+use crate::sink::store::Store;
 
 /// Bytes handed to one `write` at most (whole rows).
 pub const WRITE_CHUNK: usize = 64 * 1024;
@@ -38,76 +42,6 @@ pub const WRITE_CHUNK: usize = 64 * 1024;
 /// Rows kept in memory per file while it cannot be written.
 pub const MAX_PENDING: usize = 200_000;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// One logged point: its fields, in order, are the file's columns (see [`header`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Row {
-    /// Host time of arrival, RFC 3339 UTC with milliseconds.
-    pub host_time: String,
-    /// Device sequence number.
-    pub seq: u64,
-    /// Device time, ms since boot.
-    pub device_time_ms: u64,
-    /// The value.
-    pub value: f32,
-    /// Window mean before it.
-    pub mean: f32,
-    /// Window std before it.
-    pub std: f32,
-    /// Z-score.
-    pub z: f32,
-    /// The detector's own score in [0, 1].
-    pub score: f32,
-    /// Threshold of the config that judged it.
-    pub threshold: f32,
-    /// Window of that config.
-    pub window: u32,
-    /// Version of that config.
-    pub config_version: u32,
-    /// 1 if flagged.
-    pub anomaly: u8,
-    /// Why it was flagged, in words: `beyond band` (|z| above the threshold) or `new level`
-    /// (the adaptive detector's novelty: a level the stream had never been at); empty when not
-    /// flagged.
-    pub reason: &'static str,
-    /// 1 if injected, 0 if not, empty when the source has no ground truth.
-    pub truth: Option<u8>,
-    /// Frames lost just before this one (a gap in sequence numbers).
-    pub lost_before: u64,
-}
-
-impl Row {
-    /// The row for `point`, which arrived at `host_ms` (ms since the Unix epoch); `truth` when
-    /// the source has ground truth.
-    pub fn new(point: &Point, host_ms: i64, truth: bool) -> Row {
-        let host_time = chrono::DateTime::from_timestamp_millis(host_ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        Row {
-            host_time,
-            seq: point.seq,
-            device_time_ms: point.device_time_ms,
-            value: point.value,
-            mean: point.mean,
-            std: point.std,
-            z: point.z,
-            score: point.score,
-            threshold: point.threshold,
-            window: point.window,
-            config_version: point.config_version,
-            anomaly: point.is_anomaly() as u8,
-            reason: point.reason(),
-            truth: truth.then_some(point.is_truth() as u8),
-            lost_before: point.lost_before,
-        }
-    }
-}
-
-/// The header line, derived from [`Row`]'s fields.
-pub fn header() -> String {
-    let line = header_line();
-    String::from_utf8_lossy(&line).trim_end().to_string()
-}
 
 /// Why a log could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,24 +51,6 @@ pub fn header() -> String {
 pub struct LogError {
     path: PathBuf,
     source: std::io::Error,
-}
-
-/// What a log reports in `/api/status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LogStatus {
-    /// The file.
-    pub path: String,
-    /// Rows written since start.
-    pub written: u64,
-    /// Rows waiting to be written (the file refused them).
-    pub pending: usize,
-    /// Rows given up after [`MAX_PENDING`] were waiting.
-    pub dropped: u64,
-    /// The last write error, while rows are waiting.
-    pub error: Option<String>,
-    /// What was repaired when the file was opened (a torn last row cut, a foreign file set
-    /// aside).
-    pub repaired: Option<String>,
 }
 
 /// One CSV file with rotation and retry.
@@ -150,20 +66,6 @@ pub struct CsvLog {
     chunk: Vec<u8>,
     last_try: Option<Instant>,
     status: LogStatus,
-}
-
-fn header_line() -> Vec<u8> {
-    // csv writes a struct's field names as the header before its first row: keep that line.
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = w.serialize(Row::default());
-    let mut bytes = w.into_inner().unwrap_or_default();
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| i + 1);
-    bytes.truncate(end);
-    bytes
 }
 
 /// Cut `file` (of `size` bytes) back to just after its last newline, when its last byte is
@@ -449,24 +351,13 @@ impl CsvLog {
     }
 }
 
-/// A point for the logs: what the writer needs to make its row.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry {
-    /// The point.
-    pub point: Point,
-    /// When it arrived, ms since the Unix epoch.
-    pub host_ms: i64,
-    /// Whether the source has ground truth (the `truth` column is filled).
-    pub truth: bool,
-}
-
-/// Batches waiting for the writer at most. Past it, ingest waits for the disk (the device's
+/// Hand-overs waiting for the writer at most. Past it, ingest waits for the disk (the device's
 /// own buffers then hold, and what it drops is counted as lost frames): memory stays bounded.
-pub const QUEUE: usize = 64;
+pub const WRITER_QUEUE: usize = 64;
 
 /// What ingest hands the writer at once: points, and the configs the device took.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub struct Handover {
     /// The points.
     pub entries: Vec<Entry>,
     /// Config changes (for the store).
@@ -475,14 +366,23 @@ pub struct Batch {
 
 /// Where ingest sends the rows it makes: a bounded channel to the writer thread.
 #[derive(Clone)]
-pub struct LogSender(SyncSender<Batch>);
+pub struct LogSender(SyncSender<Handover>);
 
 impl LogSender {
-    /// Hand a batch to the writer (waiting while its queue is full); empty batches are skipped.
-    pub fn send(&self, batch: Batch) {
-        if (!batch.entries.is_empty() || !batch.configs.is_empty()) && self.0.send(batch).is_err() {
+    /// Hand rows to the writer (waiting while its queue is full); empty hand-overs are skipped.
+    pub fn send(&self, rows: Handover) {
+        if (!rows.entries.is_empty() || !rows.configs.is_empty()) && self.0.send(rows).is_err() {
             tracing::error!("the log writer has stopped: rows not logged");
         }
+    }
+}
+
+impl Sink for LogSender {
+    fn take(&self, out: &Output, _device: Option<&str>) {
+        self.send(Handover {
+            entries: out.log.clone(),
+            configs: out.configs.clone(),
+        });
     }
 }
 
@@ -503,7 +403,7 @@ impl LogWriter {
         mut anomalies: CsvLog,
         mut store: Option<Store>,
     ) -> std::io::Result<(LogWriter, LogSender)> {
-        let (tx, rx) = sync_channel::<Batch>(QUEUE);
+        let (tx, rx) = sync_channel::<Handover>(WRITER_QUEUE);
         let status = Arc::new(Mutex::new(Vec::new()));
         let store_status = Arc::new(Mutex::new(None));
         let (published, published_store) = (status.clone(), store_status.clone());
@@ -513,9 +413,8 @@ impl LogWriter {
                 .chain(std::iter::once(anomalies))
                 .map(CsvLog::status)
                 .collect();
-            *published.lock().unwrap_or_else(|p| p.into_inner()) = now;
-            *published_store.lock().unwrap_or_else(|p| p.into_inner()) =
-                store.as_ref().map(Store::status);
+            *lock(&published) = now;
+            *lock(&published_store) = store.as_ref().map(Store::status);
         };
         publish(&samples, &anomalies, &store);
         let thread = std::thread::Builder::new()
@@ -529,13 +428,13 @@ impl LogWriter {
                         .map_or(RETRY_EVERY, |due| due.min(RETRY_EVERY));
                     match rx.recv_timeout(wait) {
                         Ok(first) => {
-                            // Up to 8 batches a flush: bigger writes, one store transaction,
+                            // Up to 8 hand-overs a flush: bigger writes, one store transaction,
                             // a bounded queue of rows.
                             let mut entries = Vec::new();
                             let mut configs = Vec::new();
-                            for batch in std::iter::once(first).chain(rx.try_iter().take(7)) {
-                                entries.extend(batch.entries);
-                                configs.extend(batch.configs);
+                            for rows in std::iter::once(first).chain(rx.try_iter().take(7)) {
+                                entries.extend(rows.entries);
+                                configs.extend(rows.configs);
                             }
                             if let Some(store) = &mut store {
                                 store.write(&entries, &configs);

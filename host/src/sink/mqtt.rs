@@ -12,32 +12,31 @@
 //! | `zscope/<device>/command` | a command for the device (JSON `HostMsg`), from a central daemon | 1 | no |
 //! | `zscope/<device>/ack` | its acknowledgement (JSON `Ack`, under the central daemon's id) | 1 | no |
 //!
-//! A daemon started with `--subscribe URL` is a central one: [`subscribe`] makes each device
-//! published to the broker one of its own devices (state, logs, page, notifications), and
-//! sends config changes from its page back through `command`, acknowledged through `ack`.
+//! A daemon started with `--subscribe URL` is a central one: `crate::source::mqtt` makes each
+//! device published to the broker one of its own devices (state, logs, page, notifications),
+//! and sends config changes from its page back through `command`, acknowledged through `ack`.
 //!
 //! JSON rather than the device's postcard frames: any MQTT tool can read it, and it is what
-//! the page reads already. Publishing never holds up ingest: each device's messages come from
-//! its WebSocket broadcast (already encoded) and go to the client's bounded queue; a message
-//! that finds it full, or that a slow broker made the broadcast skip, is dropped and counted.
+//! the page reads already. Publishing never holds up ingest: each device's typed updates come
+//! from its hub ([`crate::device::Message`]: the topic from the update's kind, the payload its
+//! JSON, encoded once for the pages and MQTT alike) and go to the client's bounded queue; a
+//! message that finds it full, or that a slow broker made the updates skip, is dropped and
+//! counted.
 //! A broker that is down or goes away is retried every second up to every 30 s, and the
 //! status says so.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::collections::HashMap;
-
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
-use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
-use zscope_core::wire::{Ack, AckResult, DeviceMsg, Flags, Hello, HostMsg, Sample, name};
-use zscope_core::{DetectorConfig, SimConfig};
+use zscope_core::wire::HostMsg;
 
-use crate::daemon::{Device, Factory, Link, Points, Registry};
+use crate::device::{Device, Message, Registry, Update, lock};
+use crate::model::MqttStatus;
 
-/// Messages waiting for the broker at most (per daemon).
-pub const QUEUE: usize = 1024;
+/// Messages waiting for the broker at most (per client).
+pub const BROKER_QUEUE: usize = 1024;
 
 /// Where to publish: `mqtt://[user[:password]@]host[:port]` (1883 by default), or
 /// `mqtts://…` over TLS (8883 by default), checked against the system's usual roots (Mozilla's,
@@ -153,7 +152,7 @@ impl MqttSetting {
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         Ok(rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS setup")?
@@ -168,38 +167,6 @@ fn percent_decode(s: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|c| c.into_owned())
-}
-
-/// What `/api/status` says of MQTT.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MqttStatus {
-    /// The broker (without a password).
-    pub url: String,
-    /// Whether the broker has accepted the connection.
-    pub connected: bool,
-    /// Messages handed to the client.
-    pub published: u64,
-    /// Messages dropped: the client's queue was full, or the broadcast skipped them.
-    pub dropped: u64,
-    /// Messages the broker had not acknowledged when the connection broke, and could not be
-    /// sent again because the broker had forgotten this client's session (it restarted
-    /// without persistence).
-    pub lost_unacknowledged: u64,
-    /// The last connection error, while not connected.
-    pub last_error: Option<String>,
-}
-
-fn lock(s: &Mutex<MqttStatus>) -> std::sync::MutexGuard<'_, MqttStatus> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A config message as the WebSocket sends it (`{"type": "config", ...}`).
-#[derive(Serialize)]
-struct ConfigUpdate {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    view: crate::daemon::state::ConfigView,
 }
 
 /// The presence topic of a daemon.
@@ -226,7 +193,7 @@ pub fn spawn(
     let mut options = setting.options(&setting.client_id)?;
     let online = online_topic(&setting.client_id);
     options.set_last_will(LastWill::new(&online, "false", QoS::AtLeastOnce, true));
-    let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
+    let (client, mut eventloop) = AsyncClient::new(options, BROKER_QUEUE);
     eventloop.set_network_options(low_latency());
     // Bumped at each (re)connection: the devices' tasks publish their retained topics again
     // (a broker that restarted without persistence has forgotten them).
@@ -336,7 +303,7 @@ pub fn spawn(
             loop {
                 for d in local(&registry) {
                     if publishing.insert(d.name.clone()) {
-                        d.shared.set_mqtt(status.clone());
+                        d.hub.set_mqtt(status.clone());
                         publish_device(&d, client.clone(), status.clone(), connections.subscribe());
                     }
                 }
@@ -357,17 +324,10 @@ fn publish_device(
     mut reconnected: tokio::sync::watch::Receiver<u64>,
 ) {
     let name = d.name.clone();
-    let mut updates = d.shared.updates.subscribe();
-    let mut events = d.shared.events.subscribe();
+    let mut updates = d.hub.updates.subscribe();
+    let mut events = d.hub.events.subscribe();
     // The config as last published, to publish again after a reconnection.
-    let mut config = {
-        let view = d.shared.state().config_view();
-        serde_json::to_vec(&ConfigUpdate {
-            kind: "config",
-            view,
-        })
-        .ok()
-    };
+    let mut config = Message::new(Update::Config(d.hub.state().config_view()));
     tokio::spawn(async move {
         let publish = |topic: &str, qos: QoS, retain: bool, payload: Vec<u8>| {
             let sent = client.try_publish(format!("zscope/{name}/{topic}"), qos, retain, payload);
@@ -380,17 +340,16 @@ fn publish_device(
         loop {
             tokio::select! {
                 update = updates.recv() => match update {
-                    Ok(text) => {
-                        let (topic, qos, retain) = match kind(&text) {
-                            Some("points") => ("points", QoS::AtLeastOnce, false),
-                            Some("status") => ("status", QoS::AtMostOnce, true),
-                            Some("config") => ("config", QoS::AtLeastOnce, true),
-                            _ => continue,
+                    Ok(message) => {
+                        let (topic, qos, retain) = match &message.update {
+                            Update::Points { .. } => ("points", QoS::AtLeastOnce, false),
+                            Update::Status(_) => ("status", QoS::AtMostOnce, true),
+                            Update::Config(_) => ("config", QoS::AtLeastOnce, true),
                         };
-                        if topic == "config" {
-                            config = Some(text.as_bytes().to_vec());
+                        publish(topic, qos, retain, message.json.as_bytes().to_vec());
+                        if let Update::Config(_) = message.update {
+                            config = message;
                         }
-                        publish(topic, qos, retain, text.as_bytes().to_vec());
                     }
                     Err(RecvError::Lagged(n)) => lock(&status).dropped += n,
                     Err(RecvError::Closed) => return,
@@ -399,9 +358,7 @@ fn publish_device(
                     if changed.is_err() {
                         return;
                     }
-                    if let Some(c) = &config {
-                        publish("config", QoS::AtLeastOnce, true, c.clone());
-                    }
+                    publish("config", QoS::AtLeastOnce, true, config.json.as_bytes().to_vec());
                 }
                 event = events.recv() => match event {
                     Ok(point) => {
@@ -417,7 +374,7 @@ fn publish_device(
 }
 
 /// What went wrong with the broker, said for a person.
-fn explain(e: &rumqttc::ConnectionError) -> String {
+pub fn explain(e: &rumqttc::ConnectionError) -> String {
     use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
     match e {
         E::ConnectionRefused(Code::BadUserNamePassword | Code::NotAuthorized) => {
@@ -434,14 +391,14 @@ fn explain(e: &rumqttc::ConnectionError) -> String {
 
 /// Small messages go out at once (no Nagle delay: with the peer's delayed acks it held
 /// batches back by up to 40 ms).
-fn low_latency() -> rumqttc::NetworkOptions {
+pub fn low_latency() -> rumqttc::NetworkOptions {
     let mut options = rumqttc::NetworkOptions::new();
     options.set_tcp_nodelay(true);
     options
 }
 
 /// `zscope/<device>/<kind>` as (device, kind).
-fn split_topic(topic: &str) -> Option<(&str, &str)> {
+pub fn split_topic(topic: &str) -> Option<(&str, &str)> {
     let mut parts = topic.strip_prefix("zscope/")?.split('/');
     let (name, kind) = (parts.next()?, parts.next()?);
     (parts.next().is_none() && name != "daemons").then_some((name, kind))
@@ -451,7 +408,7 @@ fn split_topic(topic: &str) -> Option<(&str, &str)> {
 /// the central daemon's id.
 fn relay(client: &AsyncClient, device: &Device, cmd: HostMsg) {
     let remote_id = cmd.id();
-    let rx = device.shared.command(|id| cmd.with_id(id));
+    let rx = device.hub.command(|id| cmd.with_id(id));
     let (client, topic) = (client.clone(), format!("zscope/{}/ack", device.name));
     tokio::spawn(async move {
         if let Ok(Ok(mut ack)) = tokio::time::timeout(Duration::from_secs(3), rx).await {
@@ -462,305 +419,6 @@ fn relay(client: &AsyncClient, device: &Device, cmd: HostMsg) {
                 .await;
         }
     });
-}
-
-/// Show the devices other daemons publish to the broker: each becomes a device of this
-/// daemon (its own state, logs, page, notifications), fed from its topics: the retained
-/// status and config say hello, the points batches are its samples, acks complete the config
-/// changes this daemon's page sends it through `zscope/<device>/command`. A daemon's presence
-/// going `false` (it said goodbye, or the broker sent its last will) marks its devices
-/// disconnected.
-pub fn subscribe(
-    setting: &MqttSetting,
-    registry: Arc<Registry>,
-    factory: Arc<Factory>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let options = setting.options(&setting.client_id)?;
-    let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
-    eventloop.set_network_options(low_latency());
-    let url = setting.url.clone();
-    Ok(tokio::spawn(async move {
-        let mut remotes: HashMap<String, Remote> = HashMap::new();
-        let mut daemons = Daemons::default();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            tokio::select! {
-                event = eventloop.poll() => match event {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        tracing::info!(
-                            "MQTT: subscribed to the devices on {url} (session {})",
-                            if ack.session_present { "resumed" } else { "new" }
-                        );
-                        backoff = Duration::from_secs(1);
-                        for kind in ["status", "config", "points", "ack"] {
-                            let _ = client.try_subscribe(format!("zscope/+/{kind}"), QoS::AtLeastOnce);
-                        }
-                        let _ = client.try_subscribe("zscope/daemons/+/+", QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if let Some(rest) = p.topic.strip_prefix("zscope/daemons/") {
-                            for (name, why) in daemons.receive(rest, &p.payload) {
-                                if let Some(r) = remotes.get_mut(&name) {
-                                    r.gateway_gone(why);
-                                }
-                            }
-                            continue;
-                        }
-                        let Some((name, kind)) = split_topic(&p.topic) else { continue };
-                        let remote = match remotes.get_mut(name) {
-                            Some(r) => r,
-                            None => {
-                                let Some(r) = Remote::create(name, &url, &registry, &factory) else {
-                                    continue;
-                                };
-                                remotes.entry(name.to_string()).or_insert(r)
-                            }
-                        };
-                        remote.receive(kind, &p.payload, daemons.offline(name));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let e = explain(&e);
-                        tracing::warn!("MQTT ({url}): {e}; retrying");
-                        for r in remotes.values_mut() {
-                            r.link.update(|s, _| s.disconnected(format!("broker {url}: {e}")));
-                            r.connected = false;
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                    }
-                },
-                _ = tick.tick() => {
-                    // Config changes from this daemon's page, to the device's gateway.
-                    for (name, r) in &remotes {
-                        while let Ok(cmd) = r.link.commands.try_recv() {
-                            let payload = serde_json::to_vec(&cmd).unwrap_or_default();
-                            let _ = client.try_publish(
-                                format!("zscope/{name}/command"),
-                                QoS::AtLeastOnce,
-                                false,
-                                payload,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }))
-}
-
-/// The daemons publishing to the broker, as their presence and device lists say.
-#[derive(Default)]
-struct Daemons {
-    /// Each daemon's devices (its retained `devices` topic).
-    devices: HashMap<String, Vec<String>>,
-    /// The daemons whose presence is `false`.
-    offline: std::collections::HashSet<String>,
-}
-
-impl Daemons {
-    /// A message on `zscope/daemons/<rest>`; the devices that went offline with it, and why.
-    fn receive(&mut self, rest: &str, payload: &[u8]) -> Vec<(String, String)> {
-        let Some((daemon, kind)) = rest.split_once('/') else {
-            return Vec::new();
-        };
-        match kind {
-            "devices" => {
-                let names: Vec<String> = serde_json::from_slice(payload).unwrap_or_default();
-                self.devices.insert(daemon.to_string(), names);
-                if !self.offline.contains(daemon) {
-                    return Vec::new();
-                }
-            }
-            "online" if payload == b"false" => {
-                self.offline.insert(daemon.to_string());
-            }
-            "online" => {
-                self.offline.remove(daemon);
-                return Vec::new();
-            }
-            _ => return Vec::new(),
-        }
-        let why = format!("its daemon ({daemon}) is offline");
-        self.devices
-            .get(daemon)
-            .into_iter()
-            .flatten()
-            .map(|name| (name.clone(), why.clone()))
-            .collect()
-    }
-
-    /// Why `device` is offline, if the daemon that publishes it is.
-    fn offline(&self, device: &str) -> Option<String> {
-        self.devices
-            .iter()
-            .find(|(d, names)| self.offline.contains(*d) && names.iter().any(|n| n == device))
-            .map(|(d, _)| format!("its daemon ({d}) is offline"))
-    }
-}
-
-/// A `points` message (`{"type": "points", "points": {...}}`), read straight into columns.
-#[derive(serde::Deserialize)]
-struct Batch {
-    points: Points,
-}
-
-/// A device another daemon publishes, as this daemon sees it.
-struct Remote {
-    link: Link,
-    hello: bool,
-    connected: bool,
-    /// The last point taken (its gateway's time, which never goes back, and sequence
-    /// number): a batch the broker delivers twice (QoS 1 is at least once) is taken once.
-    last: Option<(f64, u64)>,
-}
-
-impl Remote {
-    fn create(name: &str, url: &str, registry: &Registry, factory: &Factory) -> Option<Remote> {
-        if registry.find(Some(name)).is_some() {
-            tracing::warn!("MQTT: a device called {name} is here already; its topics are ignored");
-            return None;
-        }
-        let port = format!("{url}zscope/{name}");
-        let (device, link) = match factory.create(name, port, &format!("published to {url}")) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!("MQTT: cannot add {name}: {e:#}");
-                return None;
-            }
-        };
-        tokio::spawn(crate::web::broadcaster(device.shared.clone()));
-        registry.add(Device {
-            remote: true,
-            ..device
-        });
-        Some(Remote {
-            link,
-            hello: false,
-            connected: false,
-            last: None,
-        })
-    }
-
-    /// Its daemon went offline (said goodbye, or its last will came).
-    fn gateway_gone(&mut self, why: String) {
-        self.link.update(|state, _| state.disconnected(why));
-        self.connected = false;
-    }
-
-    /// One message of its topics; `offline`: why its daemon is offline, if it is (a retained
-    /// status saying connected is then out of date).
-    fn receive(&mut self, kind: &str, payload: &[u8], offline: Option<String>) {
-        let now = chrono::Utc::now();
-        match kind {
-            "status" => {
-                let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                    return;
-                };
-                let connected = status["connected"] == serde_json::json!(true) && offline.is_none();
-                let hello = (!self.hello).then(|| hello(&status)).flatten();
-                let said = hello.is_some();
-                let was = self.connected;
-                self.link.update(|state, out| {
-                    if connected && !was {
-                        state.connected();
-                    } else if !connected && was {
-                        let why = match &offline {
-                            Some(why) => why.clone(),
-                            None => {
-                                let why = status["link_error"].as_str().unwrap_or("disconnected");
-                                format!("at its gateway: {why}")
-                            }
-                        };
-                        state.disconnected(why);
-                    }
-                    if let Some(h) = hello {
-                        state.ingest(DeviceMsg::Hello(h), now, out);
-                    }
-                });
-                self.connected = connected;
-                self.hello |= said;
-            }
-            "config" if self.hello => {
-                let Ok(view) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                    return;
-                };
-                let (Some(version), Ok(config)) = (
-                    view["version"].as_u64(),
-                    serde_json::from_value::<DetectorConfig>(view["config"].clone()),
-                ) else {
-                    return;
-                };
-                let ack = Ack {
-                    id: 0,
-                    result: AckResult::Ok,
-                    config_version: version as u32,
-                    config,
-                };
-                self.link
-                    .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
-            }
-            "points" => {
-                let Ok(Batch { points }) = serde_json::from_slice::<Batch>(payload) else {
-                    return;
-                };
-                let last = &mut self.last;
-                self.link.update(|state, out| {
-                    for i in 0..points.seq.len() {
-                        let key = (points.t[i], points.seq[i]);
-                        if last.is_some_and(|l| key <= l) {
-                            continue;
-                        }
-                        *last = Some(key);
-                        let sample = Sample {
-                            seq: points.seq[i],
-                            time_ms: points.device_time_ms[i],
-                            value: points.value[i],
-                            mean: points.mean[i],
-                            std: points.std[i],
-                            z: points.z[i],
-                            score: points.score[i],
-                            flags: Flags(points.flags[i]),
-                            config_version: points.config_version[i],
-                        };
-                        state.ingest(DeviceMsg::Sample(sample), now, out);
-                    }
-                });
-            }
-            "ack" => {
-                if let Ok(ack) = serde_json::from_slice::<Ack>(payload) {
-                    self.link
-                        .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The hello a remote device said to its gateway, rebuilt from its status.
-fn hello(status: &serde_json::Value) -> Option<Hello> {
-    let device: crate::daemon::state::DeviceInfo =
-        serde_json::from_value(status["device"].clone()).ok()?;
-    let config: DetectorConfig = serde_json::from_value(status["config"].clone()).ok()?;
-    Some(Hello {
-        protocol: device.protocol,
-        firmware: name(&device.firmware),
-        board: name(&device.board),
-        capacity: device.capacity,
-        sample_rate_hz: device.sample_rate_hz,
-        config_version: status["config_version"].as_u64()? as u32,
-        detector: config,
-        simulator: device.has_truth.then(SimConfig::default),
-        season_capacity: device.season_capacity,
-    })
-}
-
-/// The `type` of an update (`{"type":"points",…}`), read from its first bytes.
-fn kind(json: &str) -> Option<&str> {
-    let rest = json.strip_prefix("{\"type\":\"")?;
-    rest.split('"').next()
 }
 
 #[cfg(test)]
@@ -789,31 +447,5 @@ mod tests {
         let missing = s.with_ca(Some("/nonexistent/ca.pem".into())).options("gw");
         let e = format!("{:#}", missing.err().unwrap());
         assert!(e.contains("--mqtt-ca /nonexistent/ca.pem"), "{e}");
-    }
-
-    #[test]
-    fn a_daemon_going_offline_takes_its_devices_with_it() {
-        let mut d = Daemons::default();
-        assert!(d.receive("gw1/devices", br#"["a","b"]"#).is_empty());
-        assert!(d.receive("gw1/online", b"true").is_empty());
-        assert_eq!(d.offline("a"), None);
-        let gone = d.receive("gw1/online", b"false");
-        let names: Vec<&str> = gone.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["a", "b"]);
-        assert!(gone[0].1.contains("(gw1) is offline"), "{}", gone[0].1);
-        assert!(d.offline("b").is_some());
-        assert_eq!(d.offline("c"), None);
-        // Retained messages come in any order: a list after the will still counts.
-        assert_eq!(d.receive("gw2/online", b"false"), []);
-        assert_eq!(d.receive("gw2/devices", br#"["c"]"#).len(), 1);
-        assert!(d.receive("gw1/online", b"true").is_empty());
-        assert_eq!(d.offline("a"), None);
-    }
-
-    #[test]
-    fn the_kind_of_an_update_is_read_from_its_start() {
-        assert_eq!(kind(r#"{"type":"points","points":{}}"#), Some("points"));
-        assert_eq!(kind(r#"{"type":"status"}"#), Some("status"));
-        assert_eq!(kind(r#"{"t":1}"#), None);
     }
 }

@@ -1,0 +1,140 @@
+//! [`DeviceBuilder`]: the one place a device is made, at start and as devices appear (USB
+//! boards plugged in with `--auto`, devices published to the broker a central daemon
+//! subscribes to): its CSV logs and store with their writer thread, its hub, its notices, the
+//! pump of its updates, and its place in the registry.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+use super::settings::Settings;
+use crate::device::{Attach, Device, Feed, Hub, Registry, Sink, SinkStatus, lock, pump};
+use crate::model::NotifyStatus;
+use crate::sink::csv::{CsvLog, LogWriter};
+use crate::sink::notify::{DeviceNotices, NotifySender};
+use crate::sink::store::Store;
+
+/// Makes the daemon's devices (see the module's docs).
+pub struct DeviceBuilder {
+    settings: Settings,
+    /// Whether each device logs into a folder of its own (several devices, or devices that
+    /// may appear), or into the log folder itself (one device, as always).
+    own_folders: bool,
+    notify: Option<(NotifySender, Arc<Mutex<NotifyStatus>>)>,
+    page: String,
+    registry: Arc<Registry>,
+    writers: Mutex<Vec<LogWriter>>,
+    pumps: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl DeviceBuilder {
+    /// A builder of devices into `registry`, logging under `settings.log_dir`, each in its own
+    /// folder, with no notifications (what a test of `--auto` uses).
+    pub fn new(settings: Settings, page: String, registry: Arc<Registry>) -> Arc<DeviceBuilder> {
+        Self::with(settings, true, None, page, registry)
+    }
+
+    /// A builder as the daemon makes it: `notify` where notices go (and where the notifier
+    /// reports), `page` the dashboard's address for the notices' links.
+    pub(super) fn with(
+        settings: Settings,
+        own_folders: bool,
+        notify: Option<(NotifySender, Arc<Mutex<NotifyStatus>>)>,
+        page: String,
+        registry: Arc<Registry>,
+    ) -> Arc<DeviceBuilder> {
+        Arc::new(DeviceBuilder {
+            settings,
+            own_folders,
+            notify,
+            page,
+            registry,
+            writers: Mutex::new(Vec::new()),
+            pumps: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The device called `name`, reading `port` (`what` says where, for the log line): its
+    /// logs, store and writer, its hub, and the feed its source writes through.
+    fn build(&self, name: &str, port: String, what: &str) -> anyhow::Result<(Arc<Hub>, Feed)> {
+        let s = &self.settings;
+        let dir = match self.own_folders {
+            true => s.log_dir.join(name),
+            false => s.log_dir.clone(),
+        };
+        let samples_log = match s.samples_log {
+            true => Some(CsvLog::open(&dir, "samples", s.rotate_bytes, s.keep_files)?),
+            false => None,
+        };
+        let anomalies_log = CsvLog::open(&dir, "anomalies", s.rotate_bytes, s.keep_files)?;
+        let store = match s.store {
+            Some(retention) => Some(Store::open(&dir, retention)?),
+            None => None,
+        };
+        let store_path = store.as_ref().map(|s| s.path().to_path_buf());
+        let (writer, rows) = LogWriter::spawn(samples_log, anomalies_log, store)
+            .context("cannot start the log writer")?;
+        let (hub, commands) = Hub::with_sinks(
+            port,
+            SinkStatus {
+                logs: writer.status(),
+                store: writer.store_status(),
+                store_path,
+                notify: self.notify.as_ref().map(|(_, status)| status.clone()),
+            },
+        );
+        lock(&self.writers).push(writer);
+        println!(
+            "zscope: device {name}: {what}, logging to {}",
+            std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display()
+        );
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(rows)];
+        if let Some((sender, _)) = &self.notify {
+            sinks.push(Box::new(DeviceNotices {
+                sender: sender.clone(),
+                page: self.page.clone(),
+                name: name.to_string(),
+            }));
+        }
+        Ok((hub.clone(), Feed::new(hub, commands, sinks)))
+    }
+
+    /// Stop every device's pump.
+    pub(super) fn stop_pumps(&self) {
+        for pump in lock(&self.pumps).drain(..) {
+            pump.abort();
+        }
+    }
+
+    /// Ask every device's source to end.
+    pub(super) fn stop_sources(&self) {
+        for d in self.registry.list() {
+            d.hub.stop();
+        }
+    }
+
+    /// Wait for every writer to write what it was sent (every feed must be gone).
+    pub(super) fn finish_writers(&self) {
+        let writers = std::mem::take(&mut *lock(&self.writers));
+        for w in writers {
+            w.finish();
+        }
+    }
+}
+
+impl Attach for DeviceBuilder {
+    fn attach(&self, name: &str, port: String, what: &str, remote: bool) -> anyhow::Result<Feed> {
+        anyhow::ensure!(
+            self.registry.find(Some(name)).is_none(),
+            "a device called {name} is here already"
+        );
+        let (hub, feed) = self.build(name, port, what)?;
+        lock(&self.pumps).push(tokio::spawn(pump(hub.clone())));
+        self.registry.add(Device {
+            name: name.to_string(),
+            hub,
+            remote,
+        });
+        Ok(feed)
+    }
+}

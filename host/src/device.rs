@@ -1,0 +1,409 @@
+//! A device as the host holds it: its [`Hub`] (state, commands, updates), a [`Device`] (its
+//! name and hub) in the daemon's [`Registry`], the [`Feed`] its source's thread writes
+//! through, and the [`pump`] that turns new points into typed [`Message`]s every
+//! [`BATCH_EVERY`].
+//!
+//! Threads and tasks, and what they share:
+//!
+//! * the source's thread (serial port, emulator, replay) decodes frames and runs
+//!   [`State::ingest`] under the state lock through its [`Feed`]; then, with the lock
+//!   released, it hands what ingest produced to the feed's [`Sink`]s (the disk writer, the
+//!   notifier) and acknowledgements to the requests waiting for them;
+//! * the pump copies new points (and config changes, and the status) out under the lock every
+//!   10 ms and sends them, encoded once, to every subscriber of [`Hub::updates`] (the pages'
+//!   WebSockets, the MQTT publisher);
+//! * the web server's handlers copy typed views out of the state and encode them after the
+//!   lock is released.
+//!
+//! Above the model and below the sinks, sources and web: those that make devices at run time
+//! do it through [`Attach`], which the daemon's builder implements.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, oneshot};
+use zscope_core::wire::{Ack, HostMsg};
+
+use crate::model::{
+    ConfigView, LogStatus, MqttStatus, NotifyStatus, Output, Point, Points, State, StatusView,
+    StoreStatus,
+};
+
+/// Updates a subscriber of [`Hub::updates`] may fall behind by before it skips ahead (and is
+/// told how many it missed).
+pub const UPDATE_BACKLOG: usize = 128;
+
+/// The lock of `m`; a panic elsewhere while it was held never makes it unusable (what it
+/// guards is plain data, whole after any one change).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`] for reading a `RwLock`.
+pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`] for writing a `RwLock`.
+pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A name safe in a URL path and as a folder: other characters become `_`.
+pub fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    match cleaned.trim_matches('.') {
+        "" => "device".into(),
+        _ => cleaned,
+    }
+}
+
+/// One device's hub: what its source's thread, the web server, the pump and the sinks share.
+pub struct Hub {
+    state: Mutex<State>,
+    commands: Mutex<Sender<HostMsg>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Ack>>>,
+    next_id: AtomicU32,
+    stop: AtomicBool,
+    sinks: SinkStatus,
+    mqtt: std::sync::OnceLock<Arc<Mutex<MqttStatus>>>,
+    /// The first point of each anomaly event, for MQTT.
+    pub events: broadcast::Sender<Point>,
+    /// The device's updates (new points, config changes, the status), typed and encoded once
+    /// ([`Message`]), for the pages and MQTT alike.
+    pub updates: broadcast::Sender<Arc<Message>>,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+impl Hub {
+    /// A hub for a device on `port` with no sinks reporting, and the receiving end of its
+    /// command queue (tests, benches).
+    pub fn new(port: String) -> (Arc<Self>, Receiver<HostMsg>) {
+        Self::with_sinks(port, SinkStatus::default())
+    }
+
+    /// A hub for a device on `port` whose sinks report in `sinks`, and the receiving end of
+    /// its command queue.
+    pub fn with_sinks(port: String, sinks: SinkStatus) -> (Arc<Self>, Receiver<HostMsg>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A page further behind skips ahead (bounded memory).
+        let (updates, _) = broadcast::channel(UPDATE_BACKLOG);
+        let (events, _) = broadcast::channel(256);
+        let hub = Hub {
+            state: Mutex::new(State::new(port)),
+            commands: Mutex::new(tx),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            stop: AtomicBool::new(false),
+            sinks,
+            mqtt: std::sync::OnceLock::new(),
+            events,
+            updates,
+            started: Instant::now(),
+        };
+        (Arc::new(hub), rx)
+    }
+
+    /// The state, locked. A panic elsewhere never makes it unreadable.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Everything `/api/status` shows (copied under the lock; encode it after).
+    pub fn status(&self) -> StatusView {
+        let logs = lock(&self.sinks.logs).clone();
+        let notify = self.sinks.notify.as_ref().map(|n| lock(n).clone());
+        let mqtt = self.mqtt.get().map(|m| lock(m).clone());
+        let mut status = self
+            .state()
+            .status(logs, notify, self.started.elapsed().as_secs());
+        status.mqtt = mqtt;
+        status.store = lock(&self.sinks.store).clone();
+        status
+    }
+
+    /// The device's store, for the API's ranges (`None` with `--no-store`).
+    pub fn store_path(&self) -> Option<&std::path::Path> {
+        self.sinks.store_path.as_deref()
+    }
+
+    /// Where the MQTT publisher reports (once it is started).
+    pub fn set_mqtt(&self, status: Arc<Mutex<MqttStatus>>) {
+        let _ = self.mqtt.set(status);
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<u32, oneshot::Sender<Ack>>> {
+        lock(&self.pending)
+    }
+
+    /// Queue a command for the device; the receiver gets its acknowledgement.
+    pub fn command(&self, make: impl FnOnce(u32) -> HostMsg) -> oneshot::Receiver<Ack> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.pending();
+        // Commands whose caller stopped waiting (timed out) are forgotten here.
+        pending.retain(|_, waiting| !waiting.is_closed());
+        pending.insert(id, tx);
+        drop(pending);
+        let sent = lock(&self.commands).send(make(id)).is_ok();
+        if !sent {
+            self.pending().remove(&id);
+        }
+        rx
+    }
+
+    /// Ask the source's thread to end.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hand acknowledgements to the requests waiting for them.
+    pub fn complete(&self, acks: impl IntoIterator<Item = Ack>) {
+        let mut pending = self.pending();
+        for ack in acks {
+            if let Some(tx) = pending.remove(&ack.id) {
+                let _ = tx.send(ack);
+            }
+        }
+    }
+}
+
+/// One device of the daemon: its name and what is known of it.
+#[derive(Clone)]
+pub struct Device {
+    /// Its name (in the page, the API and its log folder).
+    pub name: String,
+    /// Its state, commands and updates.
+    pub hub: Arc<Hub>,
+    /// Whether another daemon reads it (a device published to the broker this daemon
+    /// subscribes to): this daemon does not publish it again.
+    pub remote: bool,
+}
+
+/// The daemon's devices: those it started with, and those that appear later (USB boards
+/// plugged in with `--auto`, devices published by other daemons through MQTT). The first
+/// answers the routes without a device name.
+pub struct Registry {
+    devices: std::sync::RwLock<Vec<Device>>,
+    /// How many devices there are, for those who follow new ones (the MQTT publisher).
+    added: tokio::sync::watch::Sender<usize>,
+}
+
+impl Registry {
+    /// A registry of `devices`.
+    pub fn new(devices: Vec<Device>) -> Arc<Self> {
+        let (added, _) = tokio::sync::watch::channel(devices.len());
+        Arc::new(Registry {
+            devices: std::sync::RwLock::new(devices),
+            added,
+        })
+    }
+
+    /// Follow the number of devices (it changes when one is added).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.added.subscribe()
+    }
+
+    /// Every device, in the order they came.
+    pub fn list(&self) -> Vec<Device> {
+        read(&self.devices).clone()
+    }
+
+    /// The device called `name`, or the first without a name.
+    pub fn find(&self, name: Option<&str>) -> Option<Device> {
+        let devices = read(&self.devices);
+        match name {
+            Some(n) => devices.iter().find(|d| d.name == n).cloned(),
+            None => devices.first().cloned(),
+        }
+    }
+
+    /// Add `device`; false (and nothing added) if its name is taken.
+    pub fn add(&self, device: Device) -> bool {
+        let mut devices = write(&self.devices);
+        if devices.iter().any(|d| d.name == device.name) {
+            return false;
+        }
+        devices.push(device);
+        self.added.send_replace(devices.len());
+        true
+    }
+}
+
+/// What a source's thread holds to feed its device: the hub, the device's command queue,
+/// and the sinks that take what ingest produces.
+pub struct Feed {
+    /// The device's hub.
+    pub hub: Arc<Hub>,
+    /// Commands for the device, queued by the API.
+    pub commands: Receiver<HostMsg>,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Feed {
+    /// A feed for a source into `hub`, handing what ingest produces to `sinks`.
+    pub fn new(hub: Arc<Hub>, commands: Receiver<HostMsg>, sinks: Vec<Box<dyn Sink>>) -> Self {
+        Feed {
+            hub,
+            commands,
+            sinks,
+        }
+    }
+
+    /// Run `f` under the state lock (ingest frames, note the link's state); then, with the
+    /// lock released, send on what it produced: to each sink (the disk writer waits while its
+    /// queue is full), acknowledgements to the requests waiting for them, anomaly events to
+    /// their subscribers.
+    pub fn update<R>(&self, f: impl FnOnce(&mut State, &mut Output) -> R) -> R {
+        let mut out = Output::default();
+        let (result, device) = {
+            let mut state = self.hub.state();
+            let result = f(&mut state, &mut out);
+            let device = (!out.events.is_empty()).then(|| state.device_name());
+            (result, device)
+        };
+        for sink in &self.sinks {
+            sink.take(&out, device.as_deref());
+        }
+        self.hub.complete(out.acks);
+        for p in &out.events {
+            // No MQTT publisher listening is fine.
+            let _ = self.hub.events.send(*p);
+        }
+        result
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.hub.stopping()
+    }
+}
+
+/// A sink fed by ingest directly (the disk writer, the notifier): it gets what each update
+/// produced, once the state's lock is released.
+pub trait Sink: Send {
+    /// Take what one update produced; `device` names the device (its board and port) when
+    /// the update started anomaly events.
+    fn take(&self, out: &Output, device: Option<&str>);
+}
+
+/// Where a device's sinks report, for its status.
+#[derive(Default)]
+pub struct SinkStatus {
+    /// The CSV logs.
+    pub logs: Arc<Mutex<Vec<LogStatus>>>,
+    /// The store (`None` inside: no store).
+    pub store: Arc<Mutex<Option<StoreStatus>>>,
+    /// The store's file, for the API's ranges.
+    pub store_path: Option<std::path::PathBuf>,
+    /// The notifications, when there are any.
+    pub notify: Option<Arc<Mutex<NotifyStatus>>>,
+}
+
+/// What a source that finds devices as it runs (USB boards plugged in, devices published to a
+/// broker) calls to make one: the daemon's device builder, which gives it logs, a store,
+/// notifications, a pump for its updates and a place in the registry.
+pub trait Attach: Send + Sync {
+    /// Make the device called `name`, reading `port` (`what` says where, for the log line);
+    /// `remote` when another daemon reads it. The feed its source's thread holds.
+    fn attach(&self, name: &str, port: String, what: &str, remote: bool) -> anyhow::Result<Feed>;
+}
+
+/// One update of a device, `{"type": "...", ...}` in JSON.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Update {
+    /// New points.
+    Points {
+        /// As columns.
+        points: Box<Points>,
+    },
+    /// The config changed.
+    Config(ConfigView),
+    /// The status, twice a second.
+    Status(Box<StatusView>),
+}
+
+/// An update, with its JSON encoded once for every subscriber (a clone of the text is a
+/// reference count, not a copy).
+#[derive(Debug)]
+pub struct Message {
+    /// What it says.
+    pub update: Update,
+    /// Its JSON.
+    pub json: Utf8Bytes,
+}
+
+impl Message {
+    /// `update`, encoded.
+    pub fn new(update: Update) -> Arc<Message> {
+        // Our own types always serialise.
+        let json = Utf8Bytes::from(serde_json::to_string(&update).unwrap_or_default());
+        Arc::new(Message { update, json })
+    }
+}
+
+/// Points in one update at most (about 40 KB of JSON): a WebSocket's write buffer grows to its
+/// largest message and keeps that size, so messages stay small.
+pub const MAX_BATCH: usize = 400;
+
+/// How often new points go out to the pages and MQTT: short, so a point reaches a page (or,
+/// through a broker, a central daemon's page) within tens of milliseconds.
+pub const BATCH_EVERY: Duration = Duration::from_millis(10);
+
+/// Every [`BATCH_EVERY`]: send new points (and config changes) to every subscriber of the
+/// hub's updates; the status twice a second. What is sent is copied out under the lock and
+/// encoded after it is released.
+pub async fn pump(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(BATCH_EVERY);
+    let status_every = (500 / BATCH_EVERY.as_millis().max(1)) as u64;
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seen_config = u64::MAX;
+    let mut n = 0u64;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let (points, config) = {
+            let mut s = hub.state();
+            let config = (s.config_events() != seen_config).then(|| {
+                seen_config = s.config_events();
+                s.config_view()
+            });
+            (s.take_outbox(), config)
+        };
+        let status = n
+            .is_multiple_of(status_every)
+            .then(|| Box::new(hub.status()));
+        // At most MAX_BATCH points a message, so the channel's memory is bounded however fast
+        // ingest runs.
+        let mut updates: Vec<Update> = points
+            .chunks(MAX_BATCH)
+            .map(|chunk| Update::Points {
+                points: Box::new(chunk.iter().collect()),
+            })
+            .collect();
+        updates.extend(config.map(Update::Config));
+        updates.extend(status.map(Update::Status));
+        for u in updates {
+            // No subscriber is fine.
+            let _ = hub.updates.send(Message::new(u));
+        }
+    }
+}

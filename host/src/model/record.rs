@@ -1,0 +1,28 @@
+//! What ingest hands the sinks that write to disk: a judged point with its arrival time, and a
+//! config the device took.
+
+use zscope_core::DetectorConfig;
+
+use super::point::Point;
+
+/// A point for the logs: what the writer needs to make its row.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The point.
+    pub point: Point,
+    /// When it arrived, ms since the Unix epoch.
+    pub host_ms: i64,
+    /// Whether the source has ground truth (the `truth` column is filled).
+    pub truth: bool,
+}
+
+/// A config the device acknowledged (or said hello with), for the store.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigRecord {
+    /// When, ms since the Unix epoch.
+    pub host_ms: i64,
+    /// Its version.
+    pub version: u32,
+    /// The config.
+    pub config: DetectorConfig,
+}

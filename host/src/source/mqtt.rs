@@ -1,0 +1,332 @@
+//! `--subscribe URL`: a central daemon. Each device other daemons publish to the broker (see
+//! [`crate::sink::mqtt`] for the topics) becomes a device of this daemon, made through
+//! [`Attach`] like any other (its own state, logs, page, notifications), fed from its topics:
+//! the retained status and config say hello, the points batches are its samples, acks complete
+//! the config changes this daemon's page sends it through `zscope/<device>/command`. A
+//! daemon's presence going `false` (it said goodbye, or the broker sent its last will) marks
+//! its devices disconnected.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use zscope_core::wire::{Ack, AckResult, DeviceMsg, Flags, Hello, Sample, name};
+use zscope_core::{DetectorConfig, SimConfig};
+
+use crate::device::{Attach, Feed, Registry};
+use crate::model::Points;
+use crate::model::state::DeviceInfo;
+use crate::sink::mqtt::{BROKER_QUEUE, MqttSetting, explain, low_latency, split_topic};
+
+/// Show the devices other daemons publish to the broker: each becomes a device of this
+/// daemon (its own state, logs, page, notifications), fed from its topics: the retained
+/// status and config say hello, the points batches are its samples, acks complete the config
+/// changes this daemon's page sends it through `zscope/<device>/command`. A daemon's presence
+/// going `false` (it said goodbye, or the broker sent its last will) marks its devices
+/// disconnected.
+pub fn subscribe(
+    setting: &MqttSetting,
+    registry: Arc<Registry>,
+    attach: Arc<dyn Attach>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let options = setting.options(&setting.client_id)?;
+    let (client, mut eventloop) = AsyncClient::new(options, BROKER_QUEUE);
+    eventloop.set_network_options(low_latency());
+    let url = setting.url.clone();
+    Ok(tokio::spawn(async move {
+        let mut remotes: HashMap<String, Remote> = HashMap::new();
+        let mut daemons = Daemons::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        tracing::info!(
+                            "MQTT: subscribed to the devices on {url} (session {})",
+                            if ack.session_present { "resumed" } else { "new" }
+                        );
+                        backoff = Duration::from_secs(1);
+                        for kind in ["status", "config", "points", "ack"] {
+                            let _ = client.try_subscribe(format!("zscope/+/{kind}"), QoS::AtLeastOnce);
+                        }
+                        let _ = client.try_subscribe("zscope/daemons/+/+", QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Some(rest) = p.topic.strip_prefix("zscope/daemons/") {
+                            for (name, why) in daemons.receive(rest, &p.payload) {
+                                if let Some(r) = remotes.get_mut(&name) {
+                                    r.gateway_gone(why);
+                                }
+                            }
+                            continue;
+                        }
+                        let Some((name, kind)) = split_topic(&p.topic) else { continue };
+                        let remote = match remotes.get_mut(name) {
+                            Some(r) => r,
+                            None => {
+                                let Some(r) = Remote::create(name, &url, &registry, attach.as_ref()) else {
+                                    continue;
+                                };
+                                remotes.entry(name.to_string()).or_insert(r)
+                            }
+                        };
+                        remote.receive(kind, &p.payload, daemons.offline(name));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let e = explain(&e);
+                        tracing::warn!("MQTT ({url}): {e}; retrying");
+                        for r in remotes.values_mut() {
+                            r.feed.update(|s, _| s.disconnected(format!("broker {url}: {e}")));
+                            r.connected = false;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                },
+                _ = tick.tick() => {
+                    // Config changes from this daemon's page, to the device's gateway.
+                    for (name, r) in &remotes {
+                        while let Ok(cmd) = r.feed.commands.try_recv() {
+                            let payload = serde_json::to_vec(&cmd).unwrap_or_default();
+                            let _ = client.try_publish(
+                                format!("zscope/{name}/command"),
+                                QoS::AtLeastOnce,
+                                false,
+                                payload,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// The daemons publishing to the broker, as their presence and device lists say.
+#[derive(Default)]
+struct Daemons {
+    /// Each daemon's devices (its retained `devices` topic).
+    devices: HashMap<String, Vec<String>>,
+    /// The daemons whose presence is `false`.
+    offline: std::collections::HashSet<String>,
+}
+
+impl Daemons {
+    /// A message on `zscope/daemons/<rest>`; the devices that went offline with it, and why.
+    fn receive(&mut self, rest: &str, payload: &[u8]) -> Vec<(String, String)> {
+        let Some((daemon, kind)) = rest.split_once('/') else {
+            return Vec::new();
+        };
+        match kind {
+            "devices" => {
+                let names: Vec<String> = serde_json::from_slice(payload).unwrap_or_default();
+                self.devices.insert(daemon.to_string(), names);
+                if !self.offline.contains(daemon) {
+                    return Vec::new();
+                }
+            }
+            "online" if payload == b"false" => {
+                self.offline.insert(daemon.to_string());
+            }
+            "online" => {
+                self.offline.remove(daemon);
+                return Vec::new();
+            }
+            _ => return Vec::new(),
+        }
+        let why = format!("its daemon ({daemon}) is offline");
+        self.devices
+            .get(daemon)
+            .into_iter()
+            .flatten()
+            .map(|name| (name.clone(), why.clone()))
+            .collect()
+    }
+
+    /// Why `device` is offline, if the daemon that publishes it is.
+    fn offline(&self, device: &str) -> Option<String> {
+        self.devices
+            .iter()
+            .find(|(d, names)| self.offline.contains(*d) && names.iter().any(|n| n == device))
+            .map(|(d, _)| format!("its daemon ({d}) is offline"))
+    }
+}
+
+/// A `points` message (`{"type": "points", "points": {...}}`), read straight into columns.
+#[derive(serde::Deserialize)]
+struct PointsMessage {
+    points: Points,
+}
+
+/// A device another daemon publishes, as this daemon sees it.
+struct Remote {
+    feed: Feed,
+    hello: bool,
+    connected: bool,
+    /// The last point taken (its gateway's time, which never goes back, and sequence
+    /// number): a batch the broker delivers twice (QoS 1 is at least once) is taken once.
+    last: Option<(f64, u64)>,
+}
+
+impl Remote {
+    fn create(name: &str, url: &str, registry: &Registry, attach: &dyn Attach) -> Option<Remote> {
+        if registry.find(Some(name)).is_some() {
+            tracing::warn!("MQTT: a device called {name} is here already; its topics are ignored");
+            return None;
+        }
+        let port = format!("{url}zscope/{name}");
+        let feed = match attach.attach(name, port, &format!("published to {url}"), true) {
+            Ok(feed) => feed,
+            Err(e) => {
+                tracing::error!("MQTT: cannot add {name}: {e:#}");
+                return None;
+            }
+        };
+        Some(Remote {
+            feed,
+            hello: false,
+            connected: false,
+            last: None,
+        })
+    }
+
+    /// Its daemon went offline (said goodbye, or its last will came).
+    fn gateway_gone(&mut self, why: String) {
+        self.feed.update(|state, _| state.disconnected(why));
+        self.connected = false;
+    }
+
+    /// One message of its topics; `offline`: why its daemon is offline, if it is (a retained
+    /// status saying connected is then out of date).
+    fn receive(&mut self, kind: &str, payload: &[u8], offline: Option<String>) {
+        let now = chrono::Utc::now();
+        match kind {
+            "status" => {
+                let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let connected = status["connected"] == serde_json::json!(true) && offline.is_none();
+                let hello = (!self.hello).then(|| hello(&status)).flatten();
+                let said = hello.is_some();
+                let was = self.connected;
+                self.feed.update(|state, out| {
+                    if connected && !was {
+                        state.connected();
+                    } else if !connected && was {
+                        let why = match &offline {
+                            Some(why) => why.clone(),
+                            None => {
+                                let why = status["link_error"].as_str().unwrap_or("disconnected");
+                                format!("at its gateway: {why}")
+                            }
+                        };
+                        state.disconnected(why);
+                    }
+                    if let Some(h) = hello {
+                        state.ingest(DeviceMsg::Hello(h), now, out);
+                    }
+                });
+                self.connected = connected;
+                self.hello |= said;
+            }
+            "config" if self.hello => {
+                let Ok(view) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let (Some(version), Ok(config)) = (
+                    view["version"].as_u64(),
+                    serde_json::from_value::<DetectorConfig>(view["config"].clone()),
+                ) else {
+                    return;
+                };
+                let ack = Ack {
+                    id: 0,
+                    result: AckResult::Ok,
+                    config_version: version as u32,
+                    config,
+                };
+                self.feed
+                    .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
+            }
+            "points" => {
+                let Ok(PointsMessage { points }) = serde_json::from_slice::<PointsMessage>(payload)
+                else {
+                    return;
+                };
+                let last = &mut self.last;
+                self.feed.update(|state, out| {
+                    for i in 0..points.seq.len() {
+                        let key = (points.t[i], points.seq[i]);
+                        if last.is_some_and(|l| key <= l) {
+                            continue;
+                        }
+                        *last = Some(key);
+                        let sample = Sample {
+                            seq: points.seq[i],
+                            time_ms: points.device_time_ms[i],
+                            value: points.value[i],
+                            mean: points.mean[i],
+                            std: points.std[i],
+                            z: points.z[i],
+                            score: points.score[i],
+                            flags: Flags(points.flags[i]),
+                            config_version: points.config_version[i],
+                        };
+                        state.ingest(DeviceMsg::Sample(sample), now, out);
+                    }
+                });
+            }
+            "ack" => {
+                if let Ok(ack) = serde_json::from_slice::<Ack>(payload) {
+                    self.feed
+                        .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The hello a remote device said to its gateway, rebuilt from its status.
+fn hello(status: &serde_json::Value) -> Option<Hello> {
+    let device: DeviceInfo = serde_json::from_value(status["device"].clone()).ok()?;
+    let config: DetectorConfig = serde_json::from_value(status["config"].clone()).ok()?;
+    Some(Hello {
+        protocol: device.protocol,
+        firmware: name(&device.firmware),
+        board: name(&device.board),
+        capacity: device.capacity,
+        sample_rate_hz: device.sample_rate_hz,
+        config_version: status["config_version"].as_u64()? as u32,
+        detector: config,
+        simulator: device.has_truth.then(SimConfig::default),
+        season_capacity: device.season_capacity,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_going_offline_takes_its_devices_with_it() {
+        let mut d = Daemons::default();
+        assert!(d.receive("gw1/devices", br#"["a","b"]"#).is_empty());
+        assert!(d.receive("gw1/online", b"true").is_empty());
+        assert_eq!(d.offline("a"), None);
+        let gone = d.receive("gw1/online", b"false");
+        let names: Vec<&str> = gone.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(gone[0].1.contains("(gw1) is offline"), "{}", gone[0].1);
+        assert!(d.offline("b").is_some());
+        assert_eq!(d.offline("c"), None);
+        // Retained messages come in any order: a list after the will still counts.
+        assert_eq!(d.receive("gw2/online", b"false"), []);
+        assert_eq!(d.receive("gw2/devices", br#"["c"]"#).len(), 1);
+        assert!(d.receive("gw1/online", b"true").is_empty());
+        assert_eq!(d.offline("a"), None);
+    }
+}
