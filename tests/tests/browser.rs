@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium` + `chromium-driver`), against
 //! the daemon and its emulated device: points arrive, an anomaly alert appears, the threshold
-//! is changed from the page and the device's acknowledgement shows. Saves a screenshot
+//! is changed from the page and the device's acknowledgement shows; each scenario starts from
+//! the same fixture ([`Dashboard`]), at most two browsers at once. Saves a screenshot
 //! (`docs/dashboard.png` when `ZSCOPE_SCREENSHOT=docs`, else `target/dashboard.png`).
 
 use std::time::{Duration, Instant};
@@ -98,100 +99,138 @@ where
     }
 }
 
+/// Browsers at once in this file: each is a Chromium on two cores, beside the daemon it drives.
+static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// What each dashboard scenario starts from: the daemon with one emulated device (200
+/// samples/s, seed 42), chromedriver, and a Chromium session on the page with points on the
+/// chart.
+struct Dashboard {
+    daemon: Daemon,
+    c: fantoccini::Client,
+    _driver: ChromeDriver,
+    _slot: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl Dashboard {
+    /// The page open, or `None` (the test skips) without the browser.
+    async fn open(test: &str) -> Option<Dashboard> {
+        if !have_tools(test, BROWSER_TOOLS) {
+            return None;
+        }
+        let slot = BROWSERS.acquire().await.expect("the semaphore stays open");
+        let daemon = Daemon::start(
+            SourceSetting::Emulated {
+                rate_hz: 200,
+                seed: 42,
+            },
+            |_| {},
+        );
+        let driver = ChromeDriver::start();
+        let c = session(&driver).await;
+        c.goto(&daemon.url("/")).await.expect("the page loads");
+        wait_until("points on the chart", Duration::from_secs(20), || async {
+            text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 300
+        })
+        .await;
+        Some(Dashboard {
+            daemon,
+            c,
+            _driver: driver,
+            _slot: slot,
+        })
+    }
+
+    /// Wait for an alert from the device on the page.
+    async fn an_alert(&self) {
+        wait_until("an anomaly alert", Duration::from_secs(30), || async {
+            self.c.find(Locator::Css("#alerts li.alert")).await.is_ok()
+        })
+        .await;
+    }
+
+    async fn close(self) {
+        self.c.close().await.expect("the session closes");
+    }
+}
+
+/// Points arrive, an alert appears (and counts in the title), and config changes made on the
+/// page (threshold, another detector, warm-up and the policy) show once the device
+/// acknowledges them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_points_alerts_and_acknowledged_config() {
-    if !have_tools(
-        "dashboard_shows_points_alerts_and_acknowledged_config",
-        BROWSER_TOOLS,
-    ) {
+    let Some(d) = Dashboard::open("dashboard_shows_points_alerts_and_acknowledged_config").await
+    else {
         return;
-    }
-    let daemon = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 200,
-            seed: 42,
-        },
-        |_| {},
-    );
-    let driver = ChromeDriver::start();
-    let c = session(&driver).await;
-    c.goto(&daemon.url("/")).await.expect("the page loads");
-
-    wait_until("points on the chart", Duration::from_secs(20), || async {
-        text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 300
-    })
-    .await;
-    assert_eq!(text(&c, "#connection").await, "connected");
+    };
+    assert_eq!(text(&d.c, "#connection").await, "connected");
     // Nobody zoomed: the chart follows the stream.
-    assert_eq!(text(&c, "#chart-note").await, "");
-    assert!(text(&c, "#device").await.contains("emulated"));
+    assert_eq!(text(&d.c, "#chart-note").await, "");
+    assert!(text(&d.c, "#device").await.contains("emulated"));
 
-    wait_until("an anomaly alert", Duration::from_secs(30), || async {
-        c.find(Locator::Css("#alerts li.alert")).await.is_ok()
-    })
-    .await;
-    let count: u32 = text(&c, "#alert-count").await.parse().unwrap_or(0);
+    d.an_alert().await;
+    let count: u32 = text(&d.c, "#alert-count").await.parse().unwrap_or(0);
     assert!(count >= 1);
-    let title = c.title().await.unwrap_or_default();
+    let title = d.c.title().await.unwrap_or_default();
     assert!(
         title.starts_with('(') && title.ends_with("zscope"),
         "title {title:?}"
     );
-    let first_alert = text(&c, "#alerts li.alert").await;
+    let first_alert = text(&d.c, "#alerts li.alert").await;
     assert!(
         first_alert.contains("value") && first_alert.contains('z'),
         "{first_alert}"
     );
 
     // Change the threshold from the page; it shows once the device acknowledges.
-    assert_eq!(text(&c, "#config-version").await, "v1");
-    fill_and_apply(&c, &[("#threshold", "4")]).await;
+    assert_eq!(text(&d.c, "#config-version").await, "v1");
+    fill_and_apply(&d.c, &[("#threshold", "4")]).await;
     wait_until(
         "the device's acknowledgement",
         Duration::from_secs(10),
         || async {
-            text(&c, "#config-status").await.contains("acknowledged")
-                && text(&c, "#config-version").await == "v2"
+            text(&d.c, "#config-status").await.contains("acknowledged")
+                && text(&d.c, "#config-version").await == "v2"
         },
     )
     .await;
-    let api = daemon.get("/api/config");
+    let api = d.daemon.get("/api/config");
     assert_eq!(api["version"], json!(2));
     assert_eq!(api["config"]["threshold"], json!(4.0));
 
     // Choose another detector and its settings from the page: the device acknowledges it.
-    c.find(Locator::Css("#detector"))
+    d.c.find(Locator::Css("#detector"))
         .await
         .unwrap()
         .select_by_value("seasonal")
         .await
         .unwrap();
-    fill_and_apply(&c, &[("#period", "100"), ("#alpha", "0.2")]).await;
+    fill_and_apply(&d.c, &[("#period", "100"), ("#alpha", "0.2")]).await;
     wait_until(
         "the device's acknowledgement of the seasonal detector",
         Duration::from_secs(10),
         || async {
-            text(&c, "#config-version").await == "v3"
-                && text(&c, "#config-now")
+            text(&d.c, "#config-version").await == "v3"
+                && text(&d.c, "#config-now")
                     .await
                     .contains("seasonal, window 64, threshold 4")
         },
     )
     .await;
     // Warm-up and the policy for flagged values, from the page too.
-    fill_and_apply(&c, &[("#warmup", "16"), ("#max-run", "5")]).await;
+    fill_and_apply(&d.c, &[("#warmup", "16"), ("#max-run", "5")]).await;
     wait_until(
         "the device's acknowledgement of warm-up and max run",
         Duration::from_secs(10),
         || async {
-            text(&c, "#config-version").await == "v4"
-                && text(&c, "#config-now")
+            text(&d.c, "#config-version").await == "v4"
+                && text(&d.c, "#config-now")
                     .await
                     .contains("warm-up 16, flagged values kept out (at most 5 in a row)")
         },
     )
     .await;
-    let api = daemon.get("/api/config");
+    let api = d.daemon.get("/api/config");
     assert_eq!(api["config"]["warmup"], json!(16), "{api}");
     assert_eq!(
         api["config"]["policy"],
@@ -205,6 +244,19 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         "{api}"
     );
 
+    d.close().await;
+}
+
+/// Alerts are one row per event, wait above the list while the pointer is on it, go with a
+/// click, and stay dismissed across a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_events_that_wait_under_the_pointer_and_stay_dismissed() {
+    let Some(d) =
+        Dashboard::open("alerts_are_events_that_wait_under_the_pointer_and_stay_dismissed").await
+    else {
+        return;
+    };
+    d.an_alert().await;
     // One alert per event: three consecutive flagged samples are one row (counting them),
     // a fourth apart is another; the same samples again (a reconnect) add nothing.
     // push(point), a point as the page reads it from the columns; flag 1 = anomaly. The
@@ -214,7 +266,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         for (const [dt, seq] of [[0, 900001], [1, 900002], [2, 900003], [5, 900006], [0, 900001], [1, 900002]]) \
           push({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 }); \
         return [before, alerts.length];";
-    let counts = c.execute(script, vec![]).await.unwrap();
+    let counts = d.c.execute(script, vec![]).await.unwrap();
     assert_eq!(
         counts[1].as_u64().unwrap_or(0),
         counts[0].as_u64().unwrap_or(u64::MAX) + 2,
@@ -228,25 +280,25 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
              return li ? li.textContent : '';"
         )
     };
-    let single = js_string(&c, &row(900006)).await;
+    let single = js_string(&d.c, &row(900006)).await;
     assert!(single.contains("z 9.00"), "{single}");
-    let run = js_string(&c, &row(900001)).await;
+    let run = js_string(&d.c, &row(900001)).await;
     assert!(run.contains("3 samples"), "{run}");
 
     // While the pointer is over the list, new alerts wait above it (the count still rises), so
     // a row does not move under a click even with the device flagging several a second.
-    c.execute(
+    d.c.execute(
         "document.getElementById('alerts').scrollIntoView({ block: 'center' });",
         vec![],
     )
     .await
     .unwrap();
-    let list = c.find(Locator::Css("#alerts")).await.unwrap();
-    move_pointer_to(&c, list).await;
-    let first = c.find(Locator::Css("#alerts li.alert")).await.unwrap();
+    let list = d.c.find(Locator::Css("#alerts")).await.unwrap();
+    move_pointer_to(&d.c, list).await;
+    let first = d.c.find(Locator::Css("#alerts li.alert")).await.unwrap();
     let key = first.attr("data-key").await.unwrap().unwrap_or_default();
     assert!(!key.is_empty(), "an alert row has a key");
-    let waiting = c
+    let waiting = d.c
         .execute(
             "const n = alerts.length; \
              push({ t: Date.now(), value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq: 900020, lost_before: 0 }); \
@@ -285,12 +337,12 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
          const counted = Number(document.getElementById('alert-count').textContent) === alerts.length; \
          return gone && counted ? 'yes' : `row there: ${{!gone}}, count ${{document.getElementById('alert-count').textContent}} of ${{alerts.length}}`;"
     );
-    wait_for_page(&c, "the dismissal", Duration::from_secs(5), &dismissed).await;
+    wait_for_page(&d.c, "the dismissal", Duration::from_secs(5), &dismissed).await;
     // The pointer leaves: what waited is shown.
-    let chart = c.find(Locator::Css("#chart")).await.unwrap();
-    move_pointer_to(&c, chart).await;
+    let chart = d.c.find(Locator::Css("#chart")).await.unwrap();
+    move_pointer_to(&d.c, chart).await;
     wait_for_page(
-        &c,
+        &d.c,
         "the waiting alert shown",
         Duration::from_secs(5),
         "const keys = [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key); \
@@ -303,36 +355,65 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     // A dismissal is remembered across a reload: dismiss the newest alert from the device
     // (the reload's snapshot holds its samples), reload, and it does not come back.
     let real: String = js_string(
-        &c,
+        &d.c,
         "const row = [...document.querySelectorAll('#alerts li.alert')] \
                .find((li) => Number(li.dataset.key.split('@')[0]) < 900000); \
              if (!row) return ''; row.querySelector('button').click(); return row.dataset.key;",
     )
     .await;
     assert!(!real.is_empty(), "an alert from the device to dismiss");
-    c.refresh().await.unwrap();
+    d.c.refresh().await.unwrap();
     wait_until(
         "the page again, with its points",
         Duration::from_secs(10),
-        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) > 0 },
+        || async {
+            text(&d.c, "#points-count")
+                .await
+                .parse::<u32>()
+                .unwrap_or(0)
+                > 0
+        },
     )
     .await;
-    let keys: String = js_string(&c, "return [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key).join(' ')").await;
+    let keys: String = js_string(&d.c, "return [...document.querySelectorAll('#alerts li.alert')].map((li) => li.dataset.key).join(' ')").await;
     assert!(
         !keys.split(' ').any(|k| k == real),
         "{real} came back: {keys}"
     );
 
+    d.close().await;
+}
+
+/// The chart draws (and a screenshot of it is kept), holds at most 2 x 10 000 points while
+/// paused and trims to 10 000 when resumed; alerts waiting under the pointer are bounded by
+/// the list's 100 rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_and_the_alerts_stay_bounded_paused_or_held() {
+    let Some(d) = Dashboard::open("the_chart_and_the_alerts_stay_bounded_paused_or_held").await
+    else {
+        return;
+    };
+    // An alert first, so the picture shows one.
+    d.an_alert().await;
     // Let the chart fill a little more (100 points more than now), then keep a picture of
     // what a user sees (before the synthetic points below). The chart must have drawn.
-    let shown = text(&c, "#points-count").await.parse::<u32>().unwrap_or(0);
+    let shown = text(&d.c, "#points-count")
+        .await
+        .parse::<u32>()
+        .unwrap_or(0);
     wait_until(
         "100 more points on the chart",
         Duration::from_secs(20),
-        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) >= shown + 100 },
+        || async {
+            text(&d.c, "#points-count")
+                .await
+                .parse::<u32>()
+                .unwrap_or(0)
+                >= shown + 100
+        },
     )
     .await;
-    let png = c.screenshot().await.expect("a screenshot");
+    let png = d.c.screenshot().await.expect("a screenshot");
     let dir = match std::env::var("ZSCOPE_SCREENSHOT").as_deref() {
         Ok("docs") => workspace_root().join("docs"),
         _ => workspace_root().join("target"),
@@ -341,7 +422,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     std::fs::write(dir.join("dashboard.png"), &png).unwrap();
     assert!(png.len() > 10_000, "screenshot too small to be the page");
     let drawn: String = js_string(
-        &c,
+        &d.c,
         "return String(cols[0].filter((x) => Number.isFinite(x)).length === cols[0].length \
            && cols[1].some((v) => Number.isFinite(v)))",
     )
@@ -350,14 +431,14 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
 
     // Paused, the page holds at most 2 x 10 000 new points, however many arrive; resuming
     // draws them and the chart keeps its 10 000.
-    c.find(Locator::Css("#pause"))
+    d.c.find(Locator::Css("#pause"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    let held: serde_json::Value = c
-        .execute(
+    let held: serde_json::Value =
+        d.c.execute(
             "const drawn = cols[0].length; const t = Date.now(); \
              for (let i = 0; i < 25000; i++) push({ t: t + i, value: 0, mean: 0, std: 1, z: 0, \
                threshold: 3, flags: 0, seq: 2000000 + i, lost_before: 0 }); \
@@ -373,7 +454,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         n(2) <= 20_000 && n(3) > 0 && n(2) + n(3) >= 25_000,
         "{held}"
     );
-    c.find(Locator::Css("#pause"))
+    d.c.find(Locator::Css("#pause"))
         .await
         .unwrap()
         .click()
@@ -382,20 +463,26 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     wait_until(
         "the chart trimmed to 10 000",
         Duration::from_secs(5),
-        || async { text(&c, "#points-count").await.parse::<u32>().unwrap_or(0) == 10_000 },
+        || async {
+            text(&d.c, "#points-count")
+                .await
+                .parse::<u32>()
+                .unwrap_or(0)
+                == 10_000
+        },
     )
     .await;
 
     // However long the pointer rests on the list, what waits is bounded by the list's 100 rows.
-    c.execute(
+    d.c.execute(
         "document.getElementById('alerts').scrollIntoView({ block: 'center' });",
         vec![],
     )
     .await
     .unwrap();
-    move_pointer_to(&c, c.find(Locator::Css("#alerts")).await.unwrap()).await;
-    let waiting = c
-        .execute(
+    move_pointer_to(&d.c, d.c.find(Locator::Css("#alerts")).await.unwrap()).await;
+    let waiting =
+        d.c.execute(
             "const t = Date.now(); \
              for (let i = 0; i < 150; i++) push({ t: t + i, value: 9, mean: 0, std: 1, z: 9, \
                threshold: 3, flags: 1, seq: 3000000 + 2 * i, lost_before: 0 }); \
@@ -409,11 +496,11 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         waiting[1].as_str().unwrap_or("").starts_with("100 new"),
         "{waiting}"
     );
-    move_pointer_to(&c, c.find(Locator::Css("#chart")).await.unwrap()).await;
+    move_pointer_to(&d.c, d.c.find(Locator::Css("#chart")).await.unwrap()).await;
     // Shown newest first: the 100 that waited, less any the device flagged meanwhile (those are
     // newer, so they lead, and the oldest of ours made room for them).
     wait_for_page(
-        &c,
+        &d.c,
         "the waiting rows shown",
         Duration::from_secs(5),
         "const seqs = [...document.querySelectorAll('#alerts li.alert')] \
@@ -426,22 +513,34 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
     )
     .await;
 
+    d.close().await;
+}
+
+/// A notification's link (`/?at=T`) opens the page paused on that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_link_opens_the_page_on_its_moment() {
+    let Some(d) = Dashboard::open("a_notification_link_opens_the_page_on_its_moment").await else {
+        return;
+    };
+    d.an_alert().await;
     // A notification's link opens the page paused on that moment.
-    let anomalies = zscope_tests::points(&daemon.get("/api/anomalies?limit=1"));
+    let anomalies = zscope_tests::points(&d.daemon.get("/api/anomalies?limit=1"));
     let at = anomalies[0]["t"].as_f64().unwrap() as i64;
-    c.goto(&daemon.url(&format!("/?at={at}"))).await.unwrap();
+    d.c.goto(&d.daemon.url(&format!("/?at={at}")))
+        .await
+        .unwrap();
     wait_until(
         "the page on the notified moment",
         Duration::from_secs(10),
         || async {
-            text(&c, "#chart-note")
+            text(&d.c, "#chart-note")
                 .await
                 .contains("from a notification")
         },
     )
     .await;
-    let span: serde_json::Value = c
-        .execute(
+    let span: serde_json::Value =
+        d.c.execute(
             "return [cols[0][0] * 1000, cols[0][cols[0].length - 1] * 1000, paused]",
             vec![],
         )
@@ -452,8 +551,7 @@ async fn dashboard_shows_points_alerts_and_acknowledged_config() {
         from <= at as f64 && at as f64 <= to && span[2] == json!(true),
         "{span} around {at}"
     );
-    c.close().await.unwrap();
-    drop(daemon);
+    d.close().await;
 }
 
 /// Several devices: the page lists them (connected, rate, recent anomalies, a sparkline of
@@ -480,6 +578,7 @@ async fn the_page_lists_devices_and_switches_between_them() {
             },
         ];
     });
+    let _slot = BROWSERS.acquire().await.expect("the semaphore stays open");
     let driver = ChromeDriver::start();
     let c = session(&driver).await;
     c.goto(&daemon.url("/")).await.expect("the page loads");
@@ -594,6 +693,7 @@ async fn the_page_zooms_into_the_stored_history() {
         },
         |_| {},
     );
+    let _slot = BROWSERS.acquire().await.expect("the semaphore stays open");
     let driver = ChromeDriver::start();
     let c = session(&driver).await;
     c.goto(&daemon.url("/")).await.expect("the page loads");
@@ -686,6 +786,7 @@ async fn a_moment_from_before_a_restart_opens_from_the_store() {
     let log_dir = first.log_dir.clone();
     let _kept = first.stop();
     let second = Daemon::start(emulated, move |s| s.log_dir = log_dir);
+    let _slot = BROWSERS.acquire().await.expect("the semaphore stays open");
     let driver = ChromeDriver::start();
     let c = session(&driver).await;
     c.goto(&second.url(&format!("/?at={}", at as i64)))

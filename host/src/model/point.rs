@@ -1,7 +1,12 @@
 //! One judged point, in the one shape every consumer reads: [`Point`] in memory, [`Points`] as
-//! columns (`{"t": [...], "value": [...], ...}`, uPlot's own layout) for the WebSocket and the
-//! REST API alike. Both come from one field list below, so a column cannot be added to one and
-//! forgotten in the other; the CSV row ([`Row`]) is made from a `Point` too.
+//! columns (`{"t": [...], "value": [...], ...}`, uPlot's own layout) for the WebSocket, the REST
+//! API and MQTT alike, and [`Point::FIELDS`] with [`Point::each`] and [`Point::from_fields`],
+//! from which the store derives its columns, binds and reads. All come from one field list
+//! below, so a field cannot be added to one and forgotten in another; the CSV row ([`Row`]) is
+//! made from a `Point` too.
+//!
+//! A point keeps its values as the device sent them (a flat window's z is ±∞). Only JSON, which
+//! has no infinity, carries ±∞ as ±1e30 (and NaN as `null`).
 
 use serde::Serialize;
 use zscope_core::wire::{Flags, Sample};
@@ -25,6 +30,123 @@ macro_rules! missing_is_zero {
 }
 missing_is_zero!(u8, u32, u64);
 
+/// How a field goes into JSON: an infinite float as ±1e30 (JSON has none; a page reads ±1e30 as
+/// ±∞), everything else as it is.
+trait Json: Copy + Serialize {
+    /// The value JSON carries.
+    fn json(self) -> Self {
+        self
+    }
+}
+
+impl Json for f32 {
+    fn json(self) -> Self {
+        if self.is_infinite() {
+            self.clamp(-1e30, 1e30)
+        } else {
+            self
+        }
+    }
+}
+
+impl Json for f64 {
+    fn json(self) -> Self {
+        if self.is_infinite() {
+            self.clamp(-1e30, 1e30)
+        } else {
+            self
+        }
+    }
+}
+
+impl Json for u8 {}
+impl Json for u32 {}
+impl Json for u64 {}
+
+/// One field of a point in JSON.
+fn json_value<S: serde::Serializer, T: Json>(v: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    v.json().serialize(serializer)
+}
+
+/// One column of points in JSON.
+fn json_column<S: serde::Serializer, T: Json>(v: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(v.iter().map(|x| x.json()))
+}
+
+/// A field's value, as a consumer that stores fields by kind (the store) reads and writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field {
+    /// A double.
+    F64(f64),
+    /// A float.
+    F32(f32),
+    /// An unsigned integer (u8, u32 or u64).
+    U64(u64),
+}
+
+/// The kind of a field: a float (stored as a real, NaN as missing) or an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `f32` or `f64`.
+    Real,
+    /// `u8`, `u32` or `u64`.
+    Integer,
+}
+
+/// A field type of the schema.
+trait FieldType: Copy {
+    const KIND: Kind;
+    fn field(self) -> Field;
+    fn from_field(f: Field) -> Self;
+}
+
+impl FieldType for f64 {
+    const KIND: Kind = Kind::Real;
+    fn field(self) -> Field {
+        Field::F64(self)
+    }
+    fn from_field(f: Field) -> Self {
+        match f {
+            Field::F64(v) => v,
+            Field::F32(v) => f64::from(v),
+            Field::U64(v) => v as f64,
+        }
+    }
+}
+
+impl FieldType for f32 {
+    const KIND: Kind = Kind::Real;
+    fn field(self) -> Field {
+        Field::F32(self)
+    }
+    fn from_field(f: Field) -> Self {
+        match f {
+            Field::F64(v) => v as f32,
+            Field::F32(v) => v,
+            Field::U64(v) => v as f32,
+        }
+    }
+}
+
+macro_rules! integer_field {
+    ($($t:ty),*) => { $(
+        impl FieldType for $t {
+            const KIND: Kind = Kind::Integer;
+            fn field(self) -> Field {
+                Field::U64(u64::from(self))
+            }
+            fn from_field(f: Field) -> Self {
+                match f {
+                    Field::U64(v) => <$t>::try_from(v).unwrap_or(<$t>::MAX),
+                    Field::F64(v) => v as $t,
+                    Field::F32(v) => v as $t,
+                }
+            }
+        }
+    )* };
+}
+integer_field!(u8, u32, u64);
+
 /// A column read back from JSON, `null` as [`Missing::MISSING`].
 fn column<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -43,13 +165,34 @@ macro_rules! schema {
         /// One judged point, as the daemon keeps it.
         #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
         pub struct Point {
-            $( $(#[$doc])* pub $field: $ty, )*
+            $( $(#[$doc])* #[serde(serialize_with = "json_value")] pub $field: $ty, )*
         }
 
         /// Points as columns, one array per field of [`Point`], all the same length.
         #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
         pub struct Points {
-            $( $(#[$doc])* #[serde(deserialize_with = "column")] pub $field: Vec<$ty>, )*
+            $(
+                $(#[$doc])*
+                #[serde(serialize_with = "json_column", deserialize_with = "column")]
+                pub $field: Vec<$ty>,
+            )*
+        }
+
+        impl Point {
+            /// Every field's name and kind, in order.
+            pub const FIELDS: &'static [(&'static str, Kind)] =
+                &[$( (stringify!($field), <$ty as FieldType>::KIND) ),*];
+
+            /// Every field's value, in the order of [`Point::FIELDS`].
+            pub fn each(&self, mut f: impl FnMut(Field)) {
+                $( f(self.$field.field()); )*
+            }
+
+            /// A point from its fields, `next` giving each in the order of [`Point::FIELDS`]
+            /// (told its kind).
+            pub fn from_fields(mut next: impl FnMut(Kind) -> Field) -> Point {
+                Point { $( $field: <$ty as FieldType>::from_field(next(<$ty as FieldType>::KIND)), )* }
+            }
         }
 
         impl Points {
@@ -82,7 +225,7 @@ schema! {
     mean: f32,
     /// The baseline's std before it.
     std: f32,
-    /// Z-score (clamped to ±1e30 for JSON: ±∞ means a flat window).
+    /// Z-score (±∞ on a flat window; ±1e30 in JSON).
     z: f32,
     /// The detector's own score in [0, 1], as the device sent it.
     score: f32,
@@ -128,7 +271,7 @@ impl Point {
             value: s.value,
             mean: s.mean,
             std: s.std,
-            z: s.z.clamp(-1e30, 1e30),
+            z: s.z,
             score: s.score,
             threshold,
             window,
@@ -282,7 +425,7 @@ mod tests {
             value: 0.5,
             mean: 0.25,
             std: 0.125,
-            z: f32::INFINITY.clamp(-1e30, 1e30),
+            z: f32::INFINITY,
             score: 0.75,
             threshold: 3.0,
             window: 64,
@@ -307,6 +450,51 @@ mod tests {
         assert_eq!(json["z"][0], serde_json::json!(1e30_f32));
         assert_eq!(json["lost_before"], serde_json::json!([3, 3]));
         assert!(a.is_anomaly() && !a.is_truth());
+        // The point itself keeps ±∞; only JSON carries ±1e30.
+        assert_eq!(a.z, f32::INFINITY);
+        let one = serde_json::to_value(Point {
+            z: f32::NEG_INFINITY,
+            ..a
+        })
+        .unwrap();
+        assert_eq!(one["z"], serde_json::json!(-1e30_f32));
+        assert_eq!(Row::new(&a, 0, false).z, f32::INFINITY);
+    }
+
+    /// The store's view of the schema: every field, by name and kind, in order, and back.
+    #[test]
+    fn fields_go_out_and_come_back_in_order() {
+        let a = Point {
+            t: 1.5,
+            seq: u64::MAX - 1,
+            device_time_ms: 140,
+            value: 0.5,
+            mean: f32::NAN,
+            std: 0.125,
+            z: f32::NEG_INFINITY,
+            score: 0.75,
+            threshold: 3.0,
+            window: 64,
+            config_version: 2,
+            flags: Flags::ANOMALY,
+            lost_before: 3,
+        };
+        let mut fields = Vec::new();
+        a.each(|f| fields.push(f));
+        assert_eq!(fields.len(), Point::FIELDS.len());
+        assert_eq!(Point::FIELDS.len(), Points::COLUMNS.len());
+        for ((name, kind), column) in Point::FIELDS.iter().zip(Points::COLUMNS) {
+            assert_eq!(name, column);
+            assert_eq!(
+                *kind == Kind::Real,
+                ["t", "value", "mean", "std", "z", "score", "threshold"].contains(name),
+                "{name}"
+            );
+        }
+        let mut it = fields.into_iter();
+        let back = Point::from_fields(|_| it.next().unwrap());
+        assert!(back.mean.is_nan());
+        assert_eq!(Point { mean: 0.0, ..back }, Point { mean: 0.0, ..a });
     }
 
     #[test]

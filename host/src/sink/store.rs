@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::model::point::{Field, Kind};
 use crate::model::{ConfigRecord, Entry, Point, Points, StoreStatus};
 
 /// The store's file name, in the device's log folder.
@@ -98,13 +99,61 @@ impl Bucket {
 /// The two rollup tables and their bucket lengths.
 const ROLLUPS: [(&str, f64); 2] = [("rollup_1s", 1_000.0), ("rollup_1m", 60_000.0)];
 
-/// The columns of a stored point (`samples` and `anomalies`).
-const POINT_COLUMNS: &str = "
-    t REAL NOT NULL, seq INTEGER NOT NULL, host_ms INTEGER NOT NULL,
-    device_time_ms INTEGER NOT NULL, value REAL, mean REAL, std REAL, z REAL, score REAL,
-    threshold REAL, window INTEGER NOT NULL, config_version INTEGER NOT NULL,
-    flags INTEGER NOT NULL, truth INTEGER, lost_before INTEGER NOT NULL,
-    PRIMARY KEY (t, seq)";
+/// The columns of a stored point (`samples` and `anomalies`): the point's own fields, derived
+/// from its schema ([`Point::FIELDS`]: a real for a float, an integer otherwise), then when it
+/// arrived and its ground truth.
+fn point_columns() -> String {
+    let mut columns: Vec<String> = Point::FIELDS
+        .iter()
+        .map(|(name, kind)| match kind {
+            Kind::Real => format!("{name} REAL"),
+            Kind::Integer => format!("{name} INTEGER NOT NULL"),
+        })
+        .collect();
+    columns.extend([
+        "host_ms INTEGER NOT NULL".into(),
+        "truth INTEGER".into(),
+        "PRIMARY KEY (t, seq)".into(),
+    ]);
+    columns.join(", ")
+}
+
+/// The names of a stored point's columns, in order (see [`point_columns`]).
+fn column_names() -> String {
+    let mut names: Vec<&str> = Point::FIELDS.iter().map(|(name, _)| *name).collect();
+    names.extend(["host_ms", "truth"]);
+    names.join(", ")
+}
+
+/// `?1, ?2, …`, one for each of a stored point's columns.
+fn placeholders() -> String {
+    (1..=Point::FIELDS.len() + 2)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bind `e` to `stmt`'s placeholders in [`column_names`]' order: NaN as NULL (SQLite has no
+/// NaN; ±∞ is kept), integers as SQLite's (signed) integers.
+fn bind(stmt: &mut rusqlite::Statement<'_>, e: &Entry) -> rusqlite::Result<()> {
+    let mut i = 0;
+    let mut result = Ok(());
+    e.point.each(|f| {
+        i += 1;
+        if result.is_err() {
+            return;
+        }
+        result = match f {
+            Field::F64(v) => stmt.raw_bind_parameter(i, (!v.is_nan()).then_some(v)),
+            Field::F32(v) => stmt.raw_bind_parameter(i, (!v.is_nan()).then_some(f64::from(v))),
+            Field::U64(v) => stmt.raw_bind_parameter(i, v as i64),
+        };
+    });
+    result?;
+    stmt.raw_bind_parameter(i + 1, e.host_ms)?;
+    let truth = e.truth.then_some(e.point.is_truth() as u8);
+    stmt.raw_bind_parameter(i + 2, truth)
+}
 
 /// The columns of a rollup (`rollup_1s`, `rollup_1m`).
 const ROLLUP_COLUMNS: &str = "
@@ -114,18 +163,15 @@ const ROLLUP_COLUMNS: &str = "
 /// Every table, created if missing.
 fn schema() -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS samples ({POINT_COLUMNS}) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS anomalies ({POINT_COLUMNS}) WITHOUT ROWID;
+        "CREATE TABLE IF NOT EXISTS samples ({points}) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS anomalies ({points}) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS rollup_1s ({ROLLUP_COLUMNS});
          CREATE TABLE IF NOT EXISTS rollup_1m ({ROLLUP_COLUMNS});
          CREATE TABLE IF NOT EXISTS configs (
-             host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);"
+             host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);",
+        points = point_columns()
     )
 }
-
-/// The columns of `samples` and `anomalies`, in order.
-const COLUMNS: &str = "t, seq, host_ms, device_time_ms, value, mean, std, z, score, threshold, \
-                       window, config_version, flags, truth, lost_before";
 
 /// How often retention runs.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
@@ -285,37 +331,20 @@ impl Store {
         let Store { conn, buckets, .. } = self;
         let tx = conn.transaction()?;
         {
+            let (names, values) = (column_names(), placeholders());
             let mut sample = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO samples ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT OR IGNORE INTO samples ({names}) VALUES ({values})"
             ))?;
             let mut anomaly = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO anomalies ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT OR IGNORE INTO anomalies ({names}) VALUES ({values})"
             ))?;
             for e in entries {
                 let p = &e.point;
-                let truth = e.truth.then_some(p.is_truth() as u8);
-                let row = params![
-                    p.t,
-                    p.seq as i64,
-                    e.host_ms,
-                    p.device_time_ms as i64,
-                    finite(p.value),
-                    finite(p.mean),
-                    finite(p.std),
-                    finite(p.z),
-                    finite(p.score),
-                    finite(p.threshold),
-                    p.window,
-                    p.config_version,
-                    p.flags,
-                    truth,
-                    p.lost_before as i64,
-                ];
-                sample.execute(row)?;
+                bind(&mut sample, e)?;
+                sample.raw_execute()?;
                 if p.is_anomaly() {
-                    anomaly.execute(row)?;
+                    bind(&mut anomaly, e)?;
+                    anomaly.raw_execute()?;
                 }
                 for (i, (table, len)) in ROLLUPS.iter().enumerate() {
                     let n = (p.t / len).floor() as i64;
@@ -424,11 +453,6 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.flush();
     }
-}
-
-/// NaN and infinities are stored as NULL (SQLite has no NaN).
-fn finite(v: f32) -> Option<f64> {
-    v.is_finite().then_some(f64::from(v))
 }
 
 fn load_bucket(conn: &Connection, table: &str, n: i64) -> rusqlite::Result<Option<Bucket>> {
@@ -559,7 +583,8 @@ impl Reader {
         limit: usize,
     ) -> rusqlite::Result<(Vec<Point>, bool)> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM anomalies WHERE t >= ?1 AND t <= ?2 ORDER BY t DESC LIMIT ?3"
+            "SELECT {} FROM anomalies WHERE t >= ?1 AND t <= ?2 ORDER BY t DESC LIMIT ?3",
+            column_names()
         ))?;
         let mut points: Vec<Point> = stmt
             .query_map(params![from, to, limit as i64 + 1], |r| Ok(stored(r)?.0))?
@@ -579,7 +604,8 @@ impl Reader {
         mut each: impl FnMut(&Point, i64, bool) -> std::io::Result<()>,
     ) -> anyhow::Result<u64> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM samples WHERE t >= ?1 AND t <= ?2 ORDER BY t, seq"
+            "SELECT {} FROM samples WHERE t >= ?1 AND t <= ?2 ORDER BY t, seq",
+            column_names()
         ))?;
         let mut rows = stmt.query(params![from, to])?;
         let mut n = 0;
@@ -614,28 +640,27 @@ fn rollup_sql(table: &str, len: f64) -> String {
     )
 }
 
-/// A stored row as a point, its arrival time, and whether its source had ground truth.
+/// A stored point, with when it arrived and whether its source had ground truth, from a row
+/// of [`column_names`] (NULL reals as NaN).
 fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Point, i64, bool)> {
-    let f = |i: usize| -> rusqlite::Result<f32> {
-        Ok(r.get::<_, Option<f64>>(i)?.map_or(f32::NAN, |v| v as f32))
-    };
-    let truth: Option<u8> = r.get(13)?;
-    let point = Point {
-        t: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        device_time_ms: r.get::<_, i64>(3)? as u64,
-        value: f(4)?,
-        mean: f(5)?,
-        std: f(6)?,
-        z: f(7)?,
-        score: f(8)?,
-        threshold: f(9)?,
-        window: r.get(10)?,
-        config_version: r.get(11)?,
-        flags: r.get(12)?,
-        lost_before: r.get::<_, i64>(14)? as u64,
-    };
-    Ok((point, r.get(2)?, truth.is_some()))
+    let mut i = 0;
+    let mut result = Ok(());
+    let point = Point::from_fields(|kind| {
+        let got = match kind {
+            Kind::Real => r
+                .get::<_, Option<f64>>(i)
+                .map(|v| Field::F64(v.unwrap_or(f64::NAN))),
+            Kind::Integer => r.get::<_, i64>(i).map(|v| Field::U64(v as u64)),
+        };
+        i += 1;
+        got.unwrap_or_else(|e| {
+            result = Err(e);
+            Field::U64(0)
+        })
+    });
+    result?;
+    let truth: Option<u8> = r.get(i + 1)?;
+    Ok((point, r.get(i)?, truth.is_some()))
 }
 
 #[cfg(test)]
@@ -779,6 +804,46 @@ mod tests {
         assert_eq!((rollup.min, rollup.max, rollup.count), (-2.0, 5.0, 3));
         assert_eq!(rollup.anomalies, 1);
         assert_eq!(r.count, [3]);
+    }
+
+    /// A point comes back as it went in, field for field (the columns are the schema's): a flat
+    /// window's infinite z stays infinite (not JSON's 1e30), a value not sent (NaN) comes back
+    /// NaN, the largest sequence numbers survive SQLite's signed integers.
+    #[test]
+    fn a_point_comes_back_as_it_went_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), no_retention()).unwrap();
+        let mut e = entry(1_700_000_000_000.0, 12, 2.5, true);
+        e.point.seq = u64::MAX - 3;
+        e.point.z = f32::NEG_INFINITY;
+        e.point.score = f32::NAN;
+        e.point.lost_before = 7;
+        e.truth = true;
+        store.write(&[e], &[]);
+        store.flush();
+        let reader = Reader::open(store.path()).unwrap();
+        let (got, _) = reader.anomalies(0.0, f64::MAX, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].score.is_nan());
+        assert_eq!(got[0].z, f32::NEG_INFINITY);
+        assert_eq!(
+            Point {
+                score: 0.0,
+                ..got[0]
+            },
+            Point {
+                score: 0.0,
+                ..e.point
+            }
+        );
+        let mut seen = Vec::new();
+        reader
+            .each_point(0.0, f64::MAX, |p, host_ms, truth| {
+                seen.push((p.seq, host_ms, truth));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, [(u64::MAX - 3, e.host_ms, true)]);
     }
 
     /// A full disk (SQLite's own "database or disk is full", from a page limit): rows are
