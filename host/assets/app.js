@@ -12,7 +12,7 @@ let alerts = [];          // undismissed alerts (one per event), newest first
 const DISMISSED = "zscope.dismissed";
 let dismissed = new Set(JSON.parse(localStorage.getItem(DISMISSED) || "[]"));
 let quietAlerts = false;  // a snapshot re-shows alerts without a beep
-let held = [], heldDropped = 0; // live points that arrived while paused (bounded)
+let held = null, heldDropped = 0; // live points that arrived while paused (bounded columns)
 let alerted = new Set();  // samples (sequence number @ time) already part of an alert
 let lastEvent = null;     // the alert the newest flagged sample belongs to
 // New alert rows wait while the pointer is over the list (oldest first), so a row never moves
@@ -31,34 +31,42 @@ if (DEVICE) deviceShown = DEVICE;
 const api = (path) => DEVICE ? `/api/devices/${encodeURIComponent(DEVICE)}/${path}` : `/api/${path}`;
 
 // Points come as columns ({t: [...], value: [...], ...}, the API's and the WebSocket's one
-// shape): one object per point, its fields named by column.
-function* rows(c) {
-  const names = Object.keys(c), n = c.t ? c.t.length : 0;
-  for (let i = 0; i < n; i++) {
-    const p = {};
-    for (const k of names) p[k] = c[k][i];
-    yield p;
-  }
-}
+// shape) and stay columns: the page reads point i of them where it needs it, and copies
+// columns to columns.
+const size = (c) => (c && c.t ? c.t.length : 0);
+// The columns the page reads: what it keeps of a point it holds.
+const FIELDS = ["t", "value", "mean", "std", "z", "threshold", "flags", "seq", "lost_before"];
+const noPoints = () => Object.fromEntries(FIELDS.map((k) => [k, []]));
+function copyPoint(dst, src, i) { for (const k of FIELDS) dst[k].push(src[k][i]); }
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
 
 // While paused, live points wait (at most 2 x MAX_POINTS, the oldest dropped and counted)
 // instead of growing the chart; their alerts are raised at once. Resume draws them.
-function push(p, quiet = false) {
+function push(c, i, quiet = false) {
   if (paused && !quiet) {
-    held.push(p);
-    if (held.length > 2 * MAX_POINTS) {
-      heldDropped += held.length - MAX_POINTS;
-      held = held.slice(-MAX_POINTS);
+    if (!held) held = noPoints();
+    copyPoint(held, c, i);
+    if (size(held) > 2 * MAX_POINTS) {
+      heldDropped += size(held) - MAX_POINTS;
+      for (const k of FIELDS) held[k] = held[k].slice(-MAX_POINTS);
     }
-    if (p.flags & FLAG_ANOMALY) alert({ t: p.t, value: p.value, z: p.z, seq: p.seq, novel: !!(p.flags & FLAG_NOVEL) });
+    if (c.flags[i] & FLAG_ANOMALY) alertOf(c, i);
     return;
   }
-  draw(p, quiet);
+  draw(c, i, quiet);
 }
 
-function draw(p, quiet) {
-  const { t, value, mean, std, z, threshold: thr, flags, seq, lost_before: lost } = p;
+// Every point of columns `c`, as history (no alerts) or live.
+function drawAll(c, quiet) { for (let i = 0; i < size(c); i++) draw(c, i, quiet); }
+
+function alertOf(c, i) {
+  alert({ t: c.t[i], value: c.value[i], z: c.z[i], seq: c.seq[i], novel: !!(c.flags[i] & FLAG_NOVEL) });
+}
+
+// Point i of columns `c` onto the chart's columns.
+function draw(c, i, quiet) {
+  const t = c.t[i], value = c.value[i], mean = c.mean[i], std = c.std[i];
+  const thr = c.threshold[i], flags = c.flags[i], lost = c.lost_before[i];
   const x = t / 1000;
   if (lost > 0 && cols[0].length) {
     // A break in the line, and a marker, where frames were lost.
@@ -74,7 +82,7 @@ function draw(p, quiet) {
   cols[4].push(band === null ? null : mean - band);
   cols[5].push(flags & FLAG_ANOMALY ? value : null);
   cols[6].push(null);
-  if (flags & FLAG_ANOMALY && !quiet) alert({ t, value, z, seq, novel: !!(flags & FLAG_NOVEL) });
+  if (flags & FLAG_ANOMALY && !quiet) alertOf(c, i);
 }
 
 function trim() {
@@ -127,9 +135,9 @@ resize();
 function note() {
   // The stored history says what it shows; the paused note would hide that.
   if (historyView) { $("chart-note").textContent = historyView.note; $("pause").textContent = "Resume"; return; }
-  const waiting = held.length + heldDropped;
+  const come = size(held) + heldDropped;
   $("chart-note").textContent = paused
-    ? `paused${waiting ? `: ${waiting} new points wait${heldDropped ? ` (the oldest ${heldDropped} dropped)` : ""}` : ""}`
+    ? `paused${come ? `: ${come} new points wait${heldDropped ? ` (the oldest ${heldDropped} dropped)` : ""}` : ""}`
     : zoomed ? "zoomed: live updates keep your zoom" : "";
   $("pause").textContent = paused ? "Resume" : "Pause";
 }
@@ -183,25 +191,29 @@ function decimate(c, width) {
 // clock is followed) plus PLAYOUT_MS: a late message catches up at once, and nothing shows more
 // than PLAYOUT_MS after it arrived.
 const PLAYOUT_MS = 30;
-let playout = [], playHead = 0;
+// Messages waiting to be played, oldest first: {c: their columns, base: the delay added to
+// their points' times, next: the first point not yet played}; `waiting` points in all.
+let playout = [], waiting = 0;
 let lagNow = Infinity, lagBefore = Infinity, lagSince = 0;
 function schedule(points) {
-  if (playout.length - playHead > MAX_POINTS) { play(Infinity); trim(); } // a hidden tab
-  const now = performance.now(), lag = now - points.t[points.t.length - 1];
+  if (waiting > MAX_POINTS) { play(Infinity); trim(); } // a hidden tab
+  const n = size(points), now = performance.now(), lag = now - points.t[n - 1];
   if (now - lagSince > 2000) { lagBefore = lagNow; lagNow = Infinity; lagSince = now; }
   lagNow = Math.min(lagNow, lag);
-  const base = Math.min(lagNow, lagBefore) + PLAYOUT_MS;
-  for (const p of rows(points)) playout.push([p.t + base, p]);
+  playout.push({ c: points, base: Math.min(lagNow, lagBefore) + PLAYOUT_MS, next: 0 });
+  waiting += n;
 }
 function play(now) {
-  while (playHead < playout.length && playout[playHead][0] <= now) {
-    push(playout[playHead][1]);
-    playHead++;
-    dirty = true;
+  while (playout.length) {
+    const m = playout[0], n = size(m.c);
+    while (m.next < n && m.c.t[m.next] + m.base <= now) {
+      push(m.c, m.next);
+      m.next++; waiting--;
+      dirty = true;
+    }
+    if (m.next < n) return;
+    playout.shift();
   }
-  // A steady stream never drains the queue: drop what was played now and then.
-  if (playHead === playout.length) { playout = []; playHead = 0; }
-  else if (playHead > 4096) { playout = playout.slice(playHead); playHead = 0; }
 }
 
 function redraw(now) {
@@ -225,8 +237,8 @@ $("pause").onclick = () => {
   if (leaveHistory()) paused = true;
   paused = !paused;
   if (!paused) {
-    for (const p of held) draw(p, true); // their alerts were raised as they came
-    held = []; heldDropped = 0;
+    drawAll(held, true); // their alerts were raised as they came
+    held = null; heldDropped = 0;
   }
   dirty = true; note();
 };
@@ -238,12 +250,12 @@ $("load-earlier").onclick = async () => {
   const oldest = cols[0].length ? cols[0][0] * 1000 : Date.now();
   const res = await fetch(api(`samples?to=${oldest - 0.001}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
-  const older = [...rows(await res.json())];
-  if (!older.length) { $("chart-note").textContent = "no earlier points in memory: Hour, Day, Week and All show the stored history"; return; }
+  const older = await res.json();
+  if (!size(older)) { $("chart-note").textContent = "no earlier points in memory: Hour, Day, Week and All show the stored history"; return; }
   paused = true; note();
   const saved = cols; cols = [[], [], [], [], [], [], []];
   // Earlier points are history: they are drawn, but raise no alerts.
-  for (const p of older) push(p, true);
+  drawAll(older, true);
   cols = cols.map((c, i) => c.concat(saved[i]));
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
@@ -262,16 +274,20 @@ async function showHistory(from, to) {
   if (!historyView) { liveCols = cols; paused = true; }
   const span = answer.t.length ? [answer.t[0], answer.t[answer.t.length - 1] + answer.bucket_ms] : [from || 0, to || 0];
   historyView = { from: from === null ? span[0] : from, to: to === null ? span[1] : to };
-  // Columns at their middle, anomalies at their own time: one x axis, in order.
-  const rowsOut = [];
-  answer.t.forEach((t, i) => rowsOut.push([t + answer.bucket_ms / 2, answer.mean[i], answer.max[i], answer.min[i], null]));
-  const a = answer.anomalies;
-  for (let i = 0; i < a.t.length; i++) rowsOut.push([a.t[i], a.value[i], null, null, a.value[i]]);
-  rowsOut.sort((p, q) => p[0] - q[0]);
+  // Buckets at their middle, anomalies at their own time: the two (each in time order)
+  // merged onto one x axis.
+  const a = answer.anomalies, half = answer.bucket_ms / 2;
   cols = [[], [], [], [], [], [], []];
-  for (const [t, mean, hi, lo, anomaly] of rowsOut) {
+  const put = (t, mean, hi, lo, anomaly) => {
     cols[0].push(t / 1000); cols[1].push(mean); cols[2].push(null);
     cols[3].push(hi); cols[4].push(lo); cols[5].push(anomaly); cols[6].push(null);
+  };
+  for (let i = 0, j = 0; i < answer.t.length || j < a.t.length;) {
+    if (j === a.t.length || (i < answer.t.length && answer.t[i] + half <= a.t[j])) {
+      put(answer.t[i] + half, answer.mean[i], answer.max[i], answer.min[i], null); i++;
+    } else {
+      put(a.t[j], a.value[j], null, null, a.value[j]); j++;
+    }
   }
   chart.setData(cols, false);
   chart.setScale("x", { min: historyView.from / 1000, max: historyView.to / 1000 });
@@ -310,13 +326,13 @@ let atShown = false, onMoment = false;
 async function showMoment(at) {
   const res = await fetch(api(`samples?from=${at - 60000}&to=${at + 60000}&limit=${MAX_POINTS}`));
   if (!res.ok) return;
-  const around = [...rows(await res.json())];
+  const around = await res.json();
   // Older than the points in memory (gone from it, or from before a restart): the stored
   // history around it.
-  if (!around.length || around[0].t > at) { onMoment = true; await showHistory(at - 60000, at + 60000); return; }
+  if (!size(around) || around.t[0] > at) { onMoment = true; await showHistory(at - 60000, at + 60000); return; }
   paused = true; onMoment = true; note();
   cols = [[], [], [], [], [], [], []];
-  for (const p of around) push(p, true);
+  drawAll(around, true);
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
   $("chart-note").textContent = `showing ${new Date(at).toLocaleString()} (from a notification): Resume to follow live`;
@@ -614,16 +630,16 @@ function connect() {
       // A (re)connection: redraw from the snapshot; its samples already alerted stay as they
       // are (dismissed ones stay dismissed).
       cols = [[], [], [], [], [], [], []];
-      playout = []; playHead = 0;
+      playout = []; waiting = 0;
       quietAlerts = true;
-      for (const p of rows(m.points)) draw(p, false);
+      drawAll(m.points, false);
       quietAlerts = false;
       renderStatus(m.status); renderConfig(m.config);
       dirty = true;
       if (AT > 0 && !atShown) { atShown = true; showMoment(AT); }
     } else if (m.type === "points") {
-      if (m.points.t.length) schedule(m.points);
-      pointsReceived += m.points.t.length; batchesReceived += 1;
+      if (size(m.points)) schedule(m.points);
+      pointsReceived += size(m.points); batchesReceived += 1;
     } else if (m.type === "status") {
       renderStatus(m);
     } else if (m.type === "config") {

@@ -14,6 +14,7 @@
 //! | [`device`] | a device's hub, registry and feed; the pump of its typed updates |
 //! | [`batch`] | recorded files: reading, scoring, evaluating detectors, NAB |
 //! | [`model`] | the one [`model::Point`], the device's [`model::State`], pure ingest |
+//! | [`retry`] | the one [`retry::Backoff`] every reconnection waits with |
 
 pub mod app;
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod device;
 pub mod model;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod web;

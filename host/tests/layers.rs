@@ -16,7 +16,7 @@ type Edges = BTreeSet<(Vec<String>, Vec<String>)>;
 
 /// The host's layers, lowest first: a module may import its own layer and those before it.
 const LAYERS: &[&str] = &[
-    "model", "batch", "device", "sink", "source", "web", "app", "cli", "commands",
+    "retry", "model", "batch", "device", "sink", "source", "web", "app", "cli", "commands",
 ];
 
 fn workspace() -> PathBuf {

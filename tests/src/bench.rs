@@ -162,9 +162,19 @@ impl Drop for Zscope {
     }
 }
 
-/// Build the release `zscope` binary (once per run); its path.
+/// Build the release `zscope` binary (once per run); its path. Built with this crate
+/// selected too, so its dependencies have the features they have in the bench binaries (one
+/// feature set: nothing is compiled twice in release).
 pub fn build_zscope() -> PathBuf {
-    crate::cargo_build(&["--release", "-p", "zscope-host", "--bin", "zscope"]);
+    crate::cargo_build(&[
+        "--release",
+        "-p",
+        "zscope-tests",
+        "-p",
+        "zscope-host",
+        "--bin",
+        "zscope",
+    ]);
     workspace_root().join("target/release/zscope")
 }
 

@@ -100,6 +100,14 @@ where
 }
 
 /// Browsers at once in this file: each is a Chromium on two cores, beside the daemon it drives.
+/// JavaScript defining `one(point)`: the columns of a single point (`{t: [t], value: [v],
+/// ...}`), the shape the page takes points in (`push(columns, i)`).
+macro_rules! one {
+    () => {
+        "const one = (p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, [v]])); "
+    };
+}
+
 static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// What each dashboard scenario starts from: the daemon with one emulated device (200
@@ -259,13 +267,17 @@ async fn alerts_are_events_that_wait_under_the_pointer_and_stay_dismissed() {
     d.an_alert().await;
     // One alert per event: three consecutive flagged samples are one row (counting them),
     // a fourth apart is another; the same samples again (a reconnect) add nothing.
-    // push(point), a point as the page reads it from the columns; flag 1 = anomaly. The
+    // push(columns, i): point i of columns as the page takes them (`one` makes the columns of
+    // a single point, see ONE); flag 1 = anomaly. The
     // repeats carry the same times and sequence numbers, as a reconnect's snapshot would.
     // Counted before and after in the same script, so no device alert can land between.
-    let script = "const before = alerts.length; const t = Date.now(); \
+    let script = concat!(
+        one!(),
+        "const before = alerts.length; const t = Date.now(); \
         for (const [dt, seq] of [[0, 900001], [1, 900002], [2, 900003], [5, 900006], [0, 900001], [1, 900002]]) \
-          push({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 }); \
-        return [before, alerts.length];";
+          push(one({ t: t + dt, value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq, lost_before: 0 }), 0); \
+        return [before, alerts.length];"
+    );
     let counts = d.c.execute(script, vec![]).await.unwrap();
     assert_eq!(
         counts[1].as_u64().unwrap_or(0),
@@ -300,10 +312,10 @@ async fn alerts_are_events_that_wait_under_the_pointer_and_stay_dismissed() {
     assert!(!key.is_empty(), "an alert row has a key");
     let waiting = d.c
         .execute(
-            "const n = alerts.length; \
-             push({ t: Date.now(), value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq: 900020, lost_before: 0 }); \
+            concat!(one!(), "const n = alerts.length; \
+             push(one({ t: Date.now(), value: 9, mean: 0, std: 1, z: 9, threshold: 3, flags: 1, seq: 900020, lost_before: 0 }), 0); \
              return [n, alerts.length, document.querySelector('#alerts li.alert').dataset.key, \
-                     document.getElementById('alerts-waiting').textContent];",
+                     document.getElementById('alerts-waiting').textContent];"),
             vec![],
         )
         .await
@@ -439,10 +451,13 @@ async fn the_chart_and_the_alerts_stay_bounded_paused_or_held() {
         .unwrap();
     let held: serde_json::Value =
         d.c.execute(
-            "const drawn = cols[0].length; const t = Date.now(); \
-             for (let i = 0; i < 25000; i++) push({ t: t + i, value: 0, mean: 0, std: 1, z: 0, \
-               threshold: 3, flags: 0, seq: 2000000 + i, lost_before: 0 }); \
-             return [drawn, cols[0].length, held.length, heldDropped];",
+            concat!(
+                one!(),
+                "const drawn = cols[0].length; const t = Date.now(); \
+             for (let i = 0; i < 25000; i++) push(one({ t: t + i, value: 0, mean: 0, std: 1, z: 0, \
+               threshold: 3, flags: 0, seq: 2000000 + i, lost_before: 0 }), 0); \
+             return [drawn, cols[0].length, size(held), heldDropped];"
+            ),
             vec![],
         )
         .await
@@ -483,10 +498,13 @@ async fn the_chart_and_the_alerts_stay_bounded_paused_or_held() {
     move_pointer_to(&d.c, d.c.find(Locator::Css("#alerts")).await.unwrap()).await;
     let waiting =
         d.c.execute(
-            "const t = Date.now(); \
-             for (let i = 0; i < 150; i++) push({ t: t + i, value: 9, mean: 0, std: 1, z: 9, \
-               threshold: 3, flags: 1, seq: 3000000 + 2 * i, lost_before: 0 }); \
-             return [waitingRows.length, document.getElementById('alerts-waiting').textContent];",
+            concat!(
+                one!(),
+                "const t = Date.now(); \
+             for (let i = 0; i < 150; i++) push(one({ t: t + i, value: 9, mean: 0, std: 1, z: 9, \
+               threshold: 3, flags: 1, seq: 3000000 + 2 * i, lost_before: 0 }), 0); \
+             return [waitingRows.length, document.getElementById('alerts-waiting').textContent];"
+            ),
             vec![],
         )
         .await

@@ -10,6 +10,7 @@
 //! and refuses a device whose hello makes no sense.
 
 use chrono::{DateTime, Utc};
+use zscope_core::DetectorConfig;
 use zscope_core::wire::{Ack, DeviceMsg, Flags, Hello, Sample};
 
 use super::point::Point;
@@ -36,16 +37,7 @@ impl State {
     /// Apply one message from the device, received at `now`.
     pub fn ingest(&mut self, msg: DeviceMsg, now: DateTime<Utc>, out: &mut Output) {
         match msg {
-            DeviceMsg::Hello(hello) => {
-                self.hello(&hello);
-                if self.refused.is_none() {
-                    out.configs.push(ConfigRecord {
-                        host_ms: now.timestamp_millis(),
-                        version: hello.config_version,
-                        config: hello.detector,
-                    });
-                }
-            }
+            DeviceMsg::Hello(hello) => self.hello(&hello, now, out),
             DeviceMsg::Sample(sample) => self.sample(&sample, now, out),
             DeviceMsg::Batch(batch) => {
                 if self.refused.is_none() {
@@ -57,30 +49,71 @@ impl State {
             }
             DeviceMsg::Status(status) => self.device_status = Some(status),
             DeviceMsg::Ack(ack) => {
-                if self.configs.insert(ack.config_version, ack.config) != Some(ack.config)
-                    || self.config_version != ack.config_version
-                {
-                    self.config_events += 1;
-                }
-                self.config_version = ack.config_version;
-                if ack.result == zscope_core::wire::AckResult::Ok {
-                    out.configs.push(ConfigRecord {
-                        host_ms: now.timestamp_millis(),
-                        version: ack.config_version,
-                        config: ack.config,
-                    });
-                }
+                self.adopt(
+                    ack.config_version,
+                    ack.config,
+                    ack.result == zscope_core::wire::AckResult::Ok,
+                    now,
+                    out,
+                );
                 out.acks.push(ack);
             }
         }
     }
 
-    fn hello(&mut self, hello: &Hello) {
-        if let Err(why) = check_hello(hello) {
+    /// The device runs config `version` (`config`): an acknowledgement said so, or (for a
+    /// device another daemon publishes) its config topic. `taken`: the device took it now
+    /// (a change to record), rather than kept the one it had.
+    pub fn adopt(
+        &mut self,
+        version: u32,
+        config: DetectorConfig,
+        taken: bool,
+        now: DateTime<Utc>,
+        out: &mut Output,
+    ) {
+        if self.configs.insert(version, config) != Some(config) || self.config_version != version {
+            self.config_events += 1;
+        }
+        self.config_version = version;
+        if taken {
+            out.configs.push(ConfigRecord {
+                host_ms: now.timestamp_millis(),
+                version,
+                config,
+            });
+        }
+    }
+
+    fn hello(&mut self, hello: &Hello, now: DateTime<Utc>, out: &mut Output) {
+        let device = DeviceInfo {
+            board: hello.board.to_string(),
+            firmware: hello.firmware.to_string(),
+            protocol: hello.protocol,
+            capacity: hello.capacity,
+            season_capacity: hello.season_capacity,
+            sample_rate_hz: hello.sample_rate_hz,
+            has_truth: hello.simulator.is_some(),
+        };
+        self.greet(device, hello.config_version, hello.detector, now, out);
+    }
+
+    /// A device said who it is and what it runs: its hello, or (for a device another daemon
+    /// publishes) its status. A device whose description makes no sense is refused: its
+    /// points are ignored until it says something that does.
+    pub fn greet(
+        &mut self,
+        device: DeviceInfo,
+        version: u32,
+        config: DetectorConfig,
+        now: DateTime<Utc>,
+        out: &mut Output,
+    ) {
+        if let Err(why) = check_device(&device, &config) {
             let why = format!(
                 "device {} refused: its hello says {why}; its samples are ignored until it \
                  says hello with values that make sense",
-                hello.board
+                device.board
             );
             tracing::error!("{why}");
             self.link_error = Some(why.clone());
@@ -95,29 +128,26 @@ impl State {
         if self.device.is_some() {
             // A hello after the first is a reboot, or an answer to a ping: a reboot shows as
             // sequence numbers starting again, which `sample` counts.
-            tracing::info!("device {} said hello again", hello.board);
+            tracing::info!("device {} said hello again", device.board);
         } else {
             tracing::info!(
                 "device {} (firmware {}, protocol {}) on {}",
-                hello.board,
-                hello.firmware,
-                hello.protocol,
+                device.board,
+                device.firmware,
+                device.protocol,
                 self.port
             );
         }
-        self.truth = hello.simulator.is_some();
-        self.device = Some(DeviceInfo {
-            board: hello.board.to_string(),
-            firmware: hello.firmware.to_string(),
-            protocol: hello.protocol,
-            capacity: hello.capacity,
-            season_capacity: hello.season_capacity,
-            sample_rate_hz: hello.sample_rate_hz,
-            has_truth: hello.simulator.is_some(),
-        });
-        self.configs.insert(hello.config_version, hello.detector);
-        self.config_version = hello.config_version;
+        self.truth = device.has_truth;
+        self.device = Some(device);
+        self.configs.insert(version, config);
+        self.config_version = version;
         self.config_events += 1;
+        out.configs.push(ConfigRecord {
+            host_ms: now.timestamp_millis(),
+            version,
+            config,
+        });
     }
 
     fn sample(&mut self, s: &Sample, now: DateTime<Utc>, out: &mut Output) {
@@ -126,23 +156,7 @@ impl State {
             return;
         }
         let now_ms = now.timestamp_millis() as f64;
-        // Sequence numbers: a jump forward is lost frames (up to a million at once: beyond,
-        // a renumbering); going back is a device restart.
-        let lost_before = match self.next_seq {
-            Some(next) if s.seq > next && s.seq - next > MAX_LOST_AT_ONCE => {
-                self.counters.sequence_jumps += 1;
-                0
-            }
-            Some(next) if s.seq > next => s.seq - next,
-            Some(next) if s.seq < next => {
-                self.counters.device_restarts += 1;
-                self.anchor = None;
-                0
-            }
-            _ => 0,
-        };
-        self.next_seq = Some(s.seq.saturating_add(1));
-        self.counters.frames_lost = self.counters.frames_lost.saturating_add(lost_before);
+        let lost_before = self.sequence(s.seq);
         // Chart time: the device's clock, anchored to the host's at the first sample of a
         // connection (or after a restart), never going backwards.
         let (dev0, host0) = *self
@@ -171,18 +185,69 @@ impl State {
             config.map_or(0, |c| c.window),
             lost_before,
         );
+        self.keep(point, now, out);
+    }
+
+    /// Count what sequence number `seq` says: a jump forward is lost frames (up to a million
+    /// at once: beyond, a renumbering); going back is a device restart. The frames lost just
+    /// before it.
+    fn sequence(&mut self, seq: u64) -> u64 {
+        let lost_before = match self.next_seq {
+            Some(next) if seq > next && seq - next > MAX_LOST_AT_ONCE => {
+                self.counters.sequence_jumps += 1;
+                0
+            }
+            Some(next) if seq > next => seq - next,
+            Some(next) if seq < next => {
+                self.counters.device_restarts += 1;
+                self.anchor = None;
+                0
+            }
+            _ => 0,
+        };
+        self.next_seq = Some(seq.saturating_add(1));
+        self.counters.frames_lost = self.counters.frames_lost.saturating_add(lost_before);
+        lost_before
+    }
+
+    /// Points another daemon judged and published, in its order: each is kept as it is (its
+    /// chart time never before the last point's) but for the frames lost before it, which are
+    /// what this daemon's sequence numbers say (those the device's link lost, and those lost
+    /// on the way here).
+    pub fn take_points(
+        &mut self,
+        points: impl IntoIterator<Item = Point>,
+        now: DateTime<Utc>,
+        out: &mut Output,
+    ) {
+        for mut point in points {
+            if self.refused.is_some() {
+                self.counters.refused_samples += 1;
+                continue;
+            }
+            point.lost_before = self.sequence(point.seq);
+            point.t = point.t.max(self.last_t);
+            self.last_t = point.t;
+            self.keep(point, now, out);
+        }
+    }
+
+    /// Count, log and keep one judged point, received at `now`.
+    fn keep(&mut self, point: Point, now: DateTime<Utc>, out: &mut Output) {
+        let now_ms = now.timestamp_millis() as f64;
+        let flags = Flags(point.flags);
         let anomaly = point.is_anomaly();
-        let judged = !s.flags.contains(Flags::WARMING_UP) && !s.flags.contains(Flags::INVALID);
+        let judged = !flags.contains(Flags::WARMING_UP) && !flags.contains(Flags::INVALID);
 
         self.counters.samples += 1;
         if anomaly {
             self.counters.anomalies += 1;
             // A run of consecutive flagged samples is one event.
-            if self.last_flagged != s.seq.checked_sub(1) || s.seq == 0 {
+            if self.last_flagged != point.seq.checked_sub(1) || point.seq == 0 {
                 self.counters.events += 1;
                 out.events.push(point);
             }
-            self.last_flagged = Some(s.seq);
+            self.last_flagged = Some(point.seq);
         }
         if self.truth && judged {
             let q = &mut self.quality;
@@ -225,19 +290,18 @@ impl State {
 }
 
 /// Whether a device's hello makes sense: capacities, and a detector config it could run.
-fn check_hello(h: &Hello) -> Result<(), String> {
-    if h.capacity < 2 {
-        return Err(format!("a window capacity of {}", h.capacity));
+fn check_device(d: &DeviceInfo, config: &DetectorConfig) -> Result<(), String> {
+    if d.capacity < 2 {
+        return Err(format!("a window capacity of {}", d.capacity));
     }
-    h.detector
-        .validate_for(h.capacity as usize, h.season_capacity as usize)
+    config
+        .validate_for(d.capacity as usize, d.season_capacity as usize)
         .map_err(|e| format!("a detector config it cannot hold: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zscope_core::DetectorConfig;
     use zscope_core::SimConfig;
     use zscope_core::device::Responder;
     use zscope_core::wire::name;
@@ -326,6 +390,89 @@ mod tests {
         );
         assert_eq!((row.anomaly, row.truth, row.lost_before), (1, Some(0), 3));
         assert_eq!(log.iter().filter(|e| e.point.is_anomaly()).count(), 2);
+    }
+
+    #[test]
+    fn a_central_daemon_keeps_what_the_gateway_kept() {
+        // The gateway ingests frames; the central daemon takes the points it published (in
+        // two batches) and the hello its status tells: the two see the same device.
+        let (_, mut ingest, mut gateway) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut gateway, hello(), now);
+        for (seq, flags) in [
+            (0, 0),
+            (1, Flags::ANOMALY | Flags::TRUTH),
+            (2, Flags::ANOMALY),
+            (5, Flags::ANOMALY),                   // 2 lost
+            (6, Flags::TRUTH),                     // missed
+            (0, Flags::WARMING_UP | Flags::TRUTH), // restart
+            (1, 0),
+        ] {
+            ingest.handle(&mut gateway, sample(seq, flags), now);
+        }
+        let published = gateway.take_outbox();
+
+        let mut central = State::new("mqtt://broker/zscope/test".into());
+        let mut out = Output::default();
+        let device = gateway.device.clone().unwrap();
+        let version = gateway.config_version;
+        let config = gateway.config().unwrap();
+        central.greet(device.clone(), version, config, now, &mut out);
+        central.take_points(published[..3].iter().copied(), now, &mut out);
+        central.take_points(published[3..].iter().copied(), now, &mut out);
+
+        assert_eq!(central.device, Some(device));
+        assert_eq!(central.config(), Some(config));
+        assert_eq!(out.configs.len(), 1);
+        assert_eq!(central.history, gateway.history);
+        assert_eq!(central.anomalies, gateway.anomalies);
+        let (c, g) = (central.counters(), gateway.counters());
+        assert_eq!(
+            (
+                c.samples,
+                c.anomalies,
+                c.events,
+                c.frames_lost,
+                c.device_restarts
+            ),
+            (
+                g.samples,
+                g.anomalies,
+                g.events,
+                g.frames_lost,
+                g.device_restarts
+            )
+        );
+        assert_eq!(
+            (c.samples, c.events, c.frames_lost, c.device_restarts),
+            (7, 2, 2, 1)
+        );
+        assert_eq!(central.quality, gateway.quality);
+        assert_eq!(out.log.len(), 7);
+        assert_eq!(out.events.len(), 2);
+        let logged: Vec<Point> = out.log.iter().map(|e| e.point).collect();
+        assert_eq!(logged, published);
+
+        // A description that makes no sense is refused, and its points with it.
+        let mut refused = State::new("elsewhere".into());
+        let nonsense = DeviceInfo {
+            capacity: 1,
+            ..central.device.clone().unwrap()
+        };
+        refused.greet(nonsense, version, config, now, &mut out);
+        refused.take_points(published.iter().copied(), now, &mut out);
+        assert!(refused.history.is_empty());
+        assert_eq!(refused.counters().refused_samples, 7);
+
+        // A point lost on the way (seq 1 of the first run) is counted here as well.
+        let mut lossy = State::new("mqtt://broker/zscope/test".into());
+        let device = central.device.clone().unwrap();
+        lossy.greet(device, version, config, now, &mut out);
+        let arrived = published.iter().enumerate().filter(|&(i, _)| i != 1);
+        lossy.take_points(arrived.map(|(_, p)| *p), now, &mut out);
+        assert_eq!(lossy.counters().frames_lost, 3);
+        assert_eq!(lossy.history[1].lost_before, 1);
+        assert_eq!(lossy.history[2].lost_before, 2);
     }
 
     #[test]

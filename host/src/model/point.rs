@@ -206,6 +206,27 @@ macro_rules! schema {
                 $( self.$field.push(p.$field); )*
             }
 
+            /// How many points the columns hold (the shortest column's length, should a
+            /// message from elsewhere have given them different lengths).
+            pub fn len(&self) -> usize {
+                [$( self.$field.len() ),*].into_iter().min().unwrap_or(0)
+            }
+
+            /// Whether there are no points.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// Point `i`, if the columns hold it.
+            pub fn get(&self, i: usize) -> Option<Point> {
+                Some(Point { $( $field: *self.$field.get(i)?, )* })
+            }
+
+            /// Every point, in order.
+            pub fn iter(&self) -> impl Iterator<Item = Point> + '_ {
+                (0..self.len()).filter_map(|i| self.get(i))
+            }
+
             /// The names of the columns, in order.
             pub const COLUMNS: &'static [&'static str] = &[$( stringify!($field) ),*];
         }

@@ -20,7 +20,7 @@ pub const HISTORY: usize = 200_000;
 pub const ANOMALY_HISTORY: usize = 10_000;
 
 /// The device, from its hello.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DeviceInfo {
     /// Board name.
     pub board: String,
@@ -39,7 +39,7 @@ pub struct DeviceInfo {
 }
 
 /// Precision, recall and F1 against the source's injected anomalies (exact sample match).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Quality {
     /// Flagged and injected.
     pub true_positives: u64,

@@ -34,6 +34,7 @@ use zscope_core::wire::HostMsg;
 
 use crate::device::{Device, Message, Registry, Update, lock};
 use crate::model::MqttStatus;
+use crate::retry::Backoff;
 
 /// Messages waiting for the broker at most (per client).
 pub const BROKER_QUEUE: usize = 1024;
@@ -211,7 +212,7 @@ pub fn spawn(
         let connections = connections.clone();
         let roster = roster_topic(&setting.client_id);
         tokio::spawn(async move {
-            let mut backoff = Duration::from_secs(1);
+            let mut backoff = Backoff::broker();
             // Sent but not acknowledged when the connection broke: sent again if the
             // broker kept our session, lost (and counted) if it did not.
             let mut unacknowledged = 0;
@@ -251,7 +252,7 @@ pub fn spawn(
                             s.connected = true;
                             s.last_error = None;
                         }
-                        backoff = Duration::from_secs(1);
+                        backoff.succeeded();
                         if !ack.session_present {
                             lock(&status).lost_unacknowledged += unacknowledged as u64;
                         }
@@ -286,8 +287,7 @@ pub fn spawn(
                         if was {
                             tracing::warn!("MQTT: {e}; retrying");
                         }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        tokio::time::sleep(backoff.failed()).await;
                     }
                 }
             }

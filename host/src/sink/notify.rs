@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::device::{Sink, lock};
 use crate::model::{NotifyStatus, Output, Point};
+use crate::retry::Backoff;
 
 /// Notices waiting to be sent at most.
 pub const NOTICE_QUEUE: usize = 64;
@@ -160,9 +161,10 @@ fn run(
 /// POST `notice` to `url`, up to [`ATTEMPTS`] times.
 fn post(agent: &ureq::Agent, url: &str, notice: &Notice) -> Result<(), String> {
     let mut why = String::new();
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(4));
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
-            std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+            std::thread::sleep(backoff.failed());
         }
         match agent.post(url).send_json(notice) {
             Ok(r) if r.status().is_success() => return Ok(()),

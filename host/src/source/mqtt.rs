@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use zscope_core::wire::{Ack, AckResult, DeviceMsg, Flags, Hello, Sample, name};
-use zscope_core::{DetectorConfig, SimConfig};
+use zscope_core::DetectorConfig;
+use zscope_core::wire::{Ack, DeviceMsg};
 
 use crate::device::{Attach, Feed, Registry};
 use crate::model::Points;
 use crate::model::state::DeviceInfo;
+use crate::retry::Backoff;
 use crate::sink::mqtt::{BROKER_QUEUE, MqttSetting, explain, low_latency, split_topic};
 
 /// Show the devices other daemons publish to the broker: each becomes a device of this
@@ -38,7 +39,7 @@ pub fn subscribe(
         let mut remotes: HashMap<String, Remote> = HashMap::new();
         let mut daemons = Daemons::default();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::broker();
         loop {
             tokio::select! {
                 event = eventloop.poll() => match event {
@@ -47,7 +48,7 @@ pub fn subscribe(
                             "MQTT: subscribed to the devices on {url} (session {})",
                             if ack.session_present { "resumed" } else { "new" }
                         );
-                        backoff = Duration::from_secs(1);
+                        backoff.succeeded();
                         for kind in ["status", "config", "points", "ack"] {
                             let _ = client.try_subscribe(format!("zscope/+/{kind}"), QoS::AtLeastOnce);
                         }
@@ -82,8 +83,7 @@ pub fn subscribe(
                             r.feed.update(|s, _| s.disconnected(format!("broker {url}: {e}")));
                             r.connected = false;
                         }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        tokio::time::sleep(backoff.failed()).await;
                     }
                 },
                 _ = tick.tick() => {
@@ -209,7 +209,7 @@ impl Remote {
                     return;
                 };
                 let connected = status["connected"] == serde_json::json!(true) && offline.is_none();
-                let hello = (!self.hello).then(|| hello(&status)).flatten();
+                let hello = (!self.hello).then(|| greeting(&status)).flatten();
                 let said = hello.is_some();
                 let was = self.connected;
                 self.feed.update(|state, out| {
@@ -225,8 +225,8 @@ impl Remote {
                         };
                         state.disconnected(why);
                     }
-                    if let Some(h) = hello {
-                        state.ingest(DeviceMsg::Hello(h), now, out);
+                    if let Some((device, version, config)) = hello {
+                        state.greet(device, version, config, now, out);
                     }
                 });
                 self.connected = connected;
@@ -242,42 +242,26 @@ impl Remote {
                 ) else {
                     return;
                 };
-                let ack = Ack {
-                    id: 0,
-                    result: AckResult::Ok,
-                    config_version: version as u32,
-                    config,
-                };
                 self.feed
-                    .update(|state, out| state.ingest(DeviceMsg::Ack(ack), now, out));
+                    .update(|state, out| state.adopt(version as u32, config, true, now, out));
             }
             "points" => {
                 let Ok(PointsMessage { points }) = serde_json::from_slice::<PointsMessage>(payload)
                 else {
                     return;
                 };
-                let last = &mut self.last;
+                // A batch the broker delivers twice (QoS 1 is at least once) is taken once:
+                // only points after the last one taken (its gateway's time, which never goes
+                // back, and sequence number).
+                let last = self.last;
+                let fresh = points
+                    .iter()
+                    .skip_while(|p| last.is_some_and(|l| (p.t, p.seq) <= l));
+                let mut newest = None;
                 self.feed.update(|state, out| {
-                    for i in 0..points.seq.len() {
-                        let key = (points.t[i], points.seq[i]);
-                        if last.is_some_and(|l| key <= l) {
-                            continue;
-                        }
-                        *last = Some(key);
-                        let sample = Sample {
-                            seq: points.seq[i],
-                            time_ms: points.device_time_ms[i],
-                            value: points.value[i],
-                            mean: points.mean[i],
-                            std: points.std[i],
-                            z: points.z[i],
-                            score: points.score[i],
-                            flags: Flags(points.flags[i]),
-                            config_version: points.config_version[i],
-                        };
-                        state.ingest(DeviceMsg::Sample(sample), now, out);
-                    }
+                    state.take_points(fresh.inspect(|p| newest = Some((p.t, p.seq))), now, out);
                 });
+                self.last = newest.or(last);
             }
             "ack" => {
                 if let Ok(ack) = serde_json::from_slice::<Ack>(payload) {
@@ -290,21 +274,13 @@ impl Remote {
     }
 }
 
-/// The hello a remote device said to its gateway, rebuilt from its status.
-fn hello(status: &serde_json::Value) -> Option<Hello> {
+/// What a remote device told its gateway (who it is, its config version and config), from
+/// its retained status.
+fn greeting(status: &serde_json::Value) -> Option<(DeviceInfo, u32, DetectorConfig)> {
     let device: DeviceInfo = serde_json::from_value(status["device"].clone()).ok()?;
     let config: DetectorConfig = serde_json::from_value(status["config"].clone()).ok()?;
-    Some(Hello {
-        protocol: device.protocol,
-        firmware: name(&device.firmware),
-        board: name(&device.board),
-        capacity: device.capacity,
-        sample_rate_hz: device.sample_rate_hz,
-        config_version: status["config_version"].as_u64()? as u32,
-        detector: config,
-        simulator: device.has_truth.then(SimConfig::default),
-        season_capacity: device.season_capacity,
-    })
+    let version = u32::try_from(status["config_version"].as_u64()?).ok()?;
+    Some((device, version, config))
 }
 
 #[cfg(test)]

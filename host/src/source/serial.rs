@@ -15,6 +15,7 @@ use zscope_core::wire::{self, Decoder, DeviceMsg, FrameError};
 
 use super::recorder::Recorder;
 use crate::device::Feed;
+use crate::retry::Backoff;
 
 /// How long the link waits before reopening a port it lost or could not open.
 pub const RETRY: Duration = Duration::from_secs(1);
@@ -54,6 +55,7 @@ pub fn spawn(
         .name("zscope-link".into())
         .spawn(move || {
             let mut last_error = String::new();
+            let mut backoff = Backoff::steady(RETRY);
             while !feed.stopping() {
                 let port = port.get();
                 match serialport::new(&port, baud)
@@ -83,7 +85,7 @@ pub fn spawn(
                         feed.update(|state, _| state.disconnected(why));
                     }
                 }
-                std::thread::sleep(RETRY);
+                std::thread::sleep(backoff.failed());
             }
         })
 }
