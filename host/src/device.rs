@@ -69,6 +69,46 @@ pub fn clean_name(name: &str) -> String {
     }
 }
 
+/// The longest device name: a folder, a URL path segment and an MQTT topic level, with room.
+pub const MAX_NAME: usize = 64;
+
+/// Why a device name from outside (an MQTT topic) cannot name a device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Nothing.
+    #[error("an empty name")]
+    Empty,
+    /// `.`, `..` and the like: not a folder of its own.
+    #[error("'{0}', only dots")]
+    Dots(String),
+    /// Anything but letters, digits, `-`, `_` and `.`.
+    #[error("'{0}', with characters other than letters, digits, '-', '_' and '.'")]
+    Characters(String),
+    /// Over [`MAX_NAME`] bytes.
+    #[error("a name of {0} bytes (at most {MAX_NAME})")]
+    Long(usize),
+}
+
+/// Whether `name` can name a device as it is: one safe path component (its logs and store go
+/// in a folder of that name under the log folder, never elsewhere), a URL path segment and a
+/// topic level, at most [`MAX_NAME`] bytes.
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME {
+        return Err(NameError::Long(name.len()));
+    }
+    if name.chars().all(|c| c == '.') {
+        return Err(NameError::Dots(name.to_string()));
+    }
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if !name.chars().all(safe) {
+        return Err(NameError::Characters(name.escape_debug().to_string()));
+    }
+    Ok(())
+}
+
 /// One device's hub: what its source's thread, the web server, the pump and the sinks share.
 pub struct Hub {
     state: Mutex<State>,
@@ -404,6 +444,41 @@ pub async fn pump(hub: Arc<Hub>) {
         for u in updates {
             // No subscriber is fine.
             let _ = hub.updates.send(Message::new(u));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_from_outside_is_one_safe_folder_or_refused() {
+        for good in [
+            "ttyACM0",
+            "stlink-066DFF55",
+            "a.b_c-d",
+            ".x",
+            &"n".repeat(MAX_NAME),
+        ] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        assert_eq!(check_name(""), Err(NameError::Empty));
+        assert_eq!(check_name(".."), Err(NameError::Dots("..".into())));
+        assert_eq!(check_name("."), Err(NameError::Dots(".".into())));
+        for bad in ["a/b", "../x", "a\\b", "a b", "é", "a\0", "%2e%2e"] {
+            assert!(
+                matches!(check_name(bad), Err(NameError::Characters(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_name(&"n".repeat(MAX_NAME + 1)),
+            Err(NameError::Long(MAX_NAME + 1))
+        );
+        // What the daemon makes of names it is given is always a name it accepts.
+        for given in ["", "..", "a/b", "ACM 0", "é"] {
+            assert_eq!(check_name(&clean_name(given)), Ok(()), "{given}");
         }
     }
 }

@@ -646,14 +646,21 @@ impl Daemon {
     /// wrote): everything the device sent is then in the state, the API and on its way to
     /// the logs.
     pub fn wait_read(&self, bytes: u64) {
-        wait_for(
-            Duration::from_secs(20),
-            &format!("the daemon to read the {bytes} bytes the device wrote"),
-            || {
-                let read = self.get("/api/status")["decode"]["bytes"].as_u64();
-                (read == Some(bytes)).then_some(())
-            },
-        );
+        let read = std::cell::Cell::new(None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            read.set(self.get("/api/status")["decode"]["bytes"].as_u64());
+            if read.get() == Some(bytes) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 20 s waiting for the daemon to read the {bytes} bytes the \
+                 device wrote: it read {:?}",
+                read.get()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}`

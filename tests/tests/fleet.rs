@@ -109,6 +109,106 @@ fn the_daemon_publishes_to_a_real_broker() {
     assert_eq!(presence.as_deref(), Some("false"));
 }
 
+/// Device names come from topics, so from anyone who can publish to the broker: a central
+/// daemon makes devices only of names that are one safe folder (`..`, `.`, an empty level, a
+/// space or a name of 200 bytes are refused), and writes nothing outside its log folder.
+#[test]
+fn a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own() {
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap();
+    let central = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(setting);
+        },
+    );
+    let mut options = rumqttc::MqttOptions::new("hostile", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 64);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let publish = |name: &str| {
+        client
+            .publish(
+                format!("zscope/{name}/status"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                r#"{"connected": true}"#,
+            )
+            .unwrap();
+    };
+    // A good name first (again until the centre, subscribed, lists it).
+    let names = |d: &Daemon| -> Vec<String> {
+        d.get("/api/devices")
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|d| d["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for(Duration::from_secs(20), "good-1 at the centre", || {
+        publish("good-1");
+        names(&central)
+            .contains(&"good-1".to_string())
+            .then_some(())
+    });
+    let long = "n".repeat(200);
+    for bad in ["..", ".", "", "a b", "...", &long] {
+        publish(bad);
+    }
+    // One client's messages reach the centre in the order sent: once good-2 is listed, every
+    // bad name before it has been seen.
+    publish("good-2");
+    wait_for(Duration::from_secs(20), "good-2 at the centre", || {
+        names(&central)
+            .contains(&"good-2".to_string())
+            .then_some(())
+    });
+    let mut listed = names(&central);
+    listed.sort();
+    assert_eq!(listed, ["good-1", "good-2"]);
+    // Every file the centre wrote is in a device's folder under its log folder.
+    let root = central.log_dir.parent().unwrap().to_path_buf();
+    let mut stack = vec![root.clone()];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "the good devices' logs are written");
+    for f in &files {
+        let folder = f
+            .parent()
+            .and_then(|p| p.strip_prefix(&central.log_dir).ok());
+        assert!(
+            folder.is_some_and(
+                |d| d == std::path::Path::new("good-1") || d == std::path::Path::new("good-2")
+            ),
+            "{} is outside the good devices' folders",
+            f.display()
+        );
+    }
+}
+
 /// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon
 /// shows its device (same points), and a config change from the central side travels back
 /// through the broker to the device, is acknowledged, and shows on both sides.

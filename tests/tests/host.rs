@@ -386,8 +386,29 @@ fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
     stream
         .write_all(request.as_bytes())
         .expect("the request goes out");
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
+    // Read until the whole answer is in (its headers and Content-Length bytes of body), or
+    // the daemon closes: a refused upgrade keeps the connection open.
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                break;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
     let code = answer
         .split_whitespace()
         .nth(1)
@@ -440,8 +461,36 @@ fn a_rebound_name_or_a_foreign_page_cannot_drive_the_daemon() {
         json!(1),
         "nothing changed"
     );
-    // Addressed to the daemon's own name, the same request is acknowledged.
-    let (code, answer) = raw(daemon.addr, &post(&daemon.addr.to_string()));
+    // Another site on the same machine (another port, or another scheme) is not the daemon's
+    // page: its POST and its WebSocket are refused.
+    let own = daemon.addr.to_string();
+    let other = format!(
+        "{}:{}",
+        daemon.addr.ip(),
+        daemon.addr.port().wrapping_add(1)
+    );
+    let from = |origin: &str| post(&own).replacen("\r\n", &format!("\r\nOrigin: {origin}\r\n"), 1);
+    for origin in [
+        format!("http://{other}"),
+        format!("https://{own}"),
+        format!("http://localhost:{}", daemon.addr.port().wrapping_add(1)),
+    ] {
+        let (code, answer) = raw(daemon.addr, &from(&origin));
+        assert_eq!(code, 403, "{origin}: {answer}");
+        assert!(answer.contains("is refused"), "{answer}");
+        let upgrade = upgrade
+            .replace("http://evil.example", &origin)
+            .replace("Host: 127.0.0.1\r\n", &format!("Host: {own}\r\n"));
+        let (code, answer) = raw(daemon.addr, &upgrade);
+        assert_eq!(code, 403, "{origin}: {answer}");
+    }
+    assert_eq!(daemon.get("/api/config")["version"], json!(1));
+    // Addressed to the daemon's own name, from its own page (by any of its names), the same
+    // request is acknowledged.
+    let (code, answer) = raw(daemon.addr, &from(&format!("http://{own}")));
+    assert_eq!(code, 200, "{answer}");
+    let port = daemon.addr.port();
+    let (code, answer) = raw(daemon.addr, &from(&format!("http://localhost:{port}")));
     assert_eq!(code, 200, "{answer}");
     assert_eq!(daemon.get("/api/config")["config"]["threshold"], json!(9.5));
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use super::settings::Settings;
-use crate::device::{Attach, Device, Feed, Hub, Registry, Sink, SinkStatus, lock, pump};
+use crate::device::{
+    Attach, Device, Feed, Hub, Registry, Sink, SinkStatus, check_name, lock, pump,
+};
 use crate::model::NotifyStatus;
 use crate::sink::csv::{CsvLog, LogWriter};
 use crate::sink::notify::{DeviceNotices, NotifySender};
@@ -124,6 +126,8 @@ impl DeviceBuilder {
 
 impl Attach for DeviceBuilder {
     fn attach(&self, name: &str, port: String, what: &str, remote: bool) -> anyhow::Result<Feed> {
+        // Its folder is `log_dir/name`: a name from outside never reaches elsewhere.
+        check_name(name).with_context(|| format!("a device cannot be called {name:?}"))?;
         anyhow::ensure!(
             self.registry.find(Some(name)).is_none(),
             "a device called {name} is here already"

@@ -156,6 +156,12 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
         .map_err(|e| ScoreError::Config(e.to_string()))?;
     let mut det = detector(config).map_err(|e| ScoreError::Config(e.to_string()))?;
     let to_stdout = job.output.as_os_str() == "-";
+    if !to_stdout && same_file(&job.input, &job.output) {
+        return Err(ScoreError::Layout(format!(
+            "{} is the input: scoring into it would destroy it; write elsewhere (-o FILE)",
+            job.output.display()
+        )));
+    }
     let sink: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
     } else {
@@ -302,14 +308,27 @@ pub fn score_folder(job: &ScoreJob) -> Result<Vec<(PathBuf, ScoreSummary)>, Scor
     Ok(done)
 }
 
+/// Whether `a` and `b` are one file (the same path, a link to it, or another name of it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The CSV files under `dir`, in its folders too; links to folders are not followed (a link
+/// back up would go round for ever), links to files are taken.
 fn collect_csv(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
             collect_csv(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        } else if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
         {
             out.push(path);
         }
@@ -544,5 +563,45 @@ mod tests {
             e.contains("no column named 'reading_c'") && e.contains("when, reading_a, reading_b"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn scoring_into_its_own_input_is_refused_and_the_input_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), &series(50, 30), Format::Plain);
+        let before = std::fs::read(&j.input).unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&j.input, &link).unwrap();
+        let hard = dir.path().join("hard.csv");
+        std::fs::hard_link(&j.input, &hard).unwrap();
+        for output in [j.input.clone(), link, hard] {
+            j.output = output.clone();
+            let e = score(&j).unwrap_err().to_string();
+            assert!(e.contains("is the input"), "{}: {e}", output.display());
+            assert_eq!(
+                std::fs::read(&j.input).unwrap(),
+                before,
+                "the input is whole"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_with_a_link_back_up_is_scored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(input.join("sub")).unwrap();
+        std::fs::write(input.join("a.csv"), series(20, 10)).unwrap();
+        std::fs::write(input.join("sub/b.csv"), series(20, 10)).unwrap();
+        std::os::unix::fs::symlink(&input, input.join("sub/loop")).unwrap();
+        let mut j = job(dir.path(), "", Format::Plain);
+        j.input = input;
+        j.output = dir.path().join("out");
+        let done = score_folder(&j).unwrap();
+        let names: Vec<_> = done
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a.csv", "b.csv"]);
     }
 }

@@ -222,8 +222,10 @@ impl Emulator {
                     }
                 }
                 // Closing the pty drops what its reader has not taken yet: while a reader
-                // takes it (the backlog shrinks), wait for the line to empty (2 s at most).
-                let deadline = Instant::now() + std::time::Duration::from_secs(2);
+                // takes it (the backlog shrinks), wait for the line to empty (10 s at most;
+                // a reader that took nothing for a second is taken to be gone: a loaded
+                // machine can leave a reader unscheduled for a few hundred milliseconds).
+                let deadline = Instant::now() + std::time::Duration::from_secs(10);
                 let mut backlog = link.peer.bytes_to_read().unwrap_or(0);
                 let mut progress = Instant::now();
                 while backlog > 0 && Instant::now() < deadline {
@@ -231,7 +233,7 @@ impl Emulator {
                     let now = link.peer.bytes_to_read().unwrap_or(0);
                     if now < backlog {
                         progress = Instant::now();
-                    } else if progress.elapsed() > std::time::Duration::from_millis(200) {
+                    } else if progress.elapsed() > std::time::Duration::from_secs(1) {
                         // Nobody reads: nothing to wait for.
                         break;
                     }
@@ -259,8 +261,9 @@ impl Emulator {
         &self.path
     }
 
-    /// Stop the device (as if unplugged), once its reader has taken what is on the line (2 s
-    /// at most); how many bytes it wrote to the line, or how its loop ended.
+    /// Stop the device (as if unplugged), once its reader has taken what is on the line (10 s
+    /// at most, 1 s if the reader takes nothing); how many bytes it wrote to the line, or how
+    /// its loop ended.
     pub fn stop(mut self) -> io::Result<u64> {
         self.halt()
     }

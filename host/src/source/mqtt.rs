@@ -6,7 +6,7 @@
 //! daemon's presence going `false` (it said goodbye, or the broker sent its last will) marks
 //! its devices disconnected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,10 @@ use crate::model::Points;
 use crate::model::state::DeviceInfo;
 use crate::retry::Backoff;
 use crate::sink::mqtt::{BROKER_QUEUE, MqttSetting, explain, low_latency, split_topic};
+
+/// Names refused (not a safe name, or a device of this daemon's own) remembered so that their
+/// refusal is logged once: at most this many, so a broker cannot grow the daemon's memory.
+const MAX_REFUSED: usize = 1024;
 
 /// Show the devices other daemons publish to the broker: each becomes a device of this
 /// daemon (its own state, logs, page, notifications), fed from its topics: the retained
@@ -37,6 +41,7 @@ pub fn subscribe(
     let url = setting.url.clone();
     Ok(tokio::spawn(async move {
         let mut remotes: HashMap<String, Remote> = HashMap::new();
+        let mut refused: HashSet<String> = HashSet::new();
         let mut daemons = Daemons::default();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut backoff = Backoff::broker();
@@ -66,8 +71,13 @@ pub fn subscribe(
                         let Some((name, kind)) = split_topic(&p.topic) else { continue };
                         let remote = match remotes.get_mut(name) {
                             Some(r) => r,
+                            None if refused.contains(name) => continue,
                             None => {
                                 let Some(r) = Remote::create(name, &url, &registry, attach.as_ref()) else {
+                                    // Said once; its later messages are ignored quietly.
+                                    if refused.len() < MAX_REFUSED {
+                                        refused.insert(name.to_string());
+                                    }
                                     continue;
                                 };
                                 remotes.entry(name.to_string()).or_insert(r)
@@ -111,7 +121,7 @@ struct Daemons {
     /// Each daemon's devices (its retained `devices` topic).
     devices: HashMap<String, Vec<String>>,
     /// The daemons whose presence is `false`.
-    offline: std::collections::HashSet<String>,
+    offline: HashSet<String>,
 }
 
 impl Daemons {
@@ -181,7 +191,7 @@ impl Remote {
         let feed = match attach.attach(name, port, &format!("published to {url}"), true) {
             Ok(feed) => feed,
             Err(e) => {
-                tracing::error!("MQTT: cannot add {name}: {e:#}");
+                tracing::error!("MQTT: cannot add {name:?}: {e:#}");
                 return None;
             }
         };

@@ -35,14 +35,48 @@ pub async fn secure_headers(mut response: Response) -> Response {
 
 /// The host name in a `Host` header or an origin's authority, lowercased, without its port.
 fn host_name(authority: &str) -> String {
+    split_authority(authority).0
+}
+
+/// A `Host` header's or an origin's authority as its host name (lowercased) and its port,
+/// if it gives one.
+fn split_authority(authority: &str) -> (String, Option<u16>) {
     let a = authority.trim().to_ascii_lowercase();
-    if a.starts_with('[') {
-        return a.find(']').map_or(a.clone(), |end| a[..=end].to_string());
+    let (name, port) = if a.starts_with('[') {
+        match a.find(']') {
+            Some(end) => (a[..=end].to_string(), a[end + 1..].strip_prefix(':')),
+            None => (a.clone(), None),
+        }
+    } else {
+        match a.rsplit_once(':') {
+            Some((name, port)) => (name.to_string(), Some(port)),
+            None => (a.clone(), None),
+        }
+    };
+    match port.map(str::parse::<u16>) {
+        Some(Ok(port)) => (name, Some(port)),
+        Some(Err(_)) => (a, None),
+        None => (name, None),
     }
-    match a.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_string(),
-        _ => a,
-    }
+}
+
+/// Whether a page at `origin` is one this daemon served, to a browser that addressed this
+/// request to `host`: a name the daemon answers to (`allowed`), over HTTP at the port the
+/// request came to (a port left out is 80), or over HTTPS through a proxy on its default port
+/// (the daemon itself speaks HTTP: an `https` origin with a port of its own is another site).
+/// Another port or scheme of the same machine is another site.
+fn same_origin(origin: &str, host: &str, allowed: impl Fn(&str) -> bool) -> bool {
+    let Some((scheme, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let (origin_name, origin_port) = split_authority(authority);
+    let (_, host_port) = split_authority(host);
+    let port_matches = match scheme.to_ascii_lowercase().as_str() {
+        "http" => origin_port.unwrap_or(80) == host_port.unwrap_or(80),
+        "https" => host_port.is_none() && origin_port.is_none_or(|p| p == 443),
+        _ => false,
+    };
+    port_matches && allowed(&origin_name)
 }
 
 /// Requests must be addressed to one of the daemon's names, and come from a page of one
@@ -58,12 +92,13 @@ pub(super) async fn addressed(
         return Ok(next.run(request).await);
     };
     let allowed = |name: &str| hosts.iter().any(|h| h == name);
-    let host = headers
+    let authority = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(host_name)
-        .or_else(|| request.uri().host().map(host_name))
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
+    let host = host_name(&authority);
     let refuse = |what: String| ApiError::Misaddressed {
         what,
         names: hosts.join(", "),
@@ -75,11 +110,7 @@ pub(super) async fn addressed(
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null");
-        let name = origin
-            .split_once("://")
-            .map(|(_, authority)| host_name(authority))
-            .unwrap_or_default();
-        if !allowed(&name) {
+        if !same_origin(origin, &authority, allowed) {
             return Err(refuse(format!(
                 "a request from a page at '{origin}' is refused"
             )));
@@ -150,4 +181,51 @@ pub(super) async fn guard(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_daemons_own_origin_is_its_page() {
+        let names = [
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            "zscope.lan",
+            "zscope.example",
+        ];
+        let allowed = |n: &str| names.contains(&n);
+        for (origin, host) in [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8080", "localhost:8080"), // another of its names
+            ("http://LOCALHOST:8080", "localhost:8080"),
+            ("http://[::1]:8080", "[::1]:8080"),
+            ("http://zscope.lan", "zscope.lan"),
+            ("http://zscope.lan:80", "zscope.lan"),
+            ("https://zscope.example", "zscope.example"), // through a TLS proxy
+            ("https://zscope.example:443", "zscope.example"),
+        ] {
+            assert!(same_origin(origin, host, allowed), "{origin} at {host}");
+        }
+        for (origin, host) in [
+            ("http://localhost:9999", "localhost:8080"),
+            ("http://127.0.0.1:9999", "127.0.0.1:8080"),
+            ("http://localhost", "localhost:8080"),
+            ("https://zscope.lan", "zscope.lan:8080"),
+            ("https://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("https://zscope.example:8443", "zscope.example"),
+            ("http://evil.example:8080", "127.0.0.1:8080"),
+            ("null", "127.0.0.1:8080"),
+            ("file://", "127.0.0.1:8080"),
+            ("ws://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:9999", "[::1]:8080"),
+        ] {
+            assert!(!same_origin(origin, host, allowed), "{origin} at {host}");
+        }
+        assert_eq!(split_authority("[::1]:8080"), ("[::1]".into(), Some(8080)));
+        assert_eq!(split_authority("Example.COM"), ("example.com".into(), None));
+        assert_eq!(host_name("a:b"), "a:b");
+    }
 }
