@@ -452,8 +452,11 @@ function renderStatus(s) {
   $("connection").textContent = on ? "connected" : "disconnected";
   $("connection").className = "pill " + (on ? "on" : "off");
   const name = DEVICE ? `${DEVICE}: ` : "";
+  // Samples but no hello yet: the daemon has asked the device who it is.
+  const identifying = s.counters.samples > 0 && !s.link_error;
   $("device").textContent = s.device
-    ? `${name}${s.device.board} · firmware ${s.device.firmware} · ${s.port}` : `${name}waiting for a device on ${s.port}`;
+    ? `${name}${s.device.board} · firmware ${s.device.firmware} · ${s.port}`
+    : `${name}${identifying ? "identifying the device" : "waiting for a device"} on ${s.port}`;
   $("rate").textContent = Math.round(s.rate);
   $("st-samples").textContent = s.counters.samples;
   $("st-anomalies").textContent = s.counters.anomalies;

@@ -907,3 +907,60 @@ fn auto_attaches_known_probes_and_follows_a_board_to_its_new_port() {
         t.join().unwrap();
     }
 }
+
+/// A daemon started after the device (its hello went to an earlier reader) asks the device who
+/// it is, and knows it: its board, its config, and a threshold on every row from then on.
+#[test]
+fn a_daemon_that_missed_the_hello_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyLATE");
+    let dev = device(&link);
+    // The first reader takes the hello, and goes.
+    let first = Daemon::start(on(&link), |_| {});
+    wait_for(Duration::from_secs(20), "the first daemon's hello", || {
+        first.get("/api/status")["device"].is_object().then_some(())
+    });
+    drop(first.stop());
+    // The second sees samples first: it asks, and the device answers with a fresh hello.
+    let late = Daemon::start(on(&link), |_| {});
+    let s = wait_for(Duration::from_secs(20), "the device identified", || {
+        let s = late.get("/api/status");
+        s["device"].is_object().then_some(s)
+    });
+    assert!(
+        s["device"]["board"]
+            .as_str()
+            .unwrap_or("")
+            .contains("emulated"),
+        "{s}"
+    );
+    assert_eq!(s["config_version"], json!(1), "{s}");
+    let (code, answer) = late.post("/api/config", &json!({ "threshold": 5.0 }));
+    assert_eq!(code, 200, "config changes work once it is known: {answer}");
+    // Rows logged once it is known carry the threshold of the config that judged them.
+    let log = late.log_dir.join("samples.csv");
+    wait_for(Duration::from_secs(20), "rows at threshold 5", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let header: Vec<&str> = text.lines().next()?.split(',').collect();
+        let col = header.iter().position(|h| *h == "threshold")?;
+        let thresholds: Vec<String> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(col).map(String::from))
+            .collect();
+        // Before the hello: no threshold invented; after: the device's own.
+        let known = thresholds
+            .iter()
+            .position(|t| t != "NaN" && !t.is_empty())?;
+        assert!(
+            thresholds[known..]
+                .iter()
+                .all(|t| t != "NaN" && !t.is_empty())
+        );
+        thresholds
+            .iter()
+            .any(|t| t == "5" || t == "5.0")
+            .then_some(())
+    });
+    dev.stop().unwrap();
+}

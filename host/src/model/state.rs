@@ -320,6 +320,12 @@ impl State {
         self.connected
     }
 
+    /// Whether samples come from a device that has not said who it is (its hello was missed:
+    /// the daemon started after the device, or the line dropped it): the source should ask.
+    pub fn unidentified(&self) -> bool {
+        self.device.is_none() && self.refused.is_none() && self.counters.samples > 0
+    }
+
     /// A problem with the link to show (a failed recording, another protocol version).
     pub fn set_link_error(&mut self, why: String) {
         self.link_error = Some(why);

@@ -3,15 +3,17 @@
 //! [`spawn`] opens the port (retrying every second while it is missing: unplugged, not yet
 //! created, reset), feeds what it reads to the core's streaming decoder, ingests each message,
 //! and sends the commands queued for the device. Losing the port is never fatal: the state
-//! says so, the page keeps being served, and the thread reconnects on its own.
+//! says so, the page keeps being served, and the thread reconnects on its own. Samples from a
+//! device whose hello it missed (the daemon started after the device) make it ask the device
+//! who it is, once every [`ASK_EVERY`], until it says.
 
 use std::io::{Read, Write};
 use std::sync::mpsc::TryRecvError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use zscope_core::wire::{self, Decoder, DeviceMsg, FrameError};
+use zscope_core::wire::{self, Decoder, DeviceMsg, FrameError, HostMsg};
 
 use super::recorder::Recorder;
 use crate::device::Feed;
@@ -19,6 +21,9 @@ use crate::retry::Backoff;
 
 /// How long the link waits before reopening a port it lost or could not open.
 pub const RETRY: Duration = Duration::from_secs(1);
+
+/// How often a link asks a device that has not said who it is.
+pub const ASK_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a link opens its port: fixed, or moved by `--auto` when a board comes back under
 /// another name.
@@ -99,6 +104,7 @@ fn run(
     let mut decoder: Decoder = Decoder::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut reported_version = false;
+    let mut asked: Option<Instant> = None;
     loop {
         if feed.stopping() {
             return "daemon stopping".into();
@@ -133,7 +139,7 @@ fn run(
             None => Ok(()),
         };
         let mut input = &buf[..n];
-        feed.update(|state, out| {
+        let unidentified = feed.update(|state, out| {
             if let Err(e) = recorded {
                 state.set_link_error(e);
             }
@@ -151,6 +157,14 @@ fn run(
                 }
             }
             state.set_decode(decoder.stats());
+            state.unidentified()
         });
+        // Samples from a device whose hello was missed: ask it (a ping is answered with a
+        // fresh hello), once a second until it has said who it is.
+        if unidentified && asked.is_none_or(|t| t.elapsed() >= ASK_EVERY) {
+            tracing::info!("samples from an unidentified device on this line: asking it");
+            drop(feed.hub.command(|id| HostMsg::Ping { id }));
+            asked = Some(Instant::now());
+        }
     }
 }
