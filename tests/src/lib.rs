@@ -642,9 +642,9 @@ impl Daemon {
     }
 
     /// Wait until the daemon has read and judged `bytes` bytes from its device in all, over
-    /// every connection (what [`zscope_host::source::emulated::Emulator::stop`] says it
-    /// wrote): everything the device sent is then in the state, the API and on its way to
-    /// the logs.
+    /// every connection (what [`zscope_host::source::emulated::Emulator::silence`] says it
+    /// wrote, or `stop` for a device gone before): everything the device sent is then in the
+    /// state, the API and on its way to the logs.
     pub fn wait_read(&self, bytes: u64) {
         let read = std::cell::Cell::new(None);
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -109,14 +109,16 @@ fn the_daemon_publishes_to_a_real_broker() {
     assert_eq!(presence.as_deref(), Some("false"));
 }
 
-/// Device names come from topics, so from anyone who can publish to the broker: a central
-/// daemon makes devices only of names that are one safe folder (`..`, `.`, an empty level, a
-/// space or a name of 200 bytes are refused), and writes nothing outside its log folder.
+/// What comes from the broker comes from anyone who can publish to it. Device names come from
+/// topics: a central daemon makes devices only of names that are one safe folder (`..`, `.`,
+/// an empty level, a space or a name of 200 bytes are refused), and writes nothing outside its
+/// log folder. A 10 MB message at QoS 1 is refused and counted, and the connection (and so
+/// the whole fleet) stays up.
 #[test]
-fn a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own() {
+fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
     use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
     if !have_tools(
-        "a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own",
+        "a_central_daemon_refuses_hostile_names_and_oversize_messages",
         MQTT_TOOLS,
     ) {
         return;
@@ -136,6 +138,7 @@ fn a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own() {
     );
     let mut options = rumqttc::MqttOptions::new("hostile", "127.0.0.1", broker.port);
     options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 64);
     std::thread::spawn(move || for _ in connection.iter() {});
     let publish = |name: &str| {
@@ -207,6 +210,30 @@ fn a_central_daemon_refuses_device_names_that_are_not_a_folder_of_its_own() {
             f.display()
         );
     }
+
+    // 10 MB of points for good-1, at QoS 1: read, refused, counted; no reconnection.
+    client
+        .publish(
+            "zscope/good-1/points",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            vec![b'x'; 10 << 20],
+        )
+        .unwrap();
+    publish("good-3");
+    wait_for(Duration::from_secs(30), "good-3 at the centre", || {
+        names(&central)
+            .contains(&"good-3".to_string())
+            .then_some(())
+    });
+    let s = central.get("/api/devices/good-1/status");
+    assert_eq!(s["counters"]["messages_refused"], json!(1), "{s}");
+    assert_eq!(
+        s["counters"]["connections"],
+        json!(1),
+        "never reconnected: {s}"
+    );
+    assert_eq!(s["connected"], json!(true), "{s}");
 }
 
 /// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon

@@ -91,7 +91,7 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     }
     assert_eq!(daemon.get("/api/config")["version"], json!(2));
 
-    let written = dev.stop().unwrap();
+    let written = dev.silence().unwrap();
     daemon.wait_read(read_before_restart + written);
     let status = daemon.get("/api/status");
     let api: Vec<Value> = points(&daemon.get("/api/samples?limit=200000"));
@@ -209,7 +209,7 @@ fn a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works() {
     wait_for(Duration::from_secs(20), "3000 samples", || {
         (samples(&daemon.get("/api/status")) >= 3000).then_some(())
     });
-    let written = dev.stop().unwrap();
+    let written = dev.silence().unwrap();
     daemon.wait_read(written);
     let status = daemon.get("/api/status");
     let api = points(&daemon.get("/api/samples?limit=200000"));
@@ -355,7 +355,7 @@ fn a_full_disk_loses_no_row() {
             (s["logs"][0]["pending"] == json!(0) && s["logs"][0]["error"].is_null()).then_some(())
         },
     );
-    let written = dev.stop().unwrap();
+    let written = dev.silence().unwrap();
     daemon.wait_read(written);
     let received = samples(&daemon.get("/api/status"));
     daemon.stop();
@@ -962,5 +962,81 @@ fn a_daemon_that_missed_the_hello_asks_for_it() {
             .any(|t| t == "5" || t == "5.0")
             .then_some(())
     });
+    dev.stop().unwrap();
+}
+
+/// `GET /metrics` from the real daemon: Prometheus' text format (its content type, a HELP and
+/// a TYPE before each family's series, every series `name{labels} value`), with the device's
+/// counters as `/api/status` gives them.
+#[test]
+fn metrics_are_prometheus_text_with_the_devices_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyPROM");
+    let dev = device(&link);
+    let daemon = Daemon::start(on(&link), |_| {});
+    wait_for(Duration::from_secs(20), "200 samples", || {
+        (samples(&daemon.get("/api/status")) >= 200).then_some(())
+    });
+    let before = samples(&daemon.get("/api/status"));
+    let mut answer = ureq::get(&daemon.url("/metrics")).call().unwrap();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = answer.body_mut().read_to_string().unwrap();
+    let after = samples(&daemon.get("/api/status"));
+    assert_eq!(
+        content_type, "text/plain; version=0.0.4; charset=utf-8",
+        "{text}"
+    );
+    // Every family: HELP, then TYPE, then its series, each named as the family.
+    let mut family: Option<String> = None;
+    let mut typed = false;
+    let mut series = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            family = rest.split(' ').next().map(String::from);
+            typed = false;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(Some(name), family.as_deref(), "{line}");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            typed = true;
+        } else {
+            let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let name = key.split('{').next().unwrap();
+            assert!(typed && Some(name) == family.as_deref(), "{line}");
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("{line}: not a number"));
+            assert!(
+                series.insert(key.to_string(), value).is_none(),
+                "{line} twice"
+            );
+        }
+    }
+    let get = |key: &str| *series.get(key).unwrap_or_else(|| panic!("{key}:\n{text}"));
+    let samples_now = get(r#"zscope_samples_total{device="ttyPROM"}"#);
+    assert!(
+        (before as f64..=after as f64).contains(&samples_now),
+        "{before} <= {samples_now} <= {after}"
+    );
+    assert_eq!(get(r#"zscope_connected{device="ttyPROM"}"#), 1.0);
+    assert_eq!(get(r#"zscope_identified{device="ttyPROM"}"#), 1.0);
+    assert_eq!(get(r#"zscope_config_version{device="ttyPROM"}"#), 1.0);
+    assert_eq!(
+        get(r#"zscope_bad_frames_total{device="ttyPROM",kind="crc"}"#),
+        0.0
+    );
+    assert_eq!(get(r#"zscope_store_healthy{device="ttyPROM"}"#), 1.0);
+    let log = daemon.log_dir.join("samples.csv");
+    let written = format!(
+        r#"zscope_log_rows_written_total{{device="ttyPROM",file="{}"}}"#,
+        log.display()
+    );
+    assert!(get(&written) > 0.0);
+    assert!(get("zscope_uptime_seconds") >= 0.0);
     dev.stop().unwrap();
 }

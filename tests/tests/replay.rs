@@ -65,7 +65,7 @@ fn a_recorded_session_replays_with_exactly_the_same_verdicts() {
     wait_for(Duration::from_secs(20), "1000 more samples", || {
         (live.get("/api/status")["counters"]["samples"].as_u64() >= Some(3000)).then_some(())
     });
-    let written = dev.stop().unwrap();
+    let written = dev.silence().unwrap();
     live.wait_read(written);
     let live_log = live.log_dir.join("samples.csv");
     let _live_dir = live.stop();

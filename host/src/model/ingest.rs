@@ -213,7 +213,9 @@ impl State {
     /// Points another daemon judged and published, in its order: each is kept as it is (its
     /// chart time never before the last point's) but for the frames lost before it, which are
     /// what this daemon's sequence numbers say (those the device's link lost, and those lost
-    /// on the way here).
+    /// on the way here), and a time more than a minute ahead of this host's clock (a gateway's
+    /// wild clock, or a forged message), which is counted as a time jump and taken as now:
+    /// one such point never holds every later one back at its time.
     pub fn take_points(
         &mut self,
         points: impl IntoIterator<Item = Point>,
@@ -226,6 +228,11 @@ impl State {
                 continue;
             }
             point.lost_before = self.sequence(point.seq);
+            let now_ms = now.timestamp_millis() as f64;
+            if point.t.is_nan() || point.t > now_ms + MAX_CLOCK_JUMP_MS {
+                self.counters.time_jumps += 1;
+                point.t = now_ms;
+            }
             point.t = point.t.max(self.last_t);
             self.last_t = point.t;
             self.keep(point, now, out);
@@ -473,6 +480,45 @@ mod tests {
         assert_eq!(lossy.counters().frames_lost, 3);
         assert_eq!(lossy.history[1].lost_before, 1);
         assert_eq!(lossy.history[2].lost_before, 2);
+    }
+
+    #[test]
+    fn a_published_point_stamped_a_day_ahead_holds_nothing_back() {
+        let (_, mut ingest, mut gateway) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut gateway, hello(), now);
+        for seq in 0..4 {
+            ingest.handle(&mut gateway, sample(seq, 0), now);
+        }
+        let mut points = gateway.take_outbox();
+        let day = 86_400_000.0;
+        points[1].t += day;
+        points[2].t = f64::NAN;
+        let mut central = State::new("remote".into());
+        let mut out = Output::default();
+        let device = gateway.device.clone().unwrap();
+        let config = gateway.config().unwrap();
+        central.greet(device, 1, config, now, &mut out);
+        central.take_points(points.iter().copied(), now, &mut out);
+        let now_ms = now.timestamp_millis() as f64;
+        assert_eq!(central.counters().time_jumps, 2);
+        assert_eq!(central.history.len(), 4, "every point kept");
+        assert!(
+            central.history.iter().all(|p| p.t <= now_ms + 1000.0),
+            "{:?}",
+            central
+                .history
+                .iter()
+                .map(|p| p.t - now_ms)
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            central
+                .history
+                .iter()
+                .zip(central.history.iter().skip(1))
+                .all(|(a, b)| a.t <= b.t)
+        );
     }
 
     #[test]

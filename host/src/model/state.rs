@@ -97,6 +97,9 @@ pub struct Counters {
     pub events: u64,
     /// Of the samples, those that came in batch frames (protocol 5's compact encoding).
     pub batched: u64,
+    /// Messages from the broker refused for this device (over the size a message of its
+    /// topics can be), for a device another daemon publishes.
+    pub messages_refused: u64,
 }
 
 /// Columns of the overview's sparkline (one a second over the last minute).
@@ -318,6 +321,12 @@ impl State {
     /// Whether the port is open.
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// A message for this device was refused (too large); how many have been.
+    pub fn refuse_message(&mut self) -> u64 {
+        self.counters.messages_refused += 1;
+        self.counters.messages_refused
     }
 
     /// Whether samples come from a device that has not said who it is (its hello was missed:

@@ -39,6 +39,14 @@ use crate::retry::Backoff;
 /// Messages waiting for the broker at most (per client).
 pub const BROKER_QUEUE: usize = 1024;
 
+/// The largest packet MQTT can carry: a remaining length of 268 435 455 bytes and its fixed
+/// header.
+const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
+
+/// The largest message the daemon takes from the broker (a command, a device's status or
+/// points: a second of points at 10 kHz is about 200 KB); a larger one is refused and counted.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
 /// Where to publish: `mqtt://[user[:password]@]host[:port]` (1883 by default), or
 /// `mqtts://…` over TLS (8883 by default), checked against the system's usual roots (Mozilla's,
 /// built in) or the CA given with `--mqtt-ca`.
@@ -117,7 +125,10 @@ impl MqttSetting {
         let mut options = MqttOptions::new(client_id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(false);
-        options.set_max_packet_size(4 << 20, 4 << 20);
+        // Any packet MQTT can carry is read, so one oversize message never breaks the
+        // connection (at QoS 1 the broker would send it again at every reconnection, for
+        // ever); whoever reads a message refuses one over MAX_MESSAGE.
+        options.set_max_packet_size(MQTT_MAX_PACKET, 4 << 20);
         if let Some((user, password)) = &self.credentials {
             options.set_credentials(user, password);
         }
@@ -268,6 +279,13 @@ pub fn spawn(
                         let Some(device) = registry.find(Some(name)).filter(|d| !d.remote) else {
                             continue;
                         };
+                        if p.payload.len() > MAX_MESSAGE {
+                            tracing::warn!(
+                                "MQTT: a command for {name} of {} bytes refused (at most {MAX_MESSAGE})",
+                                p.payload.len()
+                            );
+                            continue;
+                        }
                         match serde_json::from_slice::<HostMsg>(&p.payload) {
                             Ok(cmd) => relay(&client, &device, cmd),
                             Err(e) => tracing::warn!("MQTT: a command for {name} is not one: {e}"),

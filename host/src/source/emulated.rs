@@ -124,6 +124,8 @@ pub struct Emulator {
     link: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     faults: std::sync::mpsc::Sender<Vec<u8>>,
+    /// Asks to fall silent, with where to say how many bytes were written by then.
+    silence: std::sync::mpsc::Sender<std::sync::mpsc::Sender<u64>>,
     thread: Option<JoinHandle<io::Result<u64>>>,
 }
 
@@ -184,6 +186,7 @@ impl Emulator {
                 .map_err(|e| SpawnError::Pty(serialport::Error::from(e)))?;
         }
         let (faults, injected) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (silence, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<u64>>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -197,7 +200,17 @@ impl Emulator {
                     written: 0,
                 };
                 let mut clock = StdClock::new();
+                let mut silent = false;
                 while !stopping.load(Ordering::Relaxed) {
+                    if let Ok(reply) = asked.try_recv() {
+                        silent = true;
+                        let _ = reply.send(link.written);
+                    }
+                    if silent {
+                        // Nothing more is sent; the line stays open for its reader.
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        continue;
+                    }
                     // Injected faults go out between whole frames.
                     while let Ok(bytes) = injected.try_recv() {
                         let deadline = Instant::now() + std::time::Duration::from_secs(1);
@@ -247,8 +260,23 @@ impl Emulator {
             link: link.map(std::path::Path::to_path_buf),
             stop,
             faults,
+            silence,
             thread: Some(thread),
         })
+    }
+
+    /// Stop sending (the device goes quiet, its line stays open, so its reader can take every
+    /// byte on it); how many bytes it wrote to the line. A test's exact count of what a
+    /// reader must receive: nothing is dropped by closing the line, as [`Emulator::stop`] may
+    /// when the reader lags.
+    pub fn silence(&self) -> io::Result<u64> {
+        let (reply, written) = std::sync::mpsc::channel();
+        self.silence
+            .send(reply)
+            .map_err(|_| io::Error::other("the emulator has stopped"))?;
+        written
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| io::Error::other("the emulator did not answer"))
     }
 
     /// Fault injection for testing hosts: write `bytes` raw on the line, between two frames.

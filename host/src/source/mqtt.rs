@@ -18,7 +18,9 @@ use crate::device::{Attach, Feed, Registry};
 use crate::model::Points;
 use crate::model::state::DeviceInfo;
 use crate::retry::Backoff;
-use crate::sink::mqtt::{BROKER_QUEUE, MqttSetting, explain, low_latency, split_topic};
+use crate::sink::mqtt::{
+    BROKER_QUEUE, MAX_MESSAGE, MqttSetting, explain, low_latency, split_topic,
+};
 
 /// Names refused (not a safe name, or a device of this daemon's own) remembered so that their
 /// refusal is logged once: at most this many, so a broker cannot grow the daemon's memory.
@@ -69,6 +71,19 @@ pub fn subscribe(
                             continue;
                         }
                         let Some((name, kind)) = split_topic(&p.topic) else { continue };
+                        if p.payload.len() > MAX_MESSAGE {
+                            // Read (the connection stays up) and refused; counted for its device.
+                            if let Some(r) = remotes.get_mut(name) {
+                                r.refuse(kind, p.payload.len());
+                            } else {
+                                tracing::warn!(
+                                    "MQTT: a message of {} bytes on {:?} refused (at most {MAX_MESSAGE})",
+                                    p.payload.len(),
+                                    p.topic
+                                );
+                            }
+                            continue;
+                        }
                         let remote = match remotes.get_mut(name) {
                             Some(r) => r,
                             None if refused.contains(name) => continue,
@@ -201,6 +216,18 @@ impl Remote {
             connected: false,
             last: None,
         })
+    }
+
+    /// A message of `bytes` on its `kind` topic, refused for its size: counted (said once).
+    fn refuse(&mut self, kind: &str, bytes: usize) {
+        let first = self.feed.update(|state, _| state.refuse_message() == 1);
+        if first {
+            tracing::warn!(
+                "MQTT: a {kind} message of {bytes} bytes for {} refused (at most {MAX_MESSAGE}); \
+                 the next are counted in its status",
+                self.feed.hub.state().device_name()
+            );
+        }
     }
 
     /// Its daemon went offline (said goodbye, or its last will came).

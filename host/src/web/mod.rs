@@ -1,11 +1,13 @@
 //! The dashboard's server: the page ([`assets`]), the live WebSocket ([`ws`]), the JSON API
-//! ([`api`]), behind the edge's checks ([`auth`]), every failure an [`ApiError`] ([`error`]).
+//! ([`api`]), Prometheus' scrape ([`metrics`]), behind the edge's checks ([`auth`]), every
+//! failure an [`ApiError`] ([`error`]).
 //!
 //! | route | |
 //! |---|---|
 //! | `GET /` | the dashboard (and its scripts and styles, embedded in the binary) |
 //! | `GET /ws` | live updates: a snapshot, then points every 10 ms, status twice a second, config changes |
 //! | `GET /api/...`, `POST /api/config` | see [`api`] |
+//! | `GET /metrics` | every device's counters and health for Prometheus ([`metrics`]) |
 //!
 //! Served by [`serve_http`]: HTTP/1 with a header-read timeout and a connection cap.
 
@@ -14,6 +16,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -54,6 +57,7 @@ pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<S
         .route("/vendor/uPlot.min.css", get(|| asset("uPlot.min.css")))
         .route("/vendor/uPlot.LICENSE", get(|| asset("uPlot.LICENSE")))
         .route("/ws", get(ws::ws))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/devices", get(api::devices))
         .route("/api/status", get(api::status))
         .route("/api/samples", get(api::samples))
