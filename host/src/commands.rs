@@ -65,7 +65,7 @@ fn start(settings: crate::app::Settings) -> Result<(), Failure> {
 
 /// `zscope score`.
 pub fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
-    use crate::batch::score::{ScoreJob, report, score, score_folder};
+    use crate::batch::score::{ScoreError, ScoreJob, report, score, score_folder};
     let job = ScoreJob {
         input: args.input.clone(),
         output: args.output.clone(),
@@ -96,7 +96,15 @@ pub fn score(cli: &Cli, args: &ScoreArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let summary = score(&job).map_err(failed)?;
+    let summary = match score(&job) {
+        // The reader went away (`| head`): done, quietly, as Unix tools are.
+        Err(ScoreError::Output { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(());
+        }
+        result => result.map_err(failed)?,
+    };
     eprintln!("{}", report(&job, &summary));
     Ok(())
 }
@@ -429,13 +437,14 @@ fn find_store(dir: &std::path::Path, device: Option<&str>) -> Result<std::path::
 }
 
 /// RFC 3339, or ms since the Unix epoch.
+/// A time as `score` reads one (RFC 3339, `YYYY-MM-DD HH:MM:SS`, a date, epoch seconds or
+/// milliseconds), in ms since the epoch.
 fn parse_time(s: &str) -> Result<f64, String> {
-    if let Ok(ms) = s.parse::<f64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis() as f64)
-        .map_err(|e| {
-            format!("{e}: give RFC 3339 (2026-11-25T10:00:00Z) or ms since the Unix epoch")
+    crate::batch::dataset::parse_time(s)
+        .map(|ms| ms as f64)
+        .ok_or_else(|| {
+            "not a time: give RFC 3339 (2026-11-25T10:00:00Z), 2026-11-25 10:00:00 (UTC), \
+             a date (2026-11-25), or seconds or milliseconds since the Unix epoch"
+                .to_string()
         })
 }

@@ -380,3 +380,40 @@ fn the_store_survives_kill_9_and_exports_as_csv() {
         text(&out.stderr)
     );
 }
+
+/// `zscope score … -o - | head -1`: the reader leaves early; zscope ends quietly with 0, as
+/// Unix tools do when their output is closed.
+#[test]
+fn score_into_a_pipe_closed_early_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.csv");
+    std::fs::write(&input, series(200_000)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zscope"))
+        .args(["score", input.to_str().unwrap(), "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the zscope binary runs");
+    // Read the header line, then close the pipe, as `head -1` does.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    let n = std::io::Read::read(&mut stdout, &mut first).expect("a first chunk");
+    assert!(
+        text(&first[..n]).starts_with("timestamp,value,"),
+        "{}",
+        text(&first[..n])
+    );
+    drop(stdout);
+    let out = child.wait_with_output().expect("zscope finishes");
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("Broken pipe") && !text(&out.stderr).contains("error"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -3,8 +3,12 @@
 //!
 //! * A header row is required. Columns are chosen by name (`--time-col`, `--value-col`,
 //!   `--label-col`) or guessed when unambiguous: time from `timestamp`, `time`, `datetime`,
-//!   `date`, `ts`; value from `value`, `val`, `y`, `reading`, or the only other numeric column;
-//!   label from `label`, `is_anomaly`, `anomaly`, `labels`.
+//!   `date`, `ts`, `host_time` (zscope's own logs); value from `value`, `val`, `y`, `reading`,
+//!   or the only other numeric column; label from `label`, `labels`, `truth` (zscope's logs),
+//!   `is_anomaly`, `anomaly`, but never a detector's verdict: in a file that carries a
+//!   detector's output (a `z`, `score` or `anomaly_score` column, as zscope's logs and scored
+//!   files do), `anomaly` and `is_anomaly` are what was flagged, not ground truth. Every named
+//!   column missing is reported at once.
 //! * Timestamps: RFC 3339 (`2026-11-24T10:00:00.5Z`, offsets allowed), `YYYY-MM-DD HH:MM:SS`
 //!   (with optional fraction, taken as UTC), or epoch seconds or milliseconds (numbers; above
 //!   10¹¹ they are milliseconds).
@@ -52,12 +56,15 @@ pub enum DatasetError {
     #[error("{0} is empty: a header row naming the columns is needed")]
     Empty(String),
     /// A named column is not in the header.
-    #[error("{path}: no column named '{name}' (the columns are: {columns})")]
+    #[error(
+        "{path}: no column named {} (the columns are: {columns})",
+        .names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    )]
     NoSuchColumn {
         /// The file.
         path: String,
-        /// The name asked for.
-        name: String,
+        /// Every name asked for that is not there.
+        names: Vec<String>,
         /// The header.
         columns: String,
     },
@@ -134,17 +141,21 @@ pub struct Layout {
     pub label: Option<usize>,
 }
 
-fn find(header: &[String], name: &str, path: &str) -> Result<usize, DatasetError> {
-    header
+/// Column `name` (exactly, else ignoring case); a name not there is added to `missing`.
+fn find(header: &[String], name: &str, missing: &mut Vec<String>) -> Option<usize> {
+    let found = header
         .iter()
         .position(|h| h == name)
-        .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
-        .ok_or_else(|| DatasetError::NoSuchColumn {
-            path: path.into(),
-            name: name.into(),
-            columns: list_columns(header),
-        })
+        .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)));
+    if found.is_none() {
+        missing.push(name.to_string());
+    }
+    found
 }
+
+/// Columns that hold a detector's output: a file with one of them was judged already, and
+/// its verdict columns are not labels.
+const DETECTOR_OUTPUT: &[&str] = &["z", "score", "anomaly_score"];
 
 fn guess(header: &[String], names: &[&str]) -> Option<usize> {
     names
@@ -161,23 +172,43 @@ impl Layout {
         path: &str,
     ) -> Result<Layout, DatasetError> {
         let columns = list_columns(&header);
-        let time = match &cols.time {
-            Some(n) => find(&header, n, path)?,
-            None => guess(&header, &["timestamp", "time", "datetime", "date", "ts"]).ok_or(
-                DatasetError::Ambiguous {
-                    path: path.into(),
-                    what: "time",
-                    flag: "time-col",
-                    columns: columns.clone(),
-                },
-            )?,
+        // Every name given that is not there, said at once.
+        let mut missing = Vec::new();
+        let named: Vec<Option<usize>> = [&cols.time, &cols.value, &cols.label]
+            .iter()
+            .map(|n| n.as_deref().and_then(|n| find(&header, n, &mut missing)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(DatasetError::NoSuchColumn {
+                path: path.into(),
+                names: missing,
+                columns,
+            });
+        }
+        let time = match named[0] {
+            Some(i) => i,
+            None => guess(
+                &header,
+                &["timestamp", "time", "datetime", "date", "ts", "host_time"],
+            )
+            .ok_or(DatasetError::Ambiguous {
+                path: path.into(),
+                what: "time",
+                flag: "time-col",
+                columns: columns.clone(),
+            })?,
         };
-        let label = match &cols.label {
-            Some(n) => Some(find(&header, n, path)?),
-            None => guess(&header, &["label", "is_anomaly", "anomaly", "labels"]),
+        let judged = guess(&header, DETECTOR_OUTPUT).is_some();
+        let label = match named[2] {
+            Some(i) => Some(i),
+            None if judged => guess(&header, &["label", "labels", "truth"]),
+            None => guess(
+                &header,
+                &["label", "labels", "truth", "is_anomaly", "anomaly"],
+            ),
         };
-        let value = match &cols.value {
-            Some(n) => find(&header, n, path)?,
+        let value = match named[1] {
+            Some(i) => i,
             None => match guess(&header, &["value", "val", "y", "reading"]) {
                 Some(i) => i,
                 None => {
@@ -210,6 +241,22 @@ impl Layout {
             value,
             label,
         })
+    }
+}
+
+impl Layout {
+    /// Which columns were taken, in words: `time 'host_time', value 'value', label 'truth'`.
+    pub fn describe(&self) -> String {
+        let name = |i: usize| self.header.get(i).map_or("?", String::as_str);
+        let label = match self.label {
+            Some(i) => format!("label '{}'", name(i)),
+            None => "no label".into(),
+        };
+        format!(
+            "time '{}', value '{}', {label}",
+            name(self.time),
+            name(self.value)
+        )
     }
 }
 
@@ -304,8 +351,13 @@ pub fn parse_time(field: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(f) {
         return Some(t.timestamp_millis());
     }
-    chrono::NaiveDateTime::parse_from_str(f, "%Y-%m-%d %H:%M:%S%.f")
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(f, "%Y-%m-%d %H:%M:%S%.f") {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    // A date alone: its midnight, UTC.
+    chrono::NaiveDate::parse_from_str(f, "%Y-%m-%d")
         .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
 }
 

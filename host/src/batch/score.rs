@@ -67,6 +67,8 @@ pub struct ScoreSummary {
     pub invalid: u64,
     /// Rows flagged.
     pub anomalies: u64,
+    /// Which columns were taken (`time 'timestamp', value 'value', no label`).
+    pub columns: String,
     /// Wall time.
     pub seconds: f64,
 }
@@ -102,6 +104,23 @@ fn out_err(path: &Path) -> impl Fn(std::io::Error) -> ScoreError + '_ {
         },
         source,
     }
+}
+
+/// The columns plain output adds after the input's: `mean,std,z,anomaly_score,is_anomaly`,
+/// each prefixed `zscope_` where the input has a column of that name already (re-scoring a
+/// zscope log, or a scored file), so no name appears twice.
+fn output_names(header: &[String]) -> Vec<String> {
+    ["mean", "std", "z", "anomaly_score", "is_anomaly"]
+        .iter()
+        .map(|name| {
+            let taken = |n: &str| header.iter().any(|h| h.trim().eq_ignore_ascii_case(n));
+            let mut name = name.to_string();
+            while taken(&name) {
+                name = format!("zscope_{name}");
+            }
+            name
+        })
+        .collect()
 }
 
 /// Append `field` to `line` as a CSV field, quoted only if it must be.
@@ -180,7 +199,11 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
                 }
                 push_field(&mut line, h.as_bytes());
             }
-            line.extend_from_slice(b",mean,std,z,anomaly_score,is_anomaly\n");
+            for name in output_names(&data.layout.header) {
+                line.push(b',');
+                line.extend_from_slice(name.as_bytes());
+            }
+            line.push(b'\n');
         }
         Format::Nab => line.extend_from_slice(b"timestamp,value,anomaly_score,label\n"),
     }
@@ -276,6 +299,7 @@ pub fn score(job: &ScoreJob) -> Result<ScoreSummary, ScoreError> {
     summary.extra_fields = data.extra_fields;
     summary.bad = std::mem::take(&mut data.bad);
     summary.seconds = started.elapsed().as_secs_f64();
+    summary.columns = data.layout.describe();
     Ok(summary)
 }
 
@@ -373,6 +397,9 @@ pub fn report(job: &ScoreJob, s: &ScoreSummary) -> String {
             ", {} values invalid (NaN or infinite: not judged)",
             s.invalid
         );
+    }
+    if !s.columns.is_empty() {
+        out += &format!("\ncolumns: {}", s.columns);
     }
     let total = s.bad_rows + s.time_issues + s.label_issues + s.extra_fields;
     if total > 0 {
@@ -603,5 +630,72 @@ mod tests {
             .map(|(p, _)| p.file_name().unwrap().to_owned())
             .collect();
         assert_eq!(names, ["a.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn a_zscope_log_rescores_against_its_truth_not_its_own_verdicts() {
+        // samples.csv's columns: the device flagged rows 3 and 4 (`anomaly`), the truth is
+        // row 30 only.
+        let mut text = String::from(
+            "host_time,seq,device_time_ms,value,mean,std,z,score,threshold,window,\
+             config_version,anomaly,reason,truth,lost_before\n",
+        );
+        for i in 0..50 {
+            let v = if i == 30 {
+                50.0
+            } else {
+                [0.1, -0.2, 0.15, -0.05][i % 4]
+            };
+            let flagged = u8::from(i == 3 || i == 4);
+            let truth = u8::from(i == 30);
+            text += &format!(
+                "2026-11-24 10:00:{i:02}.000,{i},{},{v},0,1,0,0,4.5,64,1,{flagged},,{truth},0\n",
+                i * 20
+            );
+        }
+        let (r, out, _d) = run(&text, Format::Plain);
+        let s = r.unwrap();
+        assert_eq!(s.columns, "time 'host_time', value 'value', label 'truth'");
+        assert_eq!(s.time_issues, 0);
+        let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+        let mut unique = header.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), header.len(), "no name twice: {header:?}");
+        assert!(header.ends_with(&[
+            "zscope_mean",
+            "zscope_std",
+            "zscope_z",
+            "anomaly_score",
+            "is_anomaly"
+        ]));
+        let report = report(&job(Path::new("/tmp"), "", Format::Plain), &s);
+        assert!(
+            report.contains("columns: time 'host_time', value 'value', label 'truth'"),
+            "{report}"
+        );
+
+        // Without a detector's output, `anomaly` is a label as before.
+        let (r, _, _d) = run("timestamp,value,anomaly\n1,1.0,0\n2,2.0,1\n", Format::Plain);
+        assert_eq!(
+            r.unwrap().columns,
+            "time 'timestamp', value 'value', label 'anomaly'"
+        );
+    }
+
+    #[test]
+    fn every_missing_named_column_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), "when,reading\n1,2\n", Format::Plain);
+        j.columns = Columns {
+            time: Some("t".into()),
+            value: Some("reading".into()),
+            label: Some("lbl".into()),
+        };
+        let e = score(&j).unwrap_err().to_string();
+        assert!(
+            e.contains("no column named 't', 'lbl'") && e.contains("when, reading"),
+            "{e}"
+        );
     }
 }

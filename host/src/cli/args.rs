@@ -209,7 +209,8 @@ pub struct ExportArgs {
     /// The device (its folder's name), when the daemon has several.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
-    /// From this time: RFC 3339 (2026-11-25T10:00:00Z) or ms since the Unix epoch.
+    /// From this time, as `score` reads times: RFC 3339 (2026-11-25T10:00:00Z),
+    /// 2026-11-25 10:00:00 (UTC), a date (2026-11-25), or seconds or ms since the Unix epoch.
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,
     /// To this time (included), as --from.
