@@ -469,6 +469,7 @@ function renderStatus(s) {
   for (const el of document.querySelectorAll(".truth")) el.style.display = q ? "" : "none";
   if (q) { $("st-precision").textContent = fmt(q.precision); $("st-recall").textContent = fmt(q.recall); $("st-f1").textContent = fmt(q.f1); }
   $("link-error").textContent = s.link_error || "";
+  $("ended").textContent = s.ended || "";
   const logErr = (s.logs || []).find((l) => l.error);
   $("log-status").textContent = logErr ? `log: ${logErr.error} (${logErr.pending} rows waiting)` : "";
   if (s.config) renderConfig({ version: s.config_version, config: s.config });

@@ -417,3 +417,20 @@ fn score_into_a_pipe_closed_early_exits_quietly() {
         text(&out.stderr)
     );
 }
+
+/// `zscope score - < /dev/zero`: a header line that never ends is refused as soon as it passes
+/// the line limit, not read for ever.
+#[test]
+fn a_line_that_never_ends_is_refused_at_the_limit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zscope"))
+        .args(["score", "-", "-o", "-"])
+        .stdin(std::fs::File::open("/dev/zero").expect("/dev/zero"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("zscope finishes");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("header line is longer than 1 MiB"), "{err}");
+    assert!(!err.chars().any(|c| c == '\0'), "no raw NUL in the message");
+}

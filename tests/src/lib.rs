@@ -266,8 +266,30 @@ pub fn build_qemu_firmware() -> PathBuf {
 
 /// `cargo build --locked ARGS` in the workspace, with the cargo that runs this; panics if it
 /// fails.
+///
+/// The variables `cargo run` and `cargo test` set for the program they run (the package's
+/// name and folder, `OUT_DIR`, …) are taken away first: build scripts that read them (ring's
+/// does) would otherwise see them change between this build and one from a shell, and be
+/// rebuilt, with everything above them, at every switch.
 pub fn cargo_build(args: &[&str]) {
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_for_the_run = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&name);
+        if set_for_the_run {
+            cargo.env_remove(name);
+        }
+    }
+    let status = cargo
         .current_dir(workspace_root())
         .args(["build", "--locked"])
         .args(args)

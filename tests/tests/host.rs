@@ -165,7 +165,8 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         assert_eq!(col(row, "window"), "64");
     }
 
-    // Every flagged row says why, in words; no other row does.
+    // Every flagged row says why, in words; a row not judged says why not (learning, an
+    // invalid value); a row judged normal says nothing.
     for row in &rows {
         let reason = col(row, "reason");
         match col(row, "anomaly").as_str() {
@@ -173,9 +174,21 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
                 reason == "beyond band" || reason == "new level",
                 "{reason:?}"
             ),
-            _ => assert_eq!(reason, ""),
+            _ => assert!(
+                ["", "learning", "invalid value"].contains(&reason.as_str()),
+                "{reason:?}"
+            ),
         }
     }
+    assert_eq!(
+        col(&rows[0], "reason"),
+        "learning",
+        "the first rows are learning"
+    );
+    assert!(
+        rows.iter().any(|r| col(r, "reason").is_empty()),
+        "judged rows say nothing"
+    );
 
     // anomalies.csv: exactly the flagged rows.
     let flagged: Vec<String> = rows
@@ -1038,5 +1051,57 @@ fn metrics_are_prometheus_text_with_the_devices_counters() {
     );
     assert!(get(&written) > 0.0);
     assert!(get("zscope_uptime_seconds") >= 0.0);
+    dev.stop().unwrap();
+}
+
+/// A store that cannot be opened (here a damaged file where the store should be) does not take
+/// the daemon down: it starts, logs CSV, serves the page, and says why the store is missing,
+/// with a hint that names the cause.
+#[test]
+fn a_damaged_store_leaves_the_logs_and_the_page_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyDMG");
+    let log_dir = dir.path().join("log");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let garbage: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 + 13) as u8).collect();
+    std::fs::write(log_dir.join("zscope.db"), &garbage).unwrap();
+    let dev = device(&link);
+    let logs = log_dir.clone();
+    let daemon = Daemon::start(on(&link), move |s| s.log_dir = logs);
+    let s = wait_for(Duration::from_secs(20), "200 samples", || {
+        let s = daemon.get("/api/status");
+        (samples(&s) >= 200).then_some(s)
+    });
+    let error = s["store"]["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        error.contains("not a database") && error.contains("damaged"),
+        "{s}"
+    );
+    assert!(
+        s["store"]["path"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("zscope.db"),
+        "{s}"
+    );
+    wait_for(Duration::from_secs(20), "rows in samples.csv", || {
+        let text = std::fs::read_to_string(log_dir.join("samples.csv")).ok()?;
+        (text.lines().count() > 100).then_some(())
+    });
+    assert_eq!(
+        std::fs::read(log_dir.join("zscope.db")).unwrap(),
+        garbage,
+        "the damaged file is left as it was"
+    );
+    let metrics = ureq::get(&daemon.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("zscope_store_healthy{device=\"ttyDMG\"} 0"),
+        "{metrics}"
+    );
     dev.stop().unwrap();
 }

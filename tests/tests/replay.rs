@@ -26,11 +26,13 @@ fn rows(path: &Path) -> Vec<Vec<String>> {
 
 fn finished(daemon: &Daemon) -> Value {
     wait_for(Duration::from_secs(30), "the replay to finish", || {
+        // The end of the file is how a replay ends: said, and no error.
         let s = daemon.get("/api/status");
-        s["link_error"]
+        (s["ended"]
             .as_str()
             .is_some_and(|e| e.contains("replay finished"))
-            .then_some(s)
+            && s["link_error"].is_null())
+        .then_some(s)
     })
 }
 
@@ -142,7 +144,7 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
     );
     let status = finished(&replay);
     assert_eq!(status["counters"]["samples"], json!(3001), "{status}");
-    let msg = status["link_error"].as_str().unwrap_or("");
+    let msg = status["ended"].as_str().unwrap_or("");
     assert!(
         msg.contains("1 row(s) without a usable value")
             && msg.contains("line 3002: 'not-a-number' is not a number"),
@@ -160,7 +162,19 @@ fn a_csv_file_replays_through_the_same_detector_as_score() {
         .map(|f| f.as_u64().unwrap_or(0) & 1 == 1)
         .collect();
     assert_eq!(flagged, scored, "replay and score flag the same rows");
-    let _ = replay.stop();
+    // Charted and logged at the file's own times, not today's.
+    let t = points["t"].as_array().unwrap();
+    assert_eq!(t[0], json!(1_795_507_200_000.0_f64));
+    assert_eq!(t[2999], json!(1_795_507_200_000.0_f64 + 20.0 * 2999.0));
+    let log_dir = replay.log_dir.clone();
+    let _dir = replay.stop();
+    let logged = rows(&log_dir.join("samples.csv"));
+    assert_eq!(logged[0][0], "2026-11-24T08:00:00.000Z", "{:?}", logged[0]);
+    assert_eq!(
+        logged[2999][0], "2026-11-24T08:00:59.980Z",
+        "{:?}",
+        logged[2999]
+    );
 }
 
 #[test]

@@ -69,13 +69,26 @@ impl DeviceBuilder {
             false => None,
         };
         let anomalies_log = CsvLog::open(&dir, "anomalies", s.rotate_bytes, s.keep_files)?;
-        let store = match s.store {
-            Some(retention) => Some(Store::open(&dir, retention)?),
-            None => None,
+        // A store that cannot be opened (a damaged file, a folder it cannot write) does not
+        // take the logs and the page down: the device goes on without it, and says why.
+        let (store, failed) = match s.store.map(|retention| Store::open(&dir, retention)) {
+            Some(Ok(store)) => (Some(store), None),
+            Some(Err(e)) => {
+                tracing::error!("device {name}: {e}; going on without the store");
+                eprintln!("zscope: device {name}: {e}; going on without the store");
+                (
+                    None,
+                    Some((dir.join(crate::sink::store::FILE), e.to_string())),
+                )
+            }
+            None => (None, None),
         };
         let store_path = store.as_ref().map(|s| s.path().to_path_buf());
         let (writer, rows) = LogWriter::spawn(samples_log, anomalies_log, store)
             .context("cannot start the log writer")?;
+        if let Some((path, why)) = failed {
+            writer.store_failed(path.display().to_string(), why);
+        }
         let (hub, commands) = Hub::with_sinks(
             port,
             SinkStatus {

@@ -247,7 +247,7 @@ impl Layout {
 impl Layout {
     /// Which columns were taken, in words: `time 'host_time', value 'value', label 'truth'`.
     pub fn describe(&self) -> String {
-        let name = |i: usize| self.header.get(i).map_or("?", String::as_str);
+        let name = |i: usize| clip(self.header.get(i).map_or("?", String::as_str));
         let label = match self.label {
             Some(i) => format!("label '{}'", name(i)),
             None => "no label".into(),
@@ -671,7 +671,8 @@ const TOO_LONG: &[u8] = b"\0zscope: line too long\n";
 /// (counting quoted newlines as inside the line, as CSV does) with [`TOO_LONG`]. It holds at
 /// most one line and one chunk, whatever the input: a 2 GiB one-line file streams through in
 /// bounded memory. A quote left open is closed by the limit: reading resumes at the next
-/// newline.
+/// newline. A line is reported as too long as soon as it passes the limit, so a header that
+/// never ends (`score - < /dev/zero`) is an error at once, not a read for ever.
 pub struct LineLimit<R> {
     inner: R,
     chunk: Vec<u8>,
@@ -716,10 +717,8 @@ impl<R: std::io::Read> LineLimit<R> {
         };
         if n == 0 {
             self.eof = true;
-            // The last line, unterminated.
-            if self.skipping {
-                self.ready.extend_from_slice(TOO_LONG);
-            } else {
+            // The last line, unterminated (one over the limit was passed on as TOO_LONG).
+            if !self.skipping {
                 self.ready.append(&mut self.line);
             }
             self.line = Vec::new();
@@ -733,7 +732,6 @@ impl<R: std::io::Read> LineLimit<R> {
                     Some(k) => {
                         self.skipping = false;
                         self.quoted = false;
-                        self.ready.extend_from_slice(TOO_LONG);
                         i += k + 1;
                         start = i;
                     }
@@ -747,9 +745,11 @@ impl<R: std::io::Read> LineLimit<R> {
             let next = memchr::memchr2(b'"', b'\n', &self.chunk[i..n]).map(|k| i + k);
             let stop = next.unwrap_or(n);
             if self.line.len() + (stop - start) > MAX_LINE {
-                // Over the limit: drop what there is of the line, and the rest up to its end.
+                // Over the limit: the line is TOO_LONG at once (a line that never ends, as
+                // from /dev/zero, is reported all the same), and the rest of it is dropped.
                 self.line = Vec::new();
                 self.skipping = true;
+                self.ready.extend_from_slice(TOO_LONG);
                 i = stop;
                 start = stop;
                 continue;
@@ -805,18 +805,38 @@ fn clip(s: &str) -> String {
     clip_to(s, 60)
 }
 
+/// `s` cut to `max` characters, its control characters escaped (`\x1b`, `\n`): a file's
+/// bytes echoed in a message never drive the terminal that shows it.
 fn clip_to(s: &str, max: usize) -> String {
+    let shown = |t: &str| -> String {
+        t.chars()
+            .map(|c| match c {
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    };
     if s.chars().count() <= max {
-        s.to_string()
+        shown(s)
     } else {
         let cut: String = s.chars().take(max).collect();
-        format!("{cut}... ({} bytes)", s.len())
+        format!("{}... ({} bytes)", shown(&cut), s.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_files_control_characters_never_reach_the_terminal_raw() {
+        let shown = clip("a\x1b[2Jb\u{7}c\r\nd");
+        assert_eq!(shown, "a\\u{1b}[2Jb\\u{7}c\\r\\nd");
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(clip("température"), "température");
+        let long = format!("\x1b{}", "x".repeat(100));
+        assert!(clip(&long).starts_with("\\u{1b}xxx") && clip(&long).ends_with("(101 bytes)"));
+    }
 
     #[test]
     fn timestamps_in_every_accepted_form() {

@@ -278,7 +278,10 @@ impl State {
 
         out.log.push(Entry {
             point,
-            host_ms: now.timestamp_millis(),
+            host_ms: match self.data_time {
+                true => point.t as i64,
+                false => now.timestamp_millis(),
+            },
             truth: self.truth,
         });
         if anomaly {

@@ -268,13 +268,17 @@ impl Point {
         Flags(self.flags).contains(Flags::ANOMALY)
     }
 
-    /// Why the detector flagged it, in words: `beyond band` or `new level`; empty when it
-    /// did not.
+    /// Why the detector flagged it, in words: `beyond band` or `new level`; for a point it
+    /// did not judge, why not: `learning` (still learning the stream) or `invalid value`
+    /// (NaN, ±∞); empty for a point judged normal.
     pub fn reason(&self) -> &'static str {
-        match (self.is_anomaly(), Flags(self.flags).contains(Flags::NOVEL)) {
-            (false, _) => "",
+        let flags = Flags(self.flags);
+        match (self.is_anomaly(), flags.contains(Flags::NOVEL)) {
             (true, false) => "beyond band",
             (true, true) => "new level",
+            (false, _) if flags.contains(Flags::INVALID) => "invalid value",
+            (false, _) if flags.contains(Flags::WARMING_UP) => "learning",
+            (false, _) => "",
         }
     }
 

@@ -126,6 +126,11 @@ pub struct State {
     pub(super) port: String,
     pub(super) connected: bool,
     pub(super) link_error: Option<String>,
+    /// How the source ended, when it ended as it should (a replay that reached its end).
+    pub(super) ended: Option<String>,
+    /// Chart time is the data's own (a replayed file's timestamps), and so is a log row's
+    /// time: not the host's clock.
+    pub(super) data_time: bool,
     pub(super) device: Option<DeviceInfo>,
     pub(super) device_status: Option<Status>,
     pub(super) config_version: u32,
@@ -168,6 +173,8 @@ pub struct StatusView {
     pub connected: bool,
     /// Why it is not (or the last problem with it, or why the device was refused).
     pub link_error: Option<String>,
+    /// How the source ended, when it ended as it should ("replay finished: …"): not an error.
+    pub ended: Option<String>,
     /// The device, once it said hello.
     pub device: Option<DeviceInfo>,
     /// Its last status frame.
@@ -220,6 +227,8 @@ impl State {
             port,
             connected: false,
             link_error: None,
+            ended: None,
+            data_time: false,
             device: None,
             device_status: None,
             config_version: 0,
@@ -354,6 +363,23 @@ impl State {
         self.anchor = None;
     }
 
+    /// The source reached its end as it should (a replay's last row): closed, and `how` it
+    /// ended, which is no error.
+    pub fn finished(&mut self, how: String) {
+        self.connected = false;
+        self.ended = Some(how);
+        self.anchor = None;
+    }
+
+    /// Chart times are the data's own from here on: the next sample's device time is
+    /// `first_ms` (ms since the epoch), and log rows carry that time too (a replayed file
+    /// charts, logs and stores 2014's data in 2014, not today).
+    pub fn keep_data_time(&mut self, first_ms: i64, first_device_ms: u64) {
+        self.data_time = true;
+        self.live_clock = false;
+        self.anchor = Some((first_device_ms, first_ms as f64));
+    }
+
     /// The port is gone (unplugged, reset, closed).
     pub fn disconnected(&mut self, why: String) {
         self.connected = false;
@@ -430,6 +456,7 @@ impl State {
             port: self.port.clone(),
             connected: self.connected,
             link_error: self.link_error.clone(),
+            ended: self.ended.clone(),
             device: self.device.clone(),
             device_status: self.device_status,
             config_version: self.config_version,

@@ -414,7 +414,10 @@ impl LogWriter {
                 .map(CsvLog::status)
                 .collect();
             *lock(&published) = now;
-            *lock(&published_store) = store.as_ref().map(Store::status);
+            // Without a store, what was said of it stays (one that could not be opened).
+            if let Some(store) = store {
+                *lock(&published_store) = Some(store.status());
+            }
         };
         publish(&samples, &anomalies, &store);
         let thread = std::thread::Builder::new()
@@ -487,6 +490,16 @@ impl LogWriter {
     /// The store's counters, as last published (`None` without a store).
     pub fn store_status(&self) -> Arc<Mutex<Option<StoreStatus>>> {
         self.store.clone()
+    }
+
+    /// The store at `path` could not be opened (`why`): the status says so, while the CSV logs
+    /// and the page go on without it.
+    pub fn store_failed(&self, path: String, why: String) {
+        *lock(&self.store) = Some(StoreStatus {
+            path,
+            error: Some(why),
+            ..StoreStatus::default()
+        });
     }
 
     /// Wait until everything sent has been written (every sender must be gone).

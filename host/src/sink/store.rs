@@ -50,15 +50,34 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// SQLite cannot open or set up the file.
-    #[error(
-        "cannot open the store {path}: {source}. Check that the folder is writable, or pass --log-dir (or --no-store)"
-    )]
+    #[error("cannot open the store {path}: {source}. {}", open_hint(.source))]
     Open {
         /// The file.
         path: PathBuf,
         /// Why.
         source: rusqlite::Error,
     },
+}
+
+/// What to do about a store SQLite cannot open, by its cause.
+fn open_hint(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => {
+            "The file is damaged or is not a zscope store: move it aside (the daemon makes a \
+             new one; `sqlite3 zscope.db .recover` may save its points), or pass --no-store"
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            "Another program holds it locked: stop it (another zscope on the same --log-dir?), \
+             or pass another --log-dir"
+        }
+        Some(C::DiskFull) => "The disk is full: free space, or pass another --log-dir",
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+            "Check that the folder and the file are writable, or pass another --log-dir (or \
+             --no-store)"
+        }
+        _ => "Pass another --log-dir (or --no-store)",
+    }
 }
 
 /// A rollup bucket being filled.

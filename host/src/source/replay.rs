@@ -141,8 +141,12 @@ pub fn spawn_csv(
                     row.label == Some(true),
                     device.config_version,
                 );
+                let first = seq == 0;
                 seq += 1;
                 feed.update(|state, out| {
+                    if first {
+                        state.keep_data_time(start, 0);
+                    }
                     state.ingest(DeviceMsg::Sample(sample), chrono::Utc::now(), out)
                 });
             };
@@ -151,17 +155,22 @@ pub fn spawn_csv(
                 None => outcome,
             };
             tracing::info!("{outcome}");
-            feed.update(|state, _| state.disconnected(outcome));
+            if outcome.starts_with("replay finished") {
+                feed.update(|state, _| state.finished(outcome));
+            } else {
+                feed.update(|state, _| state.disconnected(outcome));
+            }
         })
 }
 
-/// Replay a recording of raw frames exactly as the device judged it.
+/// Replay a recording of raw frames exactly as the device judged it, read in chunks (memory
+/// stays bounded however long the recording).
 pub fn spawn_frames(
     feed: Feed,
     path: std::path::PathBuf,
     speed: Speed,
 ) -> std::io::Result<JoinHandle<()>> {
-    let bytes = std::fs::read(&path)?;
+    let mut file = std::fs::File::open(&path)?;
     std::thread::Builder::new()
         .name("zscope-replay".into())
         .spawn(move || {
@@ -176,29 +185,53 @@ pub fn spawn_frames(
             });
             let mut decoder: Decoder = Decoder::new();
             let mut pacer = Pacer::new(speed);
-            let mut input = &bytes[..];
+            let mut chunk = vec![0u8; 64 * 1024];
             let mut frames = 0u64;
-            while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
-                // Commands cannot be carried out; the API refuses them before they get here.
-                while feed.commands.try_recv().is_ok() {}
-                let stats = *decoder.stats();
-                let Ok(msg) = result else {
-                    feed.update(|state, _| state.set_decode(&stats));
-                    continue;
+            let failed = loop {
+                let n = match std::io::Read::read(&mut file, &mut chunk) {
+                    Ok(0) => break None,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Some(e),
                 };
-                if let Some(s) = msg.samples().next()
-                    && !pacer.wait(s.time_ms as i64, &feed.hub)
-                {
-                    return;
+                let mut input = &chunk[..n];
+                while let Some(result) = decoder.next_message::<DeviceMsg>(&mut input) {
+                    // Commands cannot be carried out; the API refuses them before they get here.
+                    while feed.commands.try_recv().is_ok() {}
+                    let stats = *decoder.stats();
+                    let Ok(msg) = result else {
+                        feed.update(|state, _| state.set_decode(&stats));
+                        continue;
+                    };
+                    if let Some(s) = msg.samples().next()
+                        && !pacer.wait(s.time_ms as i64, &feed.hub)
+                    {
+                        return;
+                    }
+                    frames += 1;
+                    feed.update(|state, out| {
+                        state.ingest(msg, chrono::Utc::now(), out);
+                        state.set_decode(&stats);
+                    });
                 }
-                frames += 1;
-                feed.update(|state, out| {
-                    state.ingest(msg, chrono::Utc::now(), out);
-                    state.set_decode(&stats);
-                });
+            };
+            let stats = *decoder.stats();
+            feed.update(|state, _| state.set_decode(&stats));
+            match failed {
+                None => {
+                    let outcome =
+                        format!("replay finished: {frames} frames from {}", path.display());
+                    tracing::info!("{outcome}");
+                    feed.update(|state, _| state.finished(outcome));
+                }
+                Some(e) => {
+                    let outcome = format!(
+                        "replay stopped after {frames} frames: cannot read {}: {e}",
+                        path.display()
+                    );
+                    tracing::error!("{outcome}");
+                    feed.update(|state, _| state.disconnected(outcome));
+                }
             }
-            let outcome = format!("replay finished: {frames} frames from {}", path.display());
-            tracing::info!("{outcome}");
-            feed.update(|state, _| state.disconnected(outcome));
         })
 }
