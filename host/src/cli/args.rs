@@ -374,7 +374,8 @@ pub struct EvalArgs {
     /// A labelled CSV file; without it, the simulator's scenarios.
     pub input: Option<PathBuf>,
     /// Score the detector on a Numenta Anomaly Benchmark checkout (its `data/`,
-    /// `labels/combined_windows.json` and `config/profiles.json`) with NAB's own rules.
+    /// `labels/combined_windows.json` and `config/profiles.json`) with NAB's own rules. NAB is
+    /// public: `git clone --depth 1 https://github.com/numenta/NAB`, then `--nab NAB`.
     #[arg(long, value_name = "DIR", conflicts_with = "input")]
     pub nab: Option<PathBuf>,
     /// With --nab: score this NAB results folder (`<category>/<detector>_<file>.csv` with an
