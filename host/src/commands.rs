@@ -330,14 +330,35 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
     } else {
         "one frame per sample"
     };
-    eprintln!(
-        "zscope emulate: device on {} at {} Hz, {frames}; Ctrl-C to stop",
-        emulator.path().display(),
-        args.rate
-    );
-    loop {
-        std::thread::park();
+    // Until Ctrl-C or SIGTERM (listened for before saying so); then the device stops and
+    // its link goes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut terminate = signal(SignalKind::terminate())?;
+            eprintln!(
+                "zscope emulate: device on {} at {} Hz, {frames}; Ctrl-C to stop",
+                emulator.path().display(),
+                args.rate
+            );
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .map_err(|e| failed(format!("cannot listen for Ctrl-C: {e}")))?;
+    drop(emulator);
+    match &args.link {
+        Some(link) => eprintln!("zscope emulate: stopped; {} removed", link.display()),
+        None => eprintln!("zscope emulate: stopped"),
     }
+    Ok(())
 }
 
 /// `zscope export`: stored points as CSV.

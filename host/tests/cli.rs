@@ -434,3 +434,34 @@ fn a_line_that_never_ends_is_refused_at_the_limit() {
     assert!(err.contains("header line is longer than 1 MiB"), "{err}");
     assert!(!err.chars().any(|c| c == '\0'), "no raw NUL in the message");
 }
+
+/// `zscope emulate --link PATH`: the link is there while the device runs, and gone once it is
+/// asked to stop (SIGTERM, as Ctrl-C's SIGINT), which ends it with 0.
+#[test]
+fn emulate_removes_its_link_when_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyEMU");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zscope"))
+        .args(["emulate", "--link", link.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the zscope binary runs");
+    // The device is up once it says so on stderr (after the link is made).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("a line");
+    assert!(line.contains("Ctrl-C to stop"), "{line}");
+    assert!(link.symlink_metadata().is_ok(), "the link is there");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().expect("zscope ends");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("the rest of stderr");
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("removed"), "{rest}");
+    assert!(link.symlink_metadata().is_err(), "the link is gone");
+}
