@@ -58,15 +58,17 @@ pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 pub fn clean_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
-            _ => '_',
-        })
+        .map(|c| if safe_in_name(c) { c } else { '_' })
         .collect();
     match cleaned.trim_matches('.') {
         "" => "device".into(),
         _ => cleaned,
     }
+}
+
+/// The characters a device name may hold: letters, digits, `-`, `_` and `.`.
+fn safe_in_name(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// The longest device name: a folder, a URL path segment and an MQTT topic level, with room.
@@ -102,8 +104,7 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.chars().all(|c| c == '.') {
         return Err(NameError::Dots(name.to_string()));
     }
-    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if !name.chars().all(safe) {
+    if !name.chars().all(safe_in_name) {
         return Err(NameError::Characters(name.escape_debug().to_string()));
     }
     Ok(())

@@ -125,17 +125,8 @@ fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
     }
     let broker = Mosquitto::start();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap();
-    let central = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(setting);
-        },
-    );
+    let central =
+        central(zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap());
     let mut options = rumqttc::MqttOptions::new("hostile", "127.0.0.1", broker.port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(16 << 20, 16 << 20);
@@ -522,17 +513,21 @@ fn gateway_and_central(
     };
     let (gw, centre) = (setting("gw"), setting("central"));
     let gateway = Daemon::start(source, move |s| s.mqtt = Some(gw));
-    let central = Daemon::start(
+    (gateway, central(centre))
+}
+
+/// A central daemon with no device of its own, showing what `setting`'s broker carries.
+fn central(setting: zscope_host::sink::mqtt::MqttSetting) -> Daemon {
+    Daemon::start(
         SourceSetting::Emulated {
             rate_hz: 1,
             seed: 1,
         },
         move |s| {
             s.devices = Vec::new();
-            s.subscribe = Some(centre);
+            s.subscribe = Some(setting);
         },
-    );
-    (gateway, central)
+    )
 }
 
 /// A broker that speaks TLS only and lets in one user: a gateway and a central daemon with

@@ -110,7 +110,8 @@ pub fn spawn_csv(
             let mut pacer = Pacer::new(speed);
             let (mut seq, mut t0) = (0u64, None);
             let mut last_time = 0i64;
-            let outcome = loop {
+            // Ok: the end of the file, as a replay should end; Err: why it stopped early.
+            let outcome: Result<String, String> = loop {
                 while let Ok(cmd) = feed.commands.try_recv() {
                     // A file has no sample rate to set: its timestamps (and --speed) pace it.
                     let (ack, _) = device.execute(&mut detector, cmd, |hz| {
@@ -124,8 +125,8 @@ pub fn spawn_csv(
                 // value to the detector (shown as invalid), so both flag the same rows.
                 let row = match data.next_row() {
                     Ok(Some(r)) => r,
-                    Ok(None) => break format!("replay finished: {seq} rows"),
-                    Err(e) => break format!("replay stopped: {e}"),
+                    Ok(None) => break Ok(format!("replay finished: {seq} rows")),
+                    Err(e) => break Err(format!("replay stopped: {e}")),
                 };
                 let time_ms = row.time_ms.unwrap_or(last_time);
                 last_time = time_ms;
@@ -150,15 +151,21 @@ pub fn spawn_csv(
                     state.ingest(DeviceMsg::Sample(sample), chrono::Utc::now(), out)
                 });
             };
-            let outcome = match data.problems() {
-                Some(problems) => format!("{outcome}; {problems}"),
-                None => outcome,
+            let with_problems = |said: String| match data.problems() {
+                Some(problems) => format!("{said}; {problems}"),
+                None => said,
             };
-            tracing::info!("{outcome}");
-            if outcome.starts_with("replay finished") {
-                feed.update(|state, _| state.finished(outcome));
-            } else {
-                feed.update(|state, _| state.disconnected(outcome));
+            match outcome {
+                Ok(ended) => {
+                    let ended = with_problems(ended);
+                    tracing::info!("{ended}");
+                    feed.update(|state, _| state.finished(ended));
+                }
+                Err(stopped) => {
+                    let stopped = with_problems(stopped);
+                    tracing::warn!("{stopped}");
+                    feed.update(|state, _| state.disconnected(stopped));
+                }
             }
         })
 }
