@@ -9,6 +9,7 @@
 //! * [`zscore`]: [`RollingZScore`], the rolling Z-score against a window.
 //! * [`detector`]: [`Detector`], the one detector every side runs, its config and verdicts.
 //! * [`simulator`]: a seeded test stream with injected, labelled anomalies.
+//! * [`source`]: where values come from (simulator, temperature, ADC pin, external), units.
 //! * [`device`]: what a device does with a host's command (the firmware's and replay's).
 //! * [`wire`]: the messages between device and host, their framing and a streaming decoder.
 //! * [`compact`]: batches of many samples in one frame, for rates one frame per sample cannot
@@ -39,6 +40,7 @@ pub mod device;
 pub mod float;
 pub mod sample;
 pub mod simulator;
+pub mod source;
 pub mod verdict;
 pub mod window;
 pub mod wire;

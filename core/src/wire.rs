@@ -23,8 +23,11 @@
 //!
 //! # Versions
 //!
-//! Protocol 5 added [`DeviceMsg::Batch`] at the end and changed nothing else, so a host
-//! speaking 5 reads a device speaking 4 ([`OLDEST_PROTOCOL`]) as it is.
+//! Protocol 5 added [`DeviceMsg::Batch`] at the end and changed nothing else. Protocol 6 added
+//! sources ([`HostMsg::SetSource`], the hello's list of sources and the one in force, the
+//! status frame's source and sensor errors). A host speaking 6 reads a device speaking 4 or 5
+//! ([`OLDEST_PROTOCOL`]): their hello and status frames, shorter by the new fields, are read as
+//! a simulator's (or, without a simulator, an external source's).
 //!
 //! # Decoding
 //!
@@ -55,15 +58,19 @@ pub use crate::compact::Batch;
 use crate::config::{ConfigError, DetectorConfig};
 pub use crate::sample::{Flags, MAX_PAYLOAD, Sample};
 use crate::simulator::SimConfig;
+use crate::source::{Refusal, Source, Sources, Unit};
 
 /// Version of this protocol. A host and a device must speak the same one.
 /// 2: `DetectorConfig` gained `baseline` (the seasonal detector).
 /// 3: `Baseline::Adaptive` (the adaptive detector, the default) and `ConfigError::Learn`.
 /// 4: `Sample::score` (the detector's own score, so the host never recomputes it).
 /// 5: `DeviceMsg::Batch` (compact frames of many samples); nothing else changed.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 6: sources: `HostMsg::SetSource`, `AckResult::SourceRejected`, `Hello::{sources, source,
+///    unit}`, `Status::{source, sensor_errors}`.
+pub const PROTOCOL_VERSION: u16 = 6;
 
-/// The oldest device protocol this build still reads: 4's messages are 5's, minus the batch.
+/// The oldest device protocol this build still reads: 4's messages are 5's minus the batch,
+/// 5's are 6's minus the sources (see [`DeviceMsg`]'s decoding).
 pub const OLDEST_PROTOCOL: u16 = 4;
 
 /// Length of the CRC-32C that follows the message.
@@ -108,6 +115,12 @@ pub struct Hello {
     pub simulator: Option<SimConfig>,
     /// Longest seasonal period `SetConfig` accepts.
     pub season_capacity: u32,
+    /// The sources the device can switch to (protocol 6).
+    pub sources: Sources,
+    /// The source in force (protocol 6).
+    pub source: Source,
+    /// The unit of its values (protocol 6).
+    pub unit: Unit,
 }
 
 /// Periodic counters from the device (once a second).
@@ -129,6 +142,11 @@ pub struct Status {
     pub rx_errors: u32,
     /// Version of the detector config in force.
     pub config_version: u32,
+    /// The source in force (protocol 6).
+    pub source: Source,
+    /// Readings the sensor failed to give since boot (a conversion that never ended, an
+    /// overrun, a reading that makes no sense): counted, not judged (protocol 6).
+    pub sensor_errors: u32,
 }
 
 /// How a device answered a command.
@@ -145,6 +163,8 @@ pub enum AckResult {
         /// The highest rate the device accepts.
         max: u32,
     },
+    /// The source was refused; the one in force is unchanged (protocol 6).
+    SourceRejected(Refusal),
 }
 
 /// The answer to every [`HostMsg`].
@@ -237,6 +257,15 @@ pub enum HostMsg {
         /// Samples per second, 0 for as fast as the link carries.
         hz: u32,
     },
+    /// Judge another source from now on: the detector learns afresh (the config version
+    /// goes up, a hello follows). Refused with the reason when the device lacks it or cannot
+    /// sample it at the rate in force (protocol 6).
+    SetSource {
+        /// Chosen by the host, echoed in the ack.
+        id: u32,
+        /// The source to judge.
+        source: Source,
+    },
 }
 
 impl HostMsg {
@@ -246,7 +275,8 @@ impl HostMsg {
             HostMsg::SetConfig { id, .. }
             | HostMsg::Reset { id }
             | HostMsg::Ping { id }
-            | HostMsg::SetRate { id, .. } => id,
+            | HostMsg::SetRate { id, .. }
+            | HostMsg::SetSource { id, .. } => id,
         }
     }
 
@@ -257,6 +287,7 @@ impl HostMsg {
             HostMsg::Reset { .. } => HostMsg::Reset { id },
             HostMsg::Ping { .. } => HostMsg::Ping { id },
             HostMsg::SetRate { hz, .. } => HostMsg::SetRate { id, hz },
+            HostMsg::SetSource { source, .. } => HostMsg::SetSource { id, source },
         }
     }
 }
@@ -360,6 +391,17 @@ impl Message for DeviceMsg {
             Ok((DeviceMsg::Batch(b), [])) if b.check().is_err() => Err(FrameError::Malformed),
             Ok((msg, [])) => Ok(msg),
             _ => {
+                // A protocol 4 or 5 device's hello and status lack the sources.
+                if let Ok((old, [])) = postcard::take_from_bytes::<legacy::DeviceMsg>(payload) {
+                    return match old {
+                        legacy::DeviceMsg::Hello(h) if !known(h.protocol) || h.protocol >= 6 => {
+                            Err(version_error(h.protocol))
+                        }
+                        legacy::DeviceMsg::Hello(h) => Ok(DeviceMsg::Hello(h.into())),
+                        legacy::DeviceMsg::Status(s) => Ok(DeviceMsg::Status(s.into())),
+                        legacy::DeviceMsg::Sample(s) => Ok(DeviceMsg::Sample(s)),
+                    };
+                }
                 // A hello (variant 0) from another version may not decode; its first field is
                 // still the version.
                 if let Some((0, rest)) = payload.split_first()
@@ -369,6 +411,96 @@ impl Message for DeviceMsg {
                     return Err(version_error(v));
                 }
                 Err(FrameError::Malformed)
+            }
+        }
+    }
+}
+
+/// The hello and status of protocols 4 and 5, before sources.
+mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct Hello {
+        pub protocol: u16,
+        firmware: Name,
+        board: Name,
+        capacity: u32,
+        sample_rate_hz: u32,
+        config_version: u32,
+        detector: DetectorConfig,
+        simulator: Option<SimConfig>,
+        season_capacity: u32,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Status {
+        time_ms: u64,
+        samples: u64,
+        anomalies: u64,
+        frames_sent: u64,
+        dropped: u64,
+        commands: u32,
+        rx_errors: u32,
+        config_version: u32,
+    }
+
+    /// The variants up to the status, in their order on the wire.
+    #[derive(Deserialize)]
+    pub enum DeviceMsg {
+        Hello(Hello),
+        Sample(Sample),
+        Status(Status),
+    }
+
+    /// A device before sources judged its simulator, or values of its own when it had none.
+    fn source(simulated: bool) -> Source {
+        if simulated {
+            Source::Simulator
+        } else {
+            Source::External
+        }
+    }
+
+    impl From<Hello> for super::Hello {
+        fn from(h: Hello) -> Self {
+            let source = source(h.simulator.is_some());
+            let sources = Sources {
+                simulator: source == Source::Simulator,
+                external: source == Source::External,
+                ..Sources::default()
+            };
+            super::Hello {
+                protocol: h.protocol,
+                firmware: h.firmware,
+                board: h.board,
+                capacity: h.capacity,
+                sample_rate_hz: h.sample_rate_hz,
+                config_version: h.config_version,
+                detector: h.detector,
+                simulator: h.simulator,
+                season_capacity: h.season_capacity,
+                sources,
+                source,
+                unit: Unit::None,
+            }
+        }
+    }
+
+    impl From<Status> for super::Status {
+        fn from(s: Status) -> Self {
+            super::Status {
+                time_ms: s.time_ms,
+                samples: s.samples,
+                anomalies: s.anomalies,
+                frames_sent: s.frames_sent,
+                dropped: s.dropped,
+                commands: s.commands,
+                rx_errors: s.rx_errors,
+                config_version: s.config_version,
+                // A status does not say; the host keeps the hello's.
+                source: Source::Simulator,
+                sensor_errors: 0,
             }
         }
     }
@@ -606,7 +738,107 @@ mod tests {
             detector: DetectorConfig::default(),
             simulator: Some(SimConfig::default()),
             season_capacity: 1024,
+            sources: Sources::simulator(),
+            source: Source::Simulator,
+            unit: Unit::None,
         }
+    }
+
+    /// A board with every source: the longest hello.
+    fn every_source() -> Sources {
+        let mut sources = Sources {
+            simulator: true,
+            temperature: true,
+            external: true,
+            max_sensor_hz: u32::MAX,
+            ..Sources::default()
+        };
+        for number in 0..16 {
+            let pin = crate::source::Pin { port: b'K', number };
+            sources.adc.push(pin).unwrap();
+        }
+        sources
+    }
+
+    #[test]
+    fn protocol_5_hello_and_status_read_as_a_simulator_without_sources() {
+        let h = hello();
+        let old_hello = (
+            0u8,
+            5u16,
+            h.firmware.clone(),
+            h.board.clone(),
+            h.capacity,
+            h.sample_rate_hz,
+            h.config_version,
+            h.detector,
+            h.simulator,
+            h.season_capacity,
+        );
+        let mut raw = [0u8; MAX_PAYLOAD];
+        let payload = postcard::to_slice(&old_hello, &mut raw).unwrap();
+        let got = DeviceMsg::from_payload(payload).unwrap();
+        assert_eq!(
+            got,
+            DeviceMsg::Hello(Hello {
+                protocol: 5,
+                ..hello()
+            })
+        );
+        // Without a simulator, the values were the device's own.
+        let old_hello = (
+            0u8,
+            4u16,
+            h.firmware,
+            h.board,
+            1u32,
+            2u32,
+            3u32,
+            h.detector,
+            None::<SimConfig>,
+            4u32,
+        );
+        let payload = postcard::to_slice(&old_hello, &mut raw).unwrap();
+        let DeviceMsg::Hello(got) = DeviceMsg::from_payload(payload).unwrap() else {
+            panic!("not a hello");
+        };
+        assert_eq!(
+            (got.source, got.sources.external, got.sources.simulator),
+            (Source::External, true, false)
+        );
+        let old_status = (2u8, 1u64, 2u64, 3u64, 4u64, 5u64, 6u32, 7u32, 8u32);
+        let payload = postcard::to_slice(&old_status, &mut raw).unwrap();
+        let got = DeviceMsg::from_payload(payload).unwrap();
+        let want = Status {
+            time_ms: 1,
+            samples: 2,
+            anomalies: 3,
+            frames_sent: 4,
+            dropped: 5,
+            commands: 6,
+            rx_errors: 7,
+            config_version: 8,
+            ..Status::default()
+        };
+        assert_eq!(got, DeviceMsg::Status(want));
+        // A protocol 6 hello without its new fields is not a protocol 5 one.
+        let cut = (
+            0u8,
+            6u16,
+            super::name("x"),
+            super::name("y"),
+            1u32,
+            2u32,
+            3u32,
+            h.detector,
+            None::<SimConfig>,
+            4u32,
+        );
+        let payload = postcard::to_slice(&cut, &mut raw).unwrap();
+        assert!(matches!(
+            DeviceMsg::from_payload(payload),
+            Err(FrameError::Malformed | FrameError::Version { .. })
+        ));
     }
 
     #[test]
@@ -678,12 +910,25 @@ mod tests {
 
     #[test]
     fn a_protocol_4_device_is_still_understood() {
-        // A version-4 device's hello and sample, as it sends them: the same bytes as 5's.
+        // A version-4 device's hello and sample, as it sends them: its hello lacks the sources.
+        let h = hello();
+        let v4_bytes = (
+            0u8,
+            4u16,
+            h.firmware,
+            h.board,
+            h.capacity,
+            h.sample_rate_hz,
+            h.config_version,
+            h.detector,
+            h.simulator,
+            h.season_capacity,
+        );
         let v4 = DeviceMsg::Hello(Hello {
             protocol: 4,
             ..hello()
         });
-        let line: Vec<u8> = [frame(&v4), frame(&sample(1000))].concat();
+        let line: Vec<u8> = [frame(&v4_bytes), frame(&sample(1000))].concat();
         let (got, stats) = decode_all(&line, &[]);
         assert_eq!(got, [Ok(v4), Ok(sample(1000))]);
         assert_eq!(stats.errors(), 0);
@@ -695,7 +940,7 @@ mod tests {
         let (got, _) = decode_all(&frame(&v3), &[]);
         let err = got[0].clone().unwrap_err();
         assert!(
-            std::format!("{err}").contains("protocol version 3, this host speaks 4 to 5"),
+            std::format!("{err}").contains("protocol version 3, this host speaks 4 to 6"),
             "{err}"
         );
     }
@@ -1021,6 +1266,12 @@ mod tests {
                         detector,
                         simulator,
                         season_capacity: capacity / 2,
+                        sources: every_source(),
+                        source: Source::Adc(crate::source::Pin {
+                            port: b'K',
+                            number: 15,
+                        }),
+                        unit: Unit::Volts,
                     })
                 },
             );
@@ -1067,6 +1318,8 @@ mod tests {
                     commands,
                     rx_errors,
                     config_version,
+                    source: Source::Temperature,
+                    sensor_errors: commands,
                 })
             },
         );
@@ -1074,11 +1327,15 @@ mod tests {
             |((id, config_version), config, ok)| {
                 DeviceMsg::Ack(Ack {
                     id,
-                    result: match (ok, id % 2) {
+                    result: match (ok, id % 3) {
                         (true, _) => AckResult::Ok,
                         (false, 0) => AckResult::Rejected(ConfigError::Warmup {
                             warmup: id,
                             window: config_version,
+                        }),
+                        (false, 1) => AckResult::SourceRejected(crate::source::Refusal::Rate {
+                            hz: id,
+                            max: config_version,
                         }),
                         (false, _) => AckResult::RateRejected {
                             hz: id,
@@ -1148,6 +1405,10 @@ mod tests {
             any::<u32>().prop_map(|id| HostMsg::Reset { id }),
             any::<u32>().prop_map(|id| HostMsg::Ping { id }),
             any::<(u32, u32)>().prop_map(|(id, hz)| HostMsg::SetRate { id, hz }),
+            (any::<u32>(), 0u8..16).prop_map(|(id, number)| HostMsg::SetSource {
+                id,
+                source: Source::Adc(crate::source::Pin { port: b'C', number }),
+            }),
         ]
     }
 

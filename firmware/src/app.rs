@@ -1,7 +1,9 @@
-//! The device application: simulate, detect, frame, send; and answer the host's commands.
+//! The device application: simulate or take readings, detect, frame, send; and answer the
+//! host's commands.
 //!
-//! [`App`] is sans-IO like the core: the caller hands it the time and the bytes received, and
-//! takes bytes to send from its transmit queue. [`poll`] is the one main-loop step every build
+//! [`App`] is sans-IO like the core: the caller hands it the time, the bytes received and (for
+//! a sensor or a signal of the firmware's own) each reading, and takes bytes to send from its
+//! transmit queue. [`poll`] is the one main-loop step every build
 //! runs, generic over the serial line (`embedded-io` `Read + ReadReady + Write + WriteReady`)
 //! and a millisecond [`Clock`]: the Nucleo board, QEMU and host emulation differ only in what
 //! they pass to it.
@@ -21,6 +23,17 @@
 //! acknowledgement always has room reserved, so commands are answered even when samples are
 //! being dropped.
 //!
+//! # Sources
+//!
+//! The app judges its [`Source`]: the simulator (made here, on the schedule above), or readings
+//! the caller hands in ([`App::reading`] for a sensor sampled on the board's timer at the rate
+//! in force, stamped with its scheduled time; [`App::reading_at`] for values with times of the
+//! firmware's own). Which sources a board has is [`Settings::sources`]; the host switches
+//! between them with `SetSource`, refused with the reason when the board lacks the source or
+//! cannot sample it at the rate in force. A board asks [`App::sensor`] what to sample and at
+//! what rate after every step, and reports readings the sensor failed to give with
+//! [`App::set_sensor_errors`].
+//!
 //! # One frame per sample, or batches
 //!
 //! A [`Sample`] frame (34 bytes) per sample carries everything the detector said, but a
@@ -39,7 +52,8 @@
 
 use heapless::Deque;
 use zscope_core::compact::{Batcher, Timing};
-use zscope_core::device::Responder;
+use zscope_core::device::{Change, Origin, Responder};
+use zscope_core::source::{Source, Sources, Unit};
 use zscope_core::wire::{
     self, AckResult, Decoder, DeviceMsg, Hello, HostMsg, MAX_FRAME, Sample, Status, name,
 };
@@ -101,7 +115,7 @@ impl Encoding {
 }
 
 /// How a device is set up at boot.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Board name for the hello, e.g. `nucleo-f401re`.
     pub board: &'static str,
@@ -116,8 +130,14 @@ pub struct Settings {
     /// One frame per sample, batches, or whichever the rate needs.
     pub encoding: Encoding,
     /// Batched values are multiples of `2^scale`: a sensor's resolution. `None`: from the
-    /// simulator's noise, the largest power of two within a sixteenth of its sigma.
+    /// source (a sixteenth of the simulator's sigma, a fraction of an ADC step).
     pub scale: Option<i8>,
+    /// The source judged at boot.
+    pub source: Source,
+    /// The sources the board has (the simulator only unless the board says otherwise).
+    pub sources: Sources,
+    /// The unit of an [`Source::External`] source's values (the others have their own).
+    pub external_unit: Unit,
 }
 
 impl Default for Settings {
@@ -130,8 +150,37 @@ impl Default for Settings {
             link_baud: 115_200,
             encoding: Encoding::Auto,
             scale: None,
+            source: Source::Simulator,
+            sources: Sources::simulator(),
+            external_unit: Unit::None,
         }
     }
+}
+
+/// The grid batched values of `source` are put on: `2^scale`. A 12-bit ADC step is 0.8 mV
+/// over 3.3 V (and a third of a degree on the temperature sensor): the grids are finer than a
+/// step, so oversampled averages keep their extra resolution.
+pub fn source_scale(source: Source, sim: &SimConfig) -> i8 {
+    match source {
+        Source::Simulator | Source::External => scale_for(sim),
+        // 2^-14 V = 0.06 mV.
+        Source::Adc(_) => -14,
+        // 2^-8 °C = 0.004 °C.
+        Source::Temperature => -8,
+    }
+}
+
+/// What a board samples and how often: what [`App::sensor`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sensing {
+    /// The sensor source in force (`Temperature` or `Adc`), `None` when the board need not
+    /// sample anything (the simulator, or readings of the firmware's own).
+    pub source: Option<Source>,
+    /// Readings per second.
+    pub rate_hz: u32,
+    /// Goes up by one whenever the source or rate changes: a reading taken under an older
+    /// generation is stale.
+    pub generation: u32,
 }
 
 /// The grid for a simulated stream: the largest power of two within `sigma / 16` (a
@@ -160,6 +209,8 @@ pub enum SetupError {
     Simulator(zscope_core::SimConfigError),
     /// The rate is above [`MAX_RATE_HZ`].
     Rate(u32),
+    /// The board has no such source, or cannot sample it at the rate.
+    Source(zscope_core::source::Refusal),
 }
 
 /// The device application.
@@ -187,6 +238,15 @@ pub struct App {
     link_baud: u32,
     encoding: Encoding,
     batcher: Batcher,
+    source: Source,
+    sources: Sources,
+    external_unit: Unit,
+    /// Readings the sensor failed to give, as the board counts them.
+    sensor_errors: u32,
+    generation: u32,
+    scale: Option<i8>,
+    /// Timer slots since the schedule's start whose reading failed (no sample).
+    faults_since_base: u64,
 }
 
 impl App {
@@ -194,6 +254,9 @@ impl App {
     pub fn new(settings: Settings) -> Result<Self, SetupError> {
         if settings.rate_hz > MAX_RATE_HZ {
             return Err(SetupError::Rate(settings.rate_hz));
+        }
+        if let Some(refusal) = settings.sources.refusal(settings.source, settings.rate_hz) {
+            return Err(SetupError::Source(refusal));
         }
         Ok(App {
             board: settings.board,
@@ -216,9 +279,76 @@ impl App {
             batcher: Batcher::new(
                 settings
                     .scale
-                    .unwrap_or_else(|| scale_for(&settings.simulator)),
+                    .unwrap_or_else(|| source_scale(settings.source, &settings.simulator)),
             ),
+            source: settings.source,
+            sources: settings.sources,
+            external_unit: settings.external_unit,
+            sensor_errors: 0,
+            generation: 0,
+            scale: settings.scale,
+            faults_since_base: 0,
         })
+    }
+
+    /// What the board must sample now, at what rate, and the generation of that choice.
+    pub fn sensor(&self) -> Sensing {
+        Sensing {
+            source: self.source.is_sensor().then_some(self.source),
+            rate_hz: self.rate_hz,
+            generation: self.generation,
+        }
+    }
+
+    /// The source in force.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Tell the app how many readings the sensor has failed to give so far (a conversion that
+    /// never ended, an overrun, a reading that makes no sense): reported in the status frame.
+    pub fn set_sensor_errors(&mut self, total: u32) {
+        self.sensor_errors = total;
+    }
+
+    /// `n` readings of the sensor were taken but lost before the app got them (the loop was
+    /// behind): counted as dropped, and their sequence numbers skipped so the host sees the
+    /// gap.
+    pub fn missed(&mut self, n: u64) {
+        self.status.dropped += n;
+        self.seq += n;
+    }
+
+    /// Judge a reading of the sensor in force, taken on the board's timer: it is stamped with
+    /// its scheduled time (`k / rate` after the schedule's start), so the stream's times are the
+    /// timer's, whatever the main loop's jitter. Ignored unless the source is a sensor.
+    pub fn reading(&mut self, value: f32) {
+        if !self.source.is_sensor() || self.rate_hz == 0 || !self.booted {
+            return;
+        }
+        let k = self.seq - self.base_seq + self.faults_since_base;
+        let time_ms = self.base_ms + k * 1000 / u64::from(self.rate_hz);
+        self.judge(time_ms, value, false);
+    }
+
+    /// The sensor failed to give the reading of its next timer slot: no sample, and the next
+    /// reading keeps its own slot's time. (Count it in [`App::set_sensor_errors`] too.)
+    pub fn sensor_fault(&mut self) {
+        if self.source.is_sensor() {
+            self.faults_since_base += 1;
+        }
+    }
+
+    /// Judge a value of the firmware's own, taken at `time_ms` (its clock, in milliseconds).
+    /// Ignored unless the source is [`Source::External`].
+    pub fn reading_at(&mut self, time_ms: u64, value: f32) {
+        if self.source != Source::External {
+            return;
+        }
+        if !self.booted {
+            self.boot(time_ms);
+        }
+        self.judge(time_ms, value, false);
     }
 
     /// Whether samples go in batches now.
@@ -247,6 +377,8 @@ impl App {
         Status {
             rx_errors: self.rx_frame_errors.wrapping_add(self.link_overruns),
             config_version: self.device.config_version,
+            source: self.source,
+            sensor_errors: self.sensor_errors,
             ..self.status
         }
     }
@@ -268,7 +400,15 @@ impl App {
             name(FIRMWARE_VERSION),
             name(self.board),
             self.rate_hz,
-            Some(*self.simulator.config()),
+            (self.source == Source::Simulator).then(|| *self.simulator.config()),
+            &Origin {
+                sources: self.sources.clone(),
+                source: self.source,
+                unit: match self.source {
+                    Source::External => self.external_unit,
+                    source => source.unit(),
+                },
+            },
         )
     }
 
@@ -318,18 +458,49 @@ impl App {
             &mut self.base_seq,
             self.seq,
         );
-        let (ack, hello) = self.device.execute(&mut self.detector, cmd, |hz| {
-            if hz > MAX_RATE_HZ {
-                return AckResult::RateRejected {
-                    hz,
-                    max: MAX_RATE_HZ,
-                };
+        let (source, sources, generation, faults) = (
+            &mut self.source,
+            &self.sources,
+            &mut self.generation,
+            &mut self.faults_since_base,
+        );
+        let (ack, hello) = self.device.execute(&mut self.detector, cmd, |change| {
+            match change {
+                Change::Rate(hz) if hz > MAX_RATE_HZ => {
+                    return AckResult::RateRejected {
+                        hz,
+                        max: MAX_RATE_HZ,
+                    };
+                }
+                Change::Rate(hz)
+                    if source.is_sensor() && (hz == 0 || hz > sources.max_sensor_hz) =>
+                {
+                    return AckResult::RateRejected {
+                        hz,
+                        max: sources.max_sensor_hz,
+                    };
+                }
+                Change::Rate(hz) => *rate_hz = hz,
+                Change::Source(new) => {
+                    if let Some(refusal) = sources.refusal(new, *rate_hz) {
+                        return AckResult::SourceRejected(refusal);
+                    }
+                    *source = new;
+                }
             }
-            *rate_hz = hz;
+            *generation = generation.wrapping_add(1);
             *base_ms = now_ms;
             *base_seq = seq;
+            *faults = 0;
             AckResult::Ok
         });
+        if matches!(cmd, HostMsg::SetSource { .. }) && ack.result == AckResult::Ok {
+            // Another signal, another grid: the batch before the change went out above.
+            let scale = self
+                .scale
+                .unwrap_or_else(|| source_scale(self.source, self.simulator.config()));
+            self.batcher = Batcher::new(scale);
+        }
         self.queue(&DeviceMsg::Ack(ack), true);
         if hello {
             self.queue_hello();
@@ -341,7 +512,9 @@ impl App {
         if !self.booted {
             self.boot(now_ms);
         }
-        if self.rate_hz == 0 {
+        if self.source != Source::Simulator {
+            // Readings come from the board (App::reading) or the firmware (App::reading_at).
+        } else if self.rate_hz == 0 {
             let mut made = 0;
             while made < BURST && TX_QUEUE - self.tx.len() >= 2 * CONTROL_RESERVE {
                 self.sample(now_ms);
@@ -376,21 +549,26 @@ impl App {
         }
     }
 
-    /// Simulate, judge and queue one sample (or count it dropped), or add it to the batch.
+    /// Simulate one sample and judge it.
     fn sample(&mut self, time_ms: u64) {
         let s = self.simulator.next_sample();
+        self.judge(time_ms, s.value, s.truth.is_anomaly());
+    }
+
+    /// Judge one value and queue its sample (or count it dropped), or add it to the batch.
+    fn judge(&mut self, time_ms: u64, value: f32, truth: bool) {
         let batching = self.batching();
         let value = if batching {
-            self.batcher.quantise(s.value)
+            self.batcher.quantise(value)
         } else {
-            s.value
+            value
         };
         let verdict = self.detector.update(value);
         self.status.samples += 1;
         if verdict.class == Class::Anomaly {
             self.status.anomalies += 1;
         }
-        let (seq, truth, version) = (self.seq, s.truth.is_anomaly(), self.device.config_version);
+        let (seq, version) = (self.seq, self.device.config_version);
         self.seq += 1;
         if batching {
             let at = Timing {

@@ -2,8 +2,10 @@
 //!
 //! * [`app`]: the application (simulate, detect, frame, send; answer commands), sans-IO, and
 //!   [`app::poll`], the main-loop step, generic over an `embedded-io` serial line and a clock.
-//! * `board` (Cortex-M builds only): one module per board, each bringing up a UART and a
-//!   millisecond clock: `nucleo_f401re` (the real board) and `qemu` (QEMU's `netduinoplus2`).
+//! * [`sensing`]: the sensors' arithmetic (ADC channels, oversampling, volts, degrees).
+//! * `board` (Cortex-M builds only): one module per board, each bringing up a UART, a
+//!   millisecond clock and the sensors (ADC1 paced by TIM2): `nucleo_f401re` (the real board)
+//!   and `qemu` (QEMU's `netduinoplus2`).
 //!
 //! The same app also runs on a PC, over a pseudo-terminal: `zscope emulate` (in `zscope-host`).
 //!
@@ -13,6 +15,7 @@
 pub mod app;
 #[cfg(target_os = "none")]
 pub mod board;
+pub mod sensing;
 
 pub use app::{App, Clock, Encoding, Settings, poll};
 pub use zscope_core;

@@ -310,8 +310,32 @@ fn nab(
 /// `zscope emulate`: the device on a pty until interrupted.
 pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
     use crate::source::emulated::{BOARD, Emulator};
+    use zscope_core::source::Source;
+    let source = Source::parse(&args.source)
+        .map_err(|e| failed(format!("--source {:?}: {e}", args.source)))?;
+    let thermal = crate::source::emulated::find_thermal(&args.thermal_root);
+    match source {
+        Source::Simulator | Source::Temperature => {}
+        other => {
+            return Err(failed(format!(
+                "--source {other}: the emulated device has the simulator and, on a host with a \
+                 temperature sensor, temperature; {other} needs a board"
+            )));
+        }
+    }
+    if source == Source::Temperature
+        && let Err(why) = &thermal
+    {
+        return Err(failed(format!("--source temperature: {why}")));
+    }
     let settings = zscope_firmware::Settings {
         board: BOARD,
+        source,
+        sources: zscope_core::source::Sources {
+            temperature: thermal.is_ok(),
+            max_sensor_hz: crate::source::emulated::MAX_THERMAL_HZ,
+            ..zscope_core::source::Sources::simulator()
+        },
         rate_hz: args.rate,
         simulator: zscope_core::SimConfig {
             seed: args.seed,
@@ -320,7 +344,16 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Failure> {
         encoding: args.frames.into(),
         ..zscope_firmware::Settings::default()
     };
-    let emulator = Emulator::spawn_linked(settings, args.link.as_deref()).map_err(failed)?;
+    let emulator = match thermal {
+        Ok(path) => Emulator::spawn_sensing(settings.clone(), args.link.as_deref(), path),
+        Err(_) => Emulator::spawn_linked(settings.clone(), args.link.as_deref()),
+    }
+    .map_err(|e| match e {
+        crate::source::emulated::SpawnError::Setup(zscope_firmware::app::SetupError::Source(
+            why,
+        )) => failed(format!("--source {source} at --rate {}: {why}", args.rate)),
+        e => failed(e),
+    })?;
     println!("{}", emulator.path().display());
     let frames = if settings
         .encoding

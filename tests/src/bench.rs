@@ -27,6 +27,7 @@ pub fn frames(n: u64) -> Vec<Vec<u8>> {
         wire::name("host-bench"),
         0,
         Some(SimConfig::default()),
+        &zscope_core::device::Origin::simulator(),
     ));
     let k = wire::encode(&hello, &mut buf).expect("fits");
     out.push(buf[..k].to_vec());

@@ -266,3 +266,142 @@ fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
     assert_eq!(status.config_version, 2);
     assert!(qemu.running(), "QEMU stopped:\n{}", qemu.log());
 }
+
+/// The acknowledgement of command `id`, skipping what comes before it.
+fn ack_of(line: &mut Line, id: u32) -> zscope_core::wire::Ack {
+    line.expect(SECONDS(10), "the acknowledgement", |m| match m {
+        DeviceMsg::Ack(a) if a.id == id => Some(*a),
+        _ => None,
+    })
+}
+
+#[test]
+fn qemu_judges_its_adc_and_temperature_sensor_on_a_timer() {
+    use zscope_core::source::{Pin, Refusal, Source, Unit};
+    use zscope_firmware::sensing::{self, FULL_SCALE, MAX_SENSOR_HZ, VDDA};
+    if !have_tools(
+        "qemu_judges_its_adc_and_temperature_sensor_on_a_timer",
+        QEMU_TOOLS,
+    ) {
+        return;
+    }
+    let elf = build_qemu_firmware();
+    let mut qemu = Qemu::start(&elf);
+    let mut line = Line::open(qemu.tty());
+    let hello = line.expect(SECONDS(20), "the hello", |m| match m {
+        DeviceMsg::Hello(h) => Some(h.clone()),
+        _ => None,
+    });
+    // The board lists its sources: the simulator (in force), the sensor, 16 pins.
+    assert_eq!(hello.sources, sensing::sources());
+    assert_eq!((hello.source, hello.unit), (Source::Simulator, Unit::None));
+
+    // A pin the package has no ADC input on, and a rate a sensor cannot be sampled at, are
+    // refused with the reason; nothing changes.
+    let a9 = Pin {
+        port: b'A',
+        number: 9,
+    };
+    line.send(&HostMsg::SetSource {
+        id: 1,
+        source: Source::Adc(a9),
+    });
+    let refused = ack_of(&mut line, 1);
+    assert_eq!(
+        refused.result,
+        AckResult::SourceRejected(Refusal::NoPin(a9))
+    );
+    assert_eq!(refused.config_version, 1);
+
+    // adc:PA0 at the boot rate (50 a second): acknowledged, a new config version, a hello
+    // saying so, then readings on TIM2's beat.
+    let a0 = Source::Adc(Pin {
+        port: b'A',
+        number: 0,
+    });
+    line.send(&HostMsg::SetSource { id: 2, source: a0 });
+    let ack = ack_of(&mut line, 2);
+    assert_eq!((ack.result, ack.config_version), (AckResult::Ok, 2));
+    let hello = line.expect(SECONDS(10), "the hello after the switch", |m| match m {
+        DeviceMsg::Hello(h) => Some(h.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        (hello.source, hello.unit, hello.simulator),
+        (a0, Unit::Volts, None)
+    );
+    let first = line.expect(SECONDS(10), "a reading", |m| match m {
+        DeviceMsg::Sample(s) if s.config_version == 2 => Some(*s),
+        _ => None,
+    });
+    let mut got = vec![first];
+    while got.len() < 150 {
+        let s = line.expect(SECONDS(10), "readings", |m| match m {
+            DeviceMsg::Sample(s) => Some(*s),
+            _ => None,
+        });
+        got.push(s);
+    }
+    // On the timer's schedule: consecutive numbers, 20 ms apart.
+    for w in got.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq + 1, "{w:?}");
+        assert_eq!(w[1].time_ms - w[0].time_ms, 20, "{w:?}");
+    }
+    // QEMU's ADC model adds 7 to its data register at every conversion (12 bits, wrapping):
+    // a reading averages `oversample` of them, so readings climb by 7 x oversample counts.
+    let n = sensing::oversample(a0) as f32;
+    let counts = |v: f32| v * FULL_SCALE / VDDA;
+    let steps = got
+        .windows(2)
+        .filter(|w| (counts(w[1].value) - counts(w[0].value) - 7.0 * n).abs() < 0.01)
+        .count();
+    assert!(
+        steps as f64 >= 0.9 * 149.0,
+        "{steps} of 149 steps are QEMU's 7 x {n}: {:?}",
+        got.iter().map(|s| counts(s.value)).collect::<Vec<_>>()
+    );
+    // Judged by the same detector as on the host, learning afresh from the switch.
+    let mut det: Box<Detector<f32, CAPACITY, SEASON_CAPACITY>> =
+        Box::new(Detector::new(DetectorConfig::default()).expect("default config is valid"));
+    for s in &got {
+        let v = det.update(s.value);
+        let want = Sample::from_verdict(s.seq, s.time_ms, &v, false, 2);
+        assert_eq!(verdict_bits(s), verdict_bits(&want), "seq {}", s.seq);
+    }
+    // A sensor is sampled on a timer: "as fast as the link carries" is refused.
+    line.send(&HostMsg::SetRate { id: 3, hz: 0 });
+    let refused = ack_of(&mut line, 3);
+    assert_eq!(
+        refused.result,
+        AckResult::RateRejected {
+            hz: 0,
+            max: MAX_SENSOR_HZ
+        }
+    );
+
+    // The temperature sensor: QEMU's model makes no sense of a supply (its reference sweeps
+    // 0-4095), so most readings are sensor errors, counted; the rest are judged.
+    line.send(&HostMsg::SetSource {
+        id: 4,
+        source: Source::Temperature,
+    });
+    let ack = ack_of(&mut line, 4);
+    assert_eq!((ack.result, ack.config_version), (AckResult::Ok, 3));
+    let status = line.expect(
+        SECONDS(10),
+        "a status counting sensor errors",
+        |m| match m {
+            DeviceMsg::Status(s) if s.source == Source::Temperature && s.sensor_errors > 0 => {
+                Some(*s)
+            }
+            _ => None,
+        },
+    );
+    let reading = line.expect(SECONDS(10), "a temperature", |m| match m {
+        DeviceMsg::Sample(s) if s.config_version == 3 => Some(*s),
+        _ => None,
+    });
+    assert!(reading.value.is_finite(), "{reading:?}");
+    assert_eq!(status.dropped, 0, "{status:?}");
+    assert!(qemu.running(), "QEMU stopped:\n{}", qemu.log());
+}

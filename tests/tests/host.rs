@@ -281,20 +281,25 @@ fn a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works() {
     wait_for(Duration::from_secs(10), "the pty open", || {
         (daemon.get("/api/status")["connected"] == json!(true)).then_some(())
     });
-    let hello = zscope_core::device::Responder::new().hello(
-        &*det,
+    // Its hello as protocol 4 laid it out: no sources (postcard writes a struct as its
+    // fields in order, a variant as its index).
+    let v4_hello = (
+        0u8,
+        4u16,
         wire::name("0.0.9"),
         wire::name("old-board"),
-        100,
-        None,
+        1024u32,
+        100u32,
+        1u32,
+        *det.config(),
+        None::<zscope_core::SimConfig>,
+        2048u32,
     );
     let mut line = Vec::new();
     let mut frame = [0u8; wire::MAX_FRAME];
-    for msg in std::iter::once(DeviceMsg::Hello(wire::Hello {
-        protocol: 4,
-        ..hello
-    }))
-    .chain((0..100u64).map(|seq| {
+    let n = wire::encode(&v4_hello, &mut frame).unwrap();
+    line.extend_from_slice(&frame[..n]);
+    for msg in (0..100u64).map(|seq| {
         DeviceMsg::Sample(Sample {
             seq,
             time_ms: seq * 10,
@@ -306,7 +311,7 @@ fn a_batched_device_is_logged_exactly_and_a_protocol_4_device_still_works() {
             flags: Flags::empty(),
             config_version: 1,
         })
-    })) {
+    }) {
         let n = wire::encode(&msg, &mut frame).unwrap();
         line.extend_from_slice(&frame[..n]);
     }
@@ -1103,5 +1108,84 @@ fn a_damaged_store_leaves_the_logs_and_the_page_running() {
         metrics.contains("zscope_store_healthy{device=\"ttyDMG\"} 0"),
         "{metrics}"
     );
+    dev.stop().unwrap();
+}
+
+/// The emulated board with a temperature sensor (a sysfs file of this test's making): the API
+/// lists its sources, refuses one it lacks, switches to the sensor, and the daemon shows its
+/// values in °C, follows them, and counts a sensor that fails while the stream goes on.
+#[test]
+fn the_api_switches_a_device_to_its_temperature_sensor_and_counts_failures() {
+    use zscope_core::source::Sources;
+    use zscope_host::source::emulated::{BOARD, Emulator, find_thermal};
+    let secs = Duration::from_secs;
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    let file = zone.join("temp");
+    std::fs::write(&file, "41500\n").unwrap();
+    assert_eq!(find_thermal(dir.path()).unwrap(), file);
+    let empty = tempfile::tempdir().unwrap();
+    let why = find_thermal(empty.path()).unwrap_err();
+    assert!(why.contains("no temperature sensor"), "{why}");
+
+    let settings = zscope_firmware::Settings {
+        board: BOARD,
+        sources: Sources::simulator(),
+        ..zscope_firmware::Settings::default()
+    };
+    let link = dir.path().join("ttyTEMP");
+    let dev = Emulator::spawn_sensing(settings, Some(&link), file.clone()).unwrap();
+    let daemon = Daemon::start(on(&link), |_| {});
+    let status = wait_for(secs(20), "the hello", || {
+        let s = daemon.get("/api/status");
+        (s["device"]["sources"] == json!(["simulator", "temperature"])).then_some(s)
+    });
+    assert_eq!(status["device"]["source"], json!("simulator"), "{status}");
+    assert_eq!(status["device"]["unit"], json!(""));
+
+    // Not a source's name; a source this device lacks: refused, saying what it has.
+    let (code, body) = daemon.post("/api/source", &json!({"source": "adc:PZ0"}));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("not a pin name"), "{body}");
+    let (code, body) = daemon.post("/api/source", &json!({"source": "adc:PA0"}));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("this device has simulator, temperature"),
+        "{body}"
+    );
+
+    let (code, body) = daemon.post("/api/source", &json!({"source": "temperature"}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, json!({"version": 2, "source": "temperature"}));
+    let status = wait_for(secs(10), "the source in the status", || {
+        let s = daemon.get("/api/status");
+        (s["device"]["source"] == json!("temperature")).then_some(s)
+    });
+    assert_eq!(status["device"]["unit"], json!("°C"), "{status}");
+    let d = &daemon;
+    let judged = |value: f64| {
+        move || {
+            let got = points(&d.get("/api/samples?limit=20"));
+            got.last()
+                .filter(|p| p["config_version"] == json!(2) && p["value"] == json!(value))
+                .cloned()
+        }
+    };
+    wait_for(secs(10), "41.5 °C judged", judged(41.5));
+    std::fs::write(&file, "43250\n").unwrap();
+    wait_for(secs(10), "43.25 °C judged", judged(43.25));
+
+    // The sensor fails: counted in the device's status; the daemon and the link stay up.
+    std::fs::write(&file, "not a number\n").unwrap();
+    let status = wait_for(secs(10), "sensor errors counted", || {
+        let s = daemon.get("/api/status");
+        (s["device_status"]["sensor_errors"].as_u64().unwrap_or(0) > 0).then_some(s)
+    });
+    assert_eq!(status["connected"], json!(true), "{status}");
+    std::fs::write(&file, "40000\n").unwrap();
+    wait_for(secs(10), "40 °C judged again", judged(40.0));
+    drop(daemon);
     dev.stop().unwrap();
 }

@@ -8,9 +8,11 @@
 pub mod clocks;
 pub mod nucleo_f401re;
 pub mod qemu;
+pub mod sensor;
 mod systick;
 mod usart2;
 
+pub use sensor::Sensor;
 pub use systick::SysTickClock;
 pub use usart2::{Usart2, rx_overruns};
 
@@ -24,6 +26,12 @@ pub struct Board {
     pub uart_clock_hz: u32,
     /// Whether to start the PLL (84 MHz) before anything else: the real board only.
     pub pll_84mhz: bool,
+    /// Frequency TIM2 counts at (it paces the sensor readings).
+    pub timer_hz: u32,
+    /// Whether the ADC sets its end-of-conversion flag (QEMU's model does not).
+    pub adc_eoc: bool,
+    /// What paces the sensor's readings.
+    pub pacer: sensor::Pacer,
 }
 
 /// Bring up `board` and run the app on it for ever: the whole of every board's `main`.
@@ -31,10 +39,11 @@ pub struct Board {
 /// The app lives in a static (`cortex_m::singleton!`), so the linker's `.bss` figure is the
 /// firmware's RAM, not a guess about the stack.
 pub fn run(board: &Board, baud: u32) -> ! {
-    let (mut uart, mut clock) = init(board, baud);
+    let (mut uart, mut clock, mut sensor) = init(board, baud);
     let settings = crate::Settings {
         board: board.name,
         link_baud: baud,
+        sources: crate::sensing::sources(),
         ..crate::Settings::default()
     };
     let Ok(app) = crate::App::new(settings) else {
@@ -45,12 +54,14 @@ pub fn run(board: &Board, baud: u32) -> ! {
     };
     loop {
         app.set_link_overruns(rx_overruns());
+        sensor.serve(app);
         let Ok(()) = crate::poll(app, &mut uart, &mut clock);
     }
 }
 
-/// Bring up USART2 at `baud` and a 1 kHz SysTick for `board`, and enable their interrupts.
-pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock) {
+/// Bring up USART2 at `baud`, a 1 kHz SysTick and the sensors for `board`, and enable their
+/// interrupts.
+pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock, Sensor) {
     let Some(cp) = cortex_m::Peripherals::take() else {
         panic!("board::init called twice");
     };
@@ -62,5 +73,14 @@ pub fn init(board: &Board, baud: u32) -> (Usart2, SysTickClock) {
     }
     let clock = SysTickClock::start(cp.SYST, board.systick_hz);
     let uart = Usart2::new(dp.USART2, &dp.RCC, &dp.GPIOA, board.uart_clock_hz, baud);
-    (uart, clock)
+    let sensor = Sensor::new(
+        dp.ADC1,
+        &dp.ADC_COMMON,
+        dp.TIM2,
+        &dp.RCC,
+        board.timer_hz,
+        board.adc_eoc,
+        board.pacer,
+    );
+    (uart, clock, sensor)
 }

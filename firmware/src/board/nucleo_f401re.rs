@@ -10,4 +10,8 @@ pub const BOARD: Board = Board {
     systick_hz: super::clocks::SYSCLK_HZ,
     uart_clock_hz: super::clocks::PCLK1_HZ,
     pll_84mhz: true,
+    // APB1 at 42 MHz with a prescaler of 2: its timers count at twice that.
+    timer_hz: 2 * super::clocks::PCLK1_HZ,
+    adc_eoc: true,
+    pacer: super::sensor::Pacer::Tim2,
 };

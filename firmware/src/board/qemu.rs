@@ -12,4 +12,9 @@ pub const BOARD: Board = Board {
     systick_hz: 168_000_000,
     uart_clock_hz: 16_000_000,
     pll_84mhz: false,
+    // QEMU's STM32 timers count at 1 GHz whatever the clock registers say.
+    timer_hz: 1_000_000_000,
+    adc_eoc: false,
+    // QEMU 7.2's TIM2 model drifts (see `sensor`): the SysTick paces readings.
+    pacer: super::sensor::Pacer::SysTick,
 };

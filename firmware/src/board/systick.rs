@@ -17,6 +17,7 @@ fn SysTick() {
     critical_section::with(|cs| {
         let ms = MILLIS.borrow(cs);
         ms.set(ms.get() + 1);
+        super::sensor::millisecond(cs);
     });
 }
 

@@ -237,6 +237,14 @@ pub struct EmulateArgs {
     /// 115 200 baud (batches above 169 samples/s).
     #[arg(long, value_enum, default_value_t = FrameEncoding::Auto)]
     pub frames: FrameEncoding,
+    /// What the device judges: `simulator`, or `temperature` (this host's CPU temperature,
+    /// from /sys/class/thermal or hwmon; refused when it has none). The host can switch
+    /// between them (POST /api/source).
+    #[arg(long, default_value = "simulator", value_name = "NAME")]
+    pub source: String,
+    /// Where to look for the temperature sensor.
+    #[arg(long, default_value = "/sys", value_name = "DIR")]
+    pub thermal_root: PathBuf,
 }
 
 /// `--frames`: how an emulated device sends its samples.

@@ -94,6 +94,10 @@ impl State {
             season_capacity: hello.season_capacity,
             sample_rate_hz: hello.sample_rate_hz,
             has_truth: hello.simulator.is_some(),
+            source: hello.source.to_string(),
+            unit: hello.unit.symbol().to_string(),
+            sources: hello.sources.iter().map(|s| s.to_string()).collect(),
+            max_sensor_hz: hello.sources.max_sensor_hz,
         };
         self.greet(device, hello.config_version, hello.detector, now, out);
     }
@@ -324,6 +328,7 @@ mod tests {
             name("test"),
             50,
             Some(SimConfig::default()),
+            &zscope_core::device::Origin::simulator(),
         ))
     }
 

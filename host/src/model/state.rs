@@ -36,6 +36,18 @@ pub struct DeviceInfo {
     pub sample_rate_hz: u32,
     /// Whether its stream carries ground truth (a simulator).
     pub has_truth: bool,
+    /// The source it judges (`simulator`, `temperature`, `adc:PA0`, `external`).
+    #[serde(default)]
+    pub source: String,
+    /// The unit of its values (`°C`, `V`, or empty).
+    #[serde(default)]
+    pub unit: String,
+    /// The sources it can switch to.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Highest rate a sensor source is sampled at.
+    #[serde(default)]
+    pub max_sensor_hz: u32,
 }
 
 /// Precision, recall and F1 against the source's injected anomalies (exact sample match).
@@ -221,6 +233,14 @@ pub struct ConfigView {
 }
 
 impl State {
+    /// The sources the device lists (empty before its hello).
+    pub fn device_sources(&self) -> Vec<String> {
+        self.device
+            .as_ref()
+            .map(|d| d.sources.clone())
+            .unwrap_or_default()
+    }
+
     /// Nothing known yet about the device on `port`.
     pub fn new(port: String) -> Self {
         State {

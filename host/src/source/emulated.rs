@@ -11,6 +11,10 @@
 //! a busy line as a board would (its batches grow while a frame is on the wire): `link-bench`
 //! measures that way. The default keeps the pty's buffer, so a host that is slow for a moment
 //! (a loaded test machine) loses nothing.
+//!
+//! The emulated board has the simulator and, when the host has one ([`find_thermal`]), a
+//! temperature sensor: the host's own CPU temperature from `/sys/class/thermal` or hwmon,
+//! read at the rate in force (at most [`MAX_THERMAL_HZ`]). It has no ADC: `adc:…` is refused.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -27,6 +31,75 @@ use zscope_firmware::app::{App, Clock, Settings, SetupError, poll};
 
 /// Board name the emulated device reports.
 pub const BOARD: &str = "emulated";
+
+/// Highest rate the host's temperature is read at.
+pub const MAX_THERMAL_HZ: u32 = 100;
+
+/// The host's temperature sensor under `root` (`/sys` on Linux): the first
+/// `class/thermal/thermal_zone*/temp`, else the first `class/hwmon/hwmon*/temp*_input`, that
+/// reads as a number; or why there is none.
+pub fn find_thermal(root: &std::path::Path) -> Result<PathBuf, String> {
+    let mut candidates = Vec::new();
+    for (dir, prefix, file) in [
+        ("class/thermal", "thermal_zone", None),
+        ("class/hwmon", "hwmon", Some("temp")),
+    ] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut zones: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        zones.sort();
+        for zone in zones {
+            match file {
+                None => candidates.push(zone.join("temp")),
+                Some(stem) => {
+                    let Ok(files) = std::fs::read_dir(&zone) else {
+                        continue;
+                    };
+                    let mut inputs: Vec<PathBuf> = files
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with(stem) && n.ends_with("_input"))
+                        })
+                        .collect();
+                    inputs.sort();
+                    candidates.extend(inputs);
+                }
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| read_thermal(p).is_ok())
+        .ok_or_else(|| {
+            format!(
+                "this host has no temperature sensor zscope can read: nothing in \
+                 {0}/class/thermal/thermal_zone*/temp or {0}/class/hwmon/hwmon*/temp*_input",
+                root.display()
+            )
+        })
+}
+
+/// Degrees Celsius from a sysfs temperature file (millidegrees).
+pub fn read_thermal(path: &std::path::Path) -> io::Result<f32> {
+    let text = std::fs::read_to_string(path)?;
+    let milli: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("{} is not a temperature", path.display())))?;
+    Ok(milli as f32 / 1000.0)
+}
 
 /// Milliseconds since the emulator started.
 pub struct StdClock(Instant);
@@ -162,21 +235,36 @@ impl Emulator {
         settings: Settings,
         link: Option<&std::path::Path>,
     ) -> Result<Self, SpawnError> {
-        Self::spawn_with(settings, link, None)
+        Self::spawn_with(settings, link, None, None)
+    }
+
+    /// Like [`Emulator::spawn_linked`], with the host's temperature sensor at `thermal` (a
+    /// sysfs file in millidegrees, from [`find_thermal`]) as the board's `temperature` source.
+    pub fn spawn_sensing(
+        settings: Settings,
+        link: Option<&std::path::Path>,
+        thermal: PathBuf,
+    ) -> Result<Self, SpawnError> {
+        Self::spawn_with(settings, link, None, Some(thermal))
     }
 
     /// Like [`Emulator::spawn`], with the line holding at most `fifo` unread bytes, as a UART
     /// does ([`UART_FIFO`]): a reader that takes bytes at the baud rate then paces the app as
     /// a real line would.
     pub fn spawn_uart(settings: Settings, fifo: usize) -> Result<Self, SpawnError> {
-        Self::spawn_with(settings, None, Some(fifo))
+        Self::spawn_with(settings, None, Some(fifo), None)
     }
 
     fn spawn_with(
-        settings: Settings,
+        mut settings: Settings,
         link: Option<&std::path::Path>,
         fifo: Option<usize>,
+        thermal: Option<PathBuf>,
     ) -> Result<Self, SpawnError> {
+        if thermal.is_some() {
+            settings.sources.temperature = true;
+            settings.sources.max_sensor_hz = MAX_THERMAL_HZ;
+        }
         let mut app = App::new(settings).map_err(SpawnError::Setup)?;
         let (master, slave) = TTYPort::pair().map_err(SpawnError::Pty)?;
         let path = PathBuf::from(slave.name().unwrap_or_default());
@@ -201,6 +289,9 @@ impl Emulator {
                 };
                 let mut clock = StdClock::new();
                 let mut silent = false;
+                // The temperature's schedule: (generation, start, readings taken).
+                let mut sensing: Option<(u32, Instant, u64)> = None;
+                let mut sensor_errors = 0u32;
                 while !stopping.load(Ordering::Relaxed) {
                     if let Ok(reply) = asked.try_recv() {
                         silent = true;
@@ -219,6 +310,30 @@ impl Emulator {
                         }
                         io::Write::write_all(&mut link.port, &bytes)?;
                         link.written += bytes.len() as u64;
+                    }
+                    if let Some(path) = &thermal {
+                        let want = app.sensor();
+                        match (want.source, sensing) {
+                            (Some(_), Some((g, _, _))) if g == want.generation => {}
+                            (Some(_), _) => sensing = Some((want.generation, Instant::now(), 0)),
+                            (None, _) => sensing = None,
+                        }
+                        if let Some((_, start, taken)) = sensing.as_mut() {
+                            // Readings due by now at the rate, each read from the file.
+                            let due = start.elapsed().as_micros() as u64 * u64::from(want.rate_hz)
+                                / 1_000_000;
+                            while *taken <= due {
+                                match read_thermal(path) {
+                                    Ok(celsius) => app.reading(celsius),
+                                    Err(_) => {
+                                        sensor_errors = sensor_errors.wrapping_add(1);
+                                        app.sensor_fault();
+                                    }
+                                }
+                                *taken += 1;
+                            }
+                            app.set_sensor_errors(sensor_errors);
+                        }
                     }
                     poll(&mut app, &mut link, &mut clock)?;
                     if app.pending_tx().0.is_empty() {

@@ -14,7 +14,8 @@
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use zscope_core::device::Responder;
+use zscope_core::device::{Change, Origin, Responder};
+use zscope_core::source::{Refusal, Source, Sources, Unit};
 use zscope_core::wire::{AckResult, Decoder, DeviceMsg, Sample, name};
 
 use crate::batch::dataset::Dataset;
@@ -99,6 +100,14 @@ pub fn spawn_csv(
                 name("replay"),
                 0,
                 None,
+                &Origin {
+                    sources: Sources {
+                        external: true,
+                        ..Sources::default()
+                    },
+                    source: Source::External,
+                    unit: Unit::None,
+                },
             );
             let truth = data.layout.label.is_some();
             feed.update(|state, out| {
@@ -113,9 +122,11 @@ pub fn spawn_csv(
             // Ok: the end of the file, as a replay should end; Err: why it stopped early.
             let outcome: Result<String, String> = loop {
                 while let Ok(cmd) = feed.commands.try_recv() {
-                    // A file has no sample rate to set: its timestamps (and --speed) pace it.
-                    let (ack, _) = device.execute(&mut detector, cmd, |hz| {
-                        AckResult::RateRejected { hz, max: 0 }
+                    // A file has no sample rate to set (its timestamps and --speed pace it), and
+                    // no other source.
+                    let (ack, _) = device.execute(&mut detector, cmd, |change| match change {
+                        Change::Rate(hz) => AckResult::RateRejected { hz, max: 0 },
+                        Change::Source(_) => AckResult::SourceRejected(Refusal::Missing),
                     });
                     feed.update(|state, out| {
                         state.ingest(DeviceMsg::Ack(ack), chrono::Utc::now(), out)

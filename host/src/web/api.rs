@@ -8,6 +8,7 @@
 //! | `GET /api/anomalies?limit=` | the latest anomalies, as columns |
 //! | `GET /api/config` | the detector config in force, its version, the device's capacities |
 //! | `POST /api/config` | change any detector setting; answers once the device acknowledges |
+//! | `POST /api/source` | `{"source": "temperature"}`: judge another of the device's sources |
 //!
 //! Each route but `/api/devices` is also `/api/devices/{name}/…` for one device; without it
 //! (or `?device=`), the first device answers.
@@ -326,6 +327,77 @@ pub(super) async fn set_config(
         AckResult::RateRejected { hz, max } => {
             Err(ApiError::Refused(format!("rate {hz} Hz (max {max})")))
         }
+        AckResult::SourceRejected(why) => Err(ApiError::Refused(format!("the source: {why}"))),
+    }
+}
+
+/// `POST /api/source`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceChange {
+    /// `simulator`, `temperature`, `adc:PA0`, `external`.
+    pub source: String,
+}
+
+/// What `POST /api/source` answers once the device took the change.
+#[derive(Debug, Serialize)]
+pub struct SourceApplied {
+    /// The new config version (a source change starts the detector's learning afresh).
+    pub version: u32,
+    /// The source now judged.
+    pub source: String,
+}
+
+/// `POST /api/source`: check the name against the device's list, send it, answer with the
+/// device's acknowledgement (or its reason for refusing).
+pub(super) async fn set_source(
+    Dev(dev): Dev,
+    body: Result<Json<SourceChange>, JsonRejection>,
+) -> Result<Json<SourceApplied>, ApiError> {
+    let Json(change) = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson(e.body_text()),
+        _ => ApiError::InvalidSource(format!(
+            "{}: send {{\"source\": \"temperature\"}}",
+            e.body_text()
+        )),
+    })?;
+    let source = zscope_core::source::Source::parse(&change.source)
+        .map_err(|e| ApiError::InvalidSource(format!("{:?}: {e}", change.source)))?;
+    let listed = {
+        let s = dev.hub.state();
+        if let Some(why) = s.read_only() {
+            return Err(ApiError::ReadOnly(why.to_string()));
+        }
+        if !s.is_connected() {
+            return Err(ApiError::NoDevice);
+        }
+        s.device_sources()
+    };
+    let name = source.to_string();
+    if !listed.contains(&name) {
+        return Err(ApiError::InvalidSource(format!(
+            "{name}: this device has {}",
+            if listed.is_empty() {
+                "no sources to choose from".to_string()
+            } else {
+                listed.join(", ")
+            }
+        )));
+    }
+    let rx = dev.hub.command(|id| HostMsg::SetSource { id, source });
+    let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
+        Ok(Ok(ack)) => ack,
+        Ok(Err(_)) => return Err(ApiError::LinkDown),
+        Err(_) => return Err(ApiError::AckTimeout(ACK_TIMEOUT)),
+    };
+    match ack.result {
+        AckResult::Ok => Ok(Json(SourceApplied {
+            version: ack.config_version,
+            source: name,
+        })),
+        AckResult::SourceRejected(why) => Err(ApiError::Refused(format!("{name}: {why}"))),
+        other => Err(ApiError::Refused(format!("{name}: {other:?}"))),
     }
 }
 

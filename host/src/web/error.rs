@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The config asked for is not one the device can run.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// Not a source's name, or not one the device lists.
+    #[error("invalid source: {0}")]
+    InvalidSource(String),
     /// The config cannot be changed (a replay of the device's own verdicts).
     #[error("{0}")]
     ReadOnly(String),
@@ -92,7 +95,9 @@ impl ApiError {
             ApiError::NoStore => StatusCode::CONFLICT,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::BadJson(_) | ApiError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadJson(_) | ApiError::InvalidConfig(_) | ApiError::InvalidSource(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ReadOnly(_) | ApiError::Refused(_) => StatusCode::CONFLICT,

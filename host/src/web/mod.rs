@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use error::ApiError;
 
@@ -63,6 +63,7 @@ pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<S
         .route("/api/samples", get(api::samples))
         .route("/api/anomalies", get(api::anomalies))
         .route("/api/config", get(api::config).post(api::set_config))
+        .route("/api/source", post(api::set_source))
         .route("/api/devices/{device}/ws", get(ws::ws))
         .route("/api/devices/{device}/status", get(api::status))
         .route("/api/devices/{device}/samples", get(api::samples))
@@ -71,6 +72,7 @@ pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<S
             "/api/devices/{device}/config",
             get(api::config).post(api::set_config),
         )
+        .route("/api/devices/{device}/source", post(api::set_source))
         .layer(middleware::from_fn_with_state(app.clone(), auth::guard))
         .layer(middleware::from_fn_with_state(app.clone(), auth::addressed))
         .layer(middleware::map_response(auth::secure_headers))
