@@ -149,6 +149,13 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// The unit whose symbol is `symbol` (`°C`, `V`, empty for none).
+    pub fn from_symbol(symbol: &str) -> Option<Unit> {
+        [Unit::None, Unit::Celsius, Unit::Volts]
+            .into_iter()
+            .find(|u| u.symbol() == symbol)
+    }
+
     /// Its symbol, empty for none: `°C`, `V`.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -349,6 +356,10 @@ mod tests {
                 max: 1000
             })
         );
+        for unit in [Unit::None, Unit::Celsius, Unit::Volts] {
+            assert_eq!(Unit::from_symbol(unit.symbol()), Some(unit));
+        }
+        assert_eq!(Unit::from_symbol("K"), None);
         let listed: heapless::Vec<Source, 8> = board.iter().collect();
         assert_eq!(
             listed.as_slice(),

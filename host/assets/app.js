@@ -108,7 +108,8 @@ const chart = new uPlot({
   bands: [{ series: [3, 4], fill: "rgba(79,163,255,0.12)" }],
   axes: [
     { stroke: "#8a97a6", grid: { stroke: "#243040" } },
-    { stroke: "#8a97a6", grid: { stroke: "#243040" } },
+    // Labelled with the source and its unit once the device says them (renderSource).
+    { stroke: "#8a97a6", grid: { stroke: "#243040" }, label: "value", labelSize: 20 },
   ],
   hooks: {
     // Only a drag-selection by the user is a zoom (uPlot also sets scales when it sizes itself).
@@ -473,7 +474,52 @@ function renderStatus(s) {
   const logErr = (s.logs || []).find((l) => l.error);
   $("log-status").textContent = logErr ? `log: ${logErr.error} (${logErr.pending} rows waiting)` : "";
   if (s.config) renderConfig({ version: s.config_version, config: s.config });
+  renderSource(s);
 }
+
+// ---- the source: what the device judges, its unit, its sensor's errors ----
+let sourcesShown = "";
+function renderSource(s) {
+  const d = s.device;
+  const sources = (d && d.sources) || [];
+  $("source-panel").hidden = sources.length === 0;
+  const listed = sources.join(",");
+  const select = $("source");
+  if (listed !== sourcesShown) {
+    sourcesShown = listed;
+    select.replaceChildren(...sources.map((name) => new Option(name, name)));
+  }
+  if (d && d.source && document.activeElement !== select) select.value = d.source;
+  const unit = d && d.unit ? ` (${d.unit})` : "";
+  const label = d && d.source ? `${d.source}${unit}` : "value";
+  if (chart.axes[1].label !== label) { chart.axes[1].label = label; chart.redraw(false); }
+  const errors = s.device_status ? s.device_status.sensor_errors || 0 : 0;
+  $("source-now").textContent = d && d.source
+    ? `judging ${d.source}${d.unit ? ", in " + d.unit : ""}` +
+      (errors ? ` · ${errors} sensor error${errors === 1 ? "" : "s"} (readings not judged)` : "")
+    : "";
+  $("source-error").textContent = s.source_error || "";
+}
+
+$("source-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const st = $("source-status");
+  st.className = "muted"; st.textContent = "sent; waiting for the device to acknowledge…";
+  try {
+    const res = await fetch(api("source"), {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: $("source").value }),
+    });
+    const answer = await res.json();
+    if (res.ok) {
+      st.className = "ok"; st.textContent = `switched to ${answer.source}: config v${answer.version}, learning afresh`;
+    } else {
+      st.className = "error"; st.textContent = answer.error || `error ${res.status}`;
+    }
+  } catch (e) {
+    st.className = "error"; st.textContent = `cannot reach the daemon: ${e}`;
+  }
+};
 
 // The detector in a config: "Window", {"Seasonal": {...}} or {"Adaptive": {...}}.
 function detectorOf(cfg) {

@@ -422,10 +422,19 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
+    let sources = reader
+        .sources()
+        .map_err(|e| failed(format!("cannot read the store {}: {e}", path.display())))?;
     let written = header.map_err(anyhow::Error::from).and_then(|()| {
         reader.each_point(from, to, |p, host_ms, truth| {
-            csv.serialize(crate::sink::csv::Row::new(p, host_ms, truth))
-                .map_err(std::io::Error::other)
+            let mut row = crate::sink::csv::Row::new(p, host_ms, truth);
+            if let Some((source, unit)) = sources.get(&p.config_version) {
+                row.source.clone_from(source);
+                row.unit = zscope_core::source::Unit::from_symbol(unit)
+                    .unwrap_or_default()
+                    .symbol();
+            }
+            csv.serialize(row).map_err(std::io::Error::other)
         })
     });
     let flushed = csv.flush();

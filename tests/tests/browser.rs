@@ -589,10 +589,12 @@ async fn the_page_lists_devices_and_switches_between_them() {
             zscope_host::app::DeviceSetting {
                 name: "bench-a".into(),
                 source: emulated(1),
+                judge: None,
             },
             zscope_host::app::DeviceSetting {
                 name: "bench-b".into(),
                 source: emulated(2),
+                judge: None,
             },
         ];
     });
@@ -824,4 +826,83 @@ async fn a_moment_from_before_a_restart_opens_from_the_store() {
     assert_eq!(marked, "true", "the anomaly is marked at its time");
     c.close().await.unwrap();
     drop(second);
+}
+
+/// A device with a temperature sensor (the emulated board, on a sysfs file of this test's
+/// making): the page lists its sources, switches to the sensor on the device's word, labels
+/// the chart's axis with the source and its unit, and shows the sensor's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_switches_the_source_and_labels_its_axis() {
+    use zscope_host::source::emulated::{BOARD, Emulator};
+    if !have_tools(
+        "the_page_switches_the_source_and_labels_its_axis",
+        BROWSER_TOOLS,
+    ) {
+        return;
+    }
+    let _slot = BROWSERS.acquire().await.expect("the semaphore stays open");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("temp");
+    std::fs::write(&file, "36500\n").unwrap();
+    let link = dir.path().join("ttyTEMP");
+    let settings = zscope_firmware::Settings {
+        board: BOARD,
+        ..zscope_firmware::Settings::default()
+    };
+    let dev = Emulator::spawn_sensing(settings, Some(&link), file.clone()).unwrap();
+    let daemon = Daemon::start(zscope_tests::on(&link), |_| {});
+    let driver = ChromeDriver::start();
+    let c = session(&driver).await;
+    c.goto(&daemon.url("/")).await.expect("the page loads");
+    let secs = Duration::from_secs;
+    wait_for_page(
+        &c,
+        "the device's sources listed, the axis labelled",
+        secs(20),
+        "const listed = [...document.querySelectorAll('#source option')].map((o) => o.value).join(); \
+         return listed === 'simulator,temperature' && chart.axes[1].label === 'simulator' \
+           ? 'yes' : listed + ' / ' + chart.axes[1].label;",
+    )
+    .await;
+    c.find(Locator::Css("#source"))
+        .await
+        .unwrap()
+        .select_by_value("temperature")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#switch-source"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_page(
+        &c,
+        "the switch acknowledged and the axis in °C",
+        secs(10),
+        "const said = document.querySelector('#source-status').textContent; \
+         const now = document.querySelector('#source-now').textContent; \
+         return said.startsWith('switched to temperature: config v2') \
+             && now.startsWith('judging temperature, in °C') \
+             && chart.axes[1].label === 'temperature (°C)' ? 'yes' : said + ' / ' + now;",
+    )
+    .await;
+    wait_until("36.5 °C judged", secs(10), || async {
+        let got = zscope_tests::points(&daemon.get("/api/samples?limit=5"));
+        got.last().is_some_and(|p| p["value"] == json!(36.5))
+    })
+    .await;
+    // The sensor fails: the page counts its errors.
+    std::fs::write(&file, "no sensor\n").unwrap();
+    wait_for_page(
+        &c,
+        "sensor errors on the page",
+        secs(10),
+        "const now = document.querySelector('#source-now').textContent; \
+         return /\\d+ sensor errors? \\(readings not judged\\)/.test(now) ? 'yes' : now;",
+    )
+    .await;
+    c.close().await.expect("the session closes");
+    drop(daemon);
+    dev.stop().unwrap();
 }

@@ -257,7 +257,7 @@ fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
     assert_eq!(refused.config_version, 2);
 
     // The status frame counts the garbage and the commands.
-    let status = line.expect(SECONDS(5), "a status", |m| match m {
+    let status = line.expect(SECONDS(20), "a status", |m| match m {
         DeviceMsg::Status(s) => Some(*s),
         _ => None,
     });
@@ -269,7 +269,7 @@ fn set_config_in_qemu_is_acknowledged_and_changes_verdicts() {
 
 /// The acknowledgement of command `id`, skipping what comes before it.
 fn ack_of(line: &mut Line, id: u32) -> zscope_core::wire::Ack {
-    line.expect(SECONDS(10), "the acknowledgement", |m| match m {
+    line.expect(SECONDS(30), "the acknowledgement", |m| match m {
         DeviceMsg::Ack(a) if a.id == id => Some(*a),
         _ => None,
     })
@@ -322,7 +322,7 @@ fn qemu_judges_its_adc_and_temperature_sensor_on_a_timer() {
     line.send(&HostMsg::SetSource { id: 2, source: a0 });
     let ack = ack_of(&mut line, 2);
     assert_eq!((ack.result, ack.config_version), (AckResult::Ok, 2));
-    let hello = line.expect(SECONDS(10), "the hello after the switch", |m| match m {
+    let hello = line.expect(SECONDS(30), "the hello after the switch", |m| match m {
         DeviceMsg::Hello(h) => Some(h.clone()),
         _ => None,
     });
@@ -330,13 +330,13 @@ fn qemu_judges_its_adc_and_temperature_sensor_on_a_timer() {
         (hello.source, hello.unit, hello.simulator),
         (a0, Unit::Volts, None)
     );
-    let first = line.expect(SECONDS(10), "a reading", |m| match m {
+    let first = line.expect(SECONDS(30), "a reading", |m| match m {
         DeviceMsg::Sample(s) if s.config_version == 2 => Some(*s),
         _ => None,
     });
     let mut got = vec![first];
     while got.len() < 150 {
-        let s = line.expect(SECONDS(10), "readings", |m| match m {
+        let s = line.expect(SECONDS(30), "readings", |m| match m {
             DeviceMsg::Sample(s) => Some(*s),
             _ => None,
         });
@@ -388,7 +388,7 @@ fn qemu_judges_its_adc_and_temperature_sensor_on_a_timer() {
     let ack = ack_of(&mut line, 4);
     assert_eq!((ack.result, ack.config_version), (AckResult::Ok, 3));
     let status = line.expect(
-        SECONDS(10),
+        SECONDS(30),
         "a status counting sensor errors",
         |m| match m {
             DeviceMsg::Status(s) if s.source == Source::Temperature && s.sensor_errors > 0 => {
@@ -397,7 +397,7 @@ fn qemu_judges_its_adc_and_temperature_sensor_on_a_timer() {
             _ => None,
         },
     );
-    let reading = line.expect(SECONDS(10), "a temperature", |m| match m {
+    let reading = line.expect(SECONDS(60), "a temperature", |m| match m {
         DeviceMsg::Sample(s) if s.config_version == 3 => Some(*s),
         _ => None,
     });

@@ -752,10 +752,12 @@ fn two_devices_on_one_daemon_keep_their_own_state() {
             DeviceSetting {
                 name: "left".into(),
                 source: l,
+                judge: None,
             },
             DeviceSetting {
                 name: "right".into(),
                 source: r,
+                judge: None,
             },
         ];
     });
@@ -1174,6 +1176,19 @@ fn the_api_switches_a_device_to_its_temperature_sensor_and_counts_failures() {
         }
     };
     wait_for(secs(10), "41.5 °C judged", judged(41.5));
+    // The CSV log says what was judged and in what unit, row by row.
+    let log = daemon.log_dir.join("samples.csv");
+    wait_for(secs(10), "a row of the sensor in the CSV", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let header: Vec<&str> = text.lines().next()?.split(',').collect();
+        let at = |name| header.iter().position(|c| *c == name);
+        let (value, source, unit) = (at("value")?, at("source")?, at("unit")?);
+        text.lines().skip(1).find_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[source] == "temperature")
+                .then(|| assert_eq!((f[value], f[unit]), ("41.5", "°C"), "{line}"))
+        })
+    });
     std::fs::write(&file, "43250\n").unwrap();
     wait_for(secs(10), "43.25 °C judged", judged(43.25));
 
@@ -1188,4 +1203,37 @@ fn the_api_switches_a_device_to_its_temperature_sensor_and_counts_failures() {
     wait_for(secs(10), "40 °C judged again", judged(40.0));
     drop(daemon);
     dev.stop().unwrap();
+
+    // --source: the daemon asks a device that boots on its simulator to switch after its
+    // hello; a source the device does not have is said in the status, with the ones it has.
+    for (wanted, expect_error) in [("temperature", false), ("adc:PA0", true)] {
+        let settings = zscope_firmware::Settings {
+            board: BOARD,
+            ..zscope_firmware::Settings::default()
+        };
+        let dev = Emulator::spawn_sensing(settings, Some(&link), file.clone()).unwrap();
+        let judge = zscope_core::source::Source::parse(wanted).ok();
+        let daemon = Daemon::start(on(&link), |s| s.devices[0].judge = judge);
+        let status = wait_for(secs(20), "the source asked for, or why not", || {
+            let s = daemon.get("/api/status");
+            let switched = s["device"]["source"] == json!(wanted);
+            (switched || !s["source_error"].is_null()).then_some(s)
+        });
+        if expect_error {
+            assert_eq!(
+                status["source_error"],
+                json!("--source adc:PA0: this device has simulator, temperature"),
+                "{status}"
+            );
+            assert_eq!(status["device"]["source"], json!("simulator"));
+        } else {
+            assert_eq!(status["source_error"], json!(null), "{status}");
+            wait_for(secs(10), "40 °C judged after --source", || {
+                let got = points(&daemon.get("/api/samples?limit=5"));
+                got.last().filter(|p| p["value"] == json!(40.0)).cloned()
+            });
+        }
+        drop(daemon);
+        dev.stop().unwrap();
+    }
 }

@@ -70,6 +70,7 @@ pub async fn serve(
         let source = Source::open(&d.source, settings.record.as_deref())
             .with_context(|| format!("device {}", d.name))?;
         let feed = builder.attach(&d.name, source.port(), &source.describe(), false)?;
+        feed.hub.state().want_source(d.judge);
         let thread = source
             .spawn(feed)
             .with_context(|| format!("cannot start the reader thread of {}", d.name))?;

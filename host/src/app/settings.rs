@@ -18,6 +18,8 @@ pub struct DeviceSetting {
     pub name: String,
     /// Where its samples come from.
     pub source: SourceSetting,
+    /// What the device should judge (`--source`): asked for after its hello.
+    pub judge: Option<zscope_core::source::Source>,
 }
 
 impl DeviceSetting {
@@ -39,6 +41,7 @@ impl DeviceSetting {
         DeviceSetting {
             name: clean_name(&name),
             source,
+            judge: None,
         }
     }
 }

@@ -78,6 +78,11 @@ pub struct DeviceArgs {
     /// Seed of the emulated device's simulator [default: 42].
     #[arg(long, env = "ZSCOPE_EMULATOR_SEED")]
     pub emulator_seed: Option<u64>,
+    /// What each device judges: `simulator`, `temperature` or `adc:PA0` (an ADC pin); asked
+    /// for after the device's hello. A source the device does not have is shown in the
+    /// status with the ones it has.
+    #[arg(long, env = "ZSCOPE_SOURCE", value_name = "NAME")]
+    pub source: Option<String>,
 
     /// Append the raw frames read from the device to this file, to replay them later
     /// (`zscope replay FILE`) with exactly the device's verdicts.

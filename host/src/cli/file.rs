@@ -37,6 +37,7 @@ pub struct FileSettings {
     pub(super) keep_files: Option<u32>,
     pub(super) emulator_rate: Option<u32>,
     pub(super) emulator_seed: Option<u64>,
+    pub(super) source: Option<String>,
     pub(super) window: Option<u32>,
     pub(super) threshold: Option<f32>,
     pub(super) warmup: Option<u32>,
@@ -59,4 +60,6 @@ pub struct FileDevice {
     pub(super) port: String,
     /// Its baud rate (default: the file's or 115200).
     pub(super) baud: Option<u32>,
+    /// What it judges (default: the file's `source`, or what the device boots with).
+    pub(super) source: Option<String>,
 }

@@ -199,6 +199,17 @@ impl Cli {
         if baud == 0 {
             return Err(SettingsError::Invalid("--baud must be above 0".into()));
         }
+        let judge = |name: Option<&String>, what: &str| {
+            name.map(|n| {
+                zscope_core::source::Source::parse(n)
+                    .map_err(|e| SettingsError::Invalid(format!("{what} {n:?}: {e}")))
+            })
+            .transpose()
+        };
+        let judged = match &device.source {
+            Some(n) => judge(Some(n), "--source")?,
+            None => judge(file.source.as_ref(), "source")?,
+        };
         let mut devices: Vec<DeviceSetting> = if device.port.is_empty() {
             let mut from_file: Vec<DeviceSetting> = file
                 .port
@@ -218,6 +229,7 @@ impl Cli {
                 if let Some(name) = &d.name {
                     setting.name = clean_name(name);
                 }
+                setting.judge = judge(d.source.as_ref(), "[[device]] source")?;
                 from_file.push(setting);
             }
             from_file
@@ -274,6 +286,10 @@ impl Cli {
                 d.name = format!("emulated-{}", i + 1);
             }
             devices.push(d);
+        }
+        for d in &mut devices {
+            // --source (or the file's) for every device a [[device]] table does not set.
+            d.judge = d.judge.or(judged);
         }
         if devices.is_empty() && !subscribing && auto.is_none() {
             return Err(SettingsError::Invalid(
@@ -423,6 +439,7 @@ impl Cli {
 mod tests {
     use super::*;
     use clap::Parser;
+    use zscope_core::source::{Pin, Source};
 
     fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("zscope").chain(args.iter().copied()))
@@ -448,7 +465,8 @@ mod tests {
                 source: SourceSetting::Emulated {
                     rate_hz: 50,
                     seed: 42
-                }
+                },
+                judge: None,
             }]
         );
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
@@ -500,7 +518,8 @@ mod tests {
         let path = dir.path().join("zscope.toml");
         std::fs::write(
             &path,
-            "baud = 9600\n[[device]]\nname = \"bench left\"\nport = \"/dev/ttyACM0\"\n\
+            "baud = 9600\nsource = \"adc:PA0\"\n[[device]]\nname = \"bench left\"\n\
+             port = \"/dev/ttyACM0\"\nsource = \"temperature\"\n\
              [[device]]\nport = \"/dev/ttyACM1\"\nbaud = 921600\n",
         )
         .unwrap();
@@ -513,17 +532,28 @@ mod tests {
                     source: SourceSetting::Serial {
                         port: "/dev/ttyACM0".into(),
                         baud: 9600
-                    }
+                    },
+                    judge: Some(Source::Temperature),
                 },
                 DeviceSetting {
                     name: "ttyACM1".into(),
                     source: SourceSetting::Serial {
                         port: "/dev/ttyACM1".into(),
                         baud: 921600
-                    }
+                    },
+                    judge: Some(Source::Adc(Pin {
+                        port: b'A',
+                        number: 0
+                    })),
                 }
             ]
         );
+        // The flag over the file, for every device the file's tables leave unset.
+        let s = settings(&["--config", path.to_str().unwrap(), "--source", "simulator"]);
+        let judged: Vec<_> = s.devices.iter().map(|d| d.judge).collect();
+        assert_eq!(judged, [Some(Source::Temperature), Some(Source::Simulator)]);
+        let e = refusal(&["--source", "adc:PA99"]);
+        assert!(e.contains("--source \"adc:PA99\": not a pin name"), "{e}");
         let e = refusal(&["--emulate", "2", "--record", "x.bin"]);
         assert!(e.contains("--record takes one device"), "{e}");
         let e = refusal(&["--emulate", "0"]);

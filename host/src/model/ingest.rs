@@ -49,6 +49,13 @@ impl State {
             }
             DeviceMsg::Status(status) => self.device_status = Some(status),
             DeviceMsg::Ack(ack) => {
+                if let zscope_core::wire::AckResult::SourceRejected(why) = ack.result {
+                    let asked = self
+                        .wanted_source
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    self.source_error = Some(format!("source {asked}: the device refused: {why}"));
+                }
                 self.adopt(
                     ack.config_version,
                     ack.config,
@@ -81,6 +88,8 @@ impl State {
                 host_ms: now.timestamp_millis(),
                 version,
                 config,
+                source: self.source,
+                unit: self.unit,
             });
         }
     }
@@ -99,6 +108,10 @@ impl State {
             sources: hello.sources.iter().map(|s| s.to_string()).collect(),
             max_sensor_hz: hello.sources.max_sensor_hz,
         };
+        if self.wanted_source.is_some_and(|w| w == hello.source) {
+            self.source_error = None;
+        }
+        self.source_asked = false;
         self.greet(device, hello.config_version, hello.detector, now, out);
     }
 
@@ -143,6 +156,9 @@ impl State {
             );
         }
         self.truth = device.has_truth;
+        // What it judges, from the names it gave (a gateway's daemon passes them on).
+        self.source = zscope_core::source::Source::parse(&device.source).ok();
+        self.unit = zscope_core::source::Unit::from_symbol(&device.unit).unwrap_or_default();
         self.device = Some(device);
         self.configs.insert(version, config);
         self.config_version = version;
@@ -151,6 +167,8 @@ impl State {
             host_ms: now.timestamp_millis(),
             version,
             config,
+            source: self.source,
+            unit: self.unit,
         });
     }
 
@@ -287,6 +305,8 @@ impl State {
                 false => now.timestamp_millis(),
             },
             truth: self.truth,
+            source: self.source,
+            unit: self.unit,
         });
         if anomaly {
             if self.anomalies.len() == ANOMALY_HISTORY {

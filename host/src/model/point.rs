@@ -353,12 +353,28 @@ pub struct Row {
     pub truth: Option<u8>,
     /// Frames lost just before this one (a gap in sequence numbers).
     pub lost_before: u64,
+    /// What the device judged: `simulator`, `temperature`, `adc:PA0`, `external`; empty for
+    /// a device that does not say.
+    pub source: String,
+    /// The value's unit: `°C`, `V`, or empty.
+    pub unit: &'static str,
 }
 
 impl Row {
     /// The row for `point`, which arrived at `host_ms` (ms since the Unix epoch); `truth` when
     /// the source has ground truth.
     pub fn new(point: &Point, host_ms: i64, truth: bool) -> Row {
+        Row::judged(point, host_ms, truth, None, zscope_core::source::Unit::None)
+    }
+
+    /// [`Row::new`] with the source the device judged and its unit.
+    pub fn judged(
+        point: &Point,
+        host_ms: i64,
+        truth: bool,
+        source: Option<zscope_core::source::Source>,
+        unit: zscope_core::source::Unit,
+    ) -> Row {
         let host_time = chrono::DateTime::from_timestamp_millis(host_ms)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -378,6 +394,8 @@ impl Row {
             reason: point.reason(),
             truth: truth.then_some(point.is_truth() as u8),
             lost_before: point.lost_before,
+            source: source.map(|s| s.to_string()).unwrap_or_default(),
+            unit: unit.symbol(),
         }
     }
 }

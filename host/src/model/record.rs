@@ -2,6 +2,7 @@
 //! config the device took.
 
 use zscope_core::DetectorConfig;
+use zscope_core::source::{Source, Unit};
 
 use super::point::Point;
 
@@ -14,6 +15,10 @@ pub struct Entry {
     pub host_ms: i64,
     /// Whether the source has ground truth (the `truth` column is filled).
     pub truth: bool,
+    /// What the device judged (`None`: a device that does not say).
+    pub source: Option<Source>,
+    /// The unit of its value.
+    pub unit: Unit,
 }
 
 /// A config the device acknowledged (or said hello with), for the store.
@@ -25,4 +30,8 @@ pub struct ConfigRecord {
     pub version: u32,
     /// The config.
     pub config: DetectorConfig,
+    /// The source judged under it (`None`: a device that does not say).
+    pub source: Option<Source>,
+    /// The unit of its values.
+    pub unit: Unit,
 }

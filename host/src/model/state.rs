@@ -145,6 +145,15 @@ pub struct State {
     pub(super) data_time: bool,
     pub(super) device: Option<DeviceInfo>,
     pub(super) device_status: Option<Status>,
+    /// The source the device judges and its unit, as it last said (`None`: it does not say).
+    pub(super) source: Option<zscope_core::source::Source>,
+    pub(super) unit: zscope_core::source::Unit,
+    /// The source the daemon was asked to judge (`--source`), if any.
+    pub(super) wanted_source: Option<zscope_core::source::Source>,
+    /// Whether it was asked for since the device's last hello.
+    pub(super) source_asked: bool,
+    /// Why the device does not judge the source asked for.
+    pub(super) source_error: Option<String>,
     pub(super) config_version: u32,
     /// Every config version seen (for the threshold and window of points judged under it).
     pub(super) configs: HashMap<u32, DetectorConfig>,
@@ -191,6 +200,8 @@ pub struct StatusView {
     pub device: Option<DeviceInfo>,
     /// Its last status frame.
     pub device_status: Option<Status>,
+    /// Why the device does not judge the source the daemon was asked for (`--source`).
+    pub source_error: Option<String>,
     /// Config version in force.
     pub config_version: u32,
     /// The config in force.
@@ -233,6 +244,35 @@ pub struct ConfigView {
 }
 
 impl State {
+    /// Judge `source` on this device (`--source`): asked for after each hello that names
+    /// another.
+    pub fn want_source(&mut self, source: Option<zscope_core::source::Source>) {
+        self.wanted_source = source;
+        self.source_asked = false;
+    }
+
+    /// The source to ask the device for now, once per hello: the one wanted, when the device
+    /// judges another and lists it. When it does not list it, says why in the status instead.
+    pub fn source_to_ask(&mut self) -> Option<zscope_core::source::Source> {
+        let wanted = self.wanted_source?;
+        let device = self.device.as_ref()?;
+        let name = wanted.to_string();
+        if self.source_asked || device.source == name || device.sources.is_empty() {
+            return None;
+        }
+        self.source_asked = true;
+        if device.sources.contains(&name) {
+            return Some(wanted);
+        }
+        let why = format!(
+            "--source {name}: this device has {}",
+            device.sources.join(", ")
+        );
+        tracing::warn!("{why}");
+        self.source_error = Some(why);
+        None
+    }
+
     /// The sources the device lists (empty before its hello).
     pub fn device_sources(&self) -> Vec<String> {
         self.device
@@ -251,6 +291,11 @@ impl State {
             data_time: false,
             device: None,
             device_status: None,
+            source: None,
+            unit: zscope_core::source::Unit::None,
+            wanted_source: None,
+            source_asked: false,
+            source_error: None,
             config_version: 0,
             configs: HashMap::new(),
             history: VecDeque::with_capacity(1024),
@@ -479,6 +524,7 @@ impl State {
             ended: self.ended.clone(),
             device: self.device.clone(),
             device_status: self.device_status,
+            source_error: self.source_error.clone(),
             config_version: self.config_version,
             config: self.config(),
             counters: self.counters.clone(),

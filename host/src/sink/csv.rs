@@ -443,7 +443,8 @@ impl LogWriter {
                                 store.write(&entries, &configs);
                             }
                             for e in &entries {
-                                let row = Row::new(&e.point, e.host_ms, e.truth);
+                                let row =
+                                    Row::judged(&e.point, e.host_ms, e.truth, e.source, e.unit);
                                 if let Some(log) = &mut samples {
                                     log.queue(&row);
                                 }
@@ -531,6 +532,8 @@ mod tests {
             reason: "",
             truth: None,
             lost_before: 0,
+            source: "adc:PA0".into(),
+            unit: "V",
         }
     }
 

@@ -187,7 +187,8 @@ fn schema() -> String {
          CREATE TABLE IF NOT EXISTS rollup_1s ({ROLLUP_COLUMNS});
          CREATE TABLE IF NOT EXISTS rollup_1m ({ROLLUP_COLUMNS});
          CREATE TABLE IF NOT EXISTS configs (
-             host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL);",
+             host_ms INTEGER NOT NULL, version INTEGER NOT NULL, config TEXT NOT NULL,
+             source TEXT NOT NULL DEFAULT '', unit TEXT NOT NULL DEFAULT '');",
         points = point_columns()
     )
 }
@@ -226,6 +227,22 @@ fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(&schema())?;
+    // A store from before sources: its configs gain the source and unit columns (empty for
+    // the configs it holds: those devices did not say).
+    let mut has_source = false;
+    {
+        let mut columns = conn.prepare("SELECT name FROM pragma_table_info('configs')")?;
+        let mut rows = columns.query([])?;
+        while let Some(r) = rows.next()? {
+            has_source |= r.get::<_, String>(0)? == "source";
+        }
+    }
+    if !has_source {
+        conn.execute_batch(
+            "ALTER TABLE configs ADD COLUMN source TEXT NOT NULL DEFAULT '';
+             ALTER TABLE configs ADD COLUMN unit TEXT NOT NULL DEFAULT '';",
+        )?;
+    }
     Ok(conn)
 }
 
@@ -386,11 +403,13 @@ impl Store {
                 }
             }
             let mut config = tx.prepare_cached(
-                "INSERT INTO configs (host_ms, version, config) VALUES (?1, ?2, ?3)",
+                "INSERT INTO configs (host_ms, version, config, source, unit) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for c in configs {
                 let json = serde_json::to_string(&c.config).unwrap_or_default();
-                config.execute(params![c.host_ms, c.version, json])?;
+                let source = c.source.map(|s| s.to_string()).unwrap_or_default();
+                config.execute(params![c.host_ms, c.version, json, source, c.unit.symbol()])?;
             }
         }
         tx.commit()
@@ -614,6 +633,20 @@ impl Reader {
         Ok((points, truncated))
     }
 
+    /// The source and unit each config version judged (the latest record of each version:
+    /// a source change is acknowledged before the hello that names the new source).
+    pub fn sources(&self) -> rusqlite::Result<std::collections::HashMap<u32, (String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT version, source, unit FROM configs ORDER BY host_ms, rowid")?;
+        let mut rows = stmt.query([])?;
+        let mut out = std::collections::HashMap::new();
+        while let Some(r) = rows.next()? {
+            out.insert(r.get::<_, u32>(0)?, (r.get(1)?, r.get(2)?));
+        }
+        Ok(out)
+    }
+
     /// Every stored point in `[from, to]`, oldest first, to `each` (with its arrival time and
     /// whether its source had ground truth): `zscope export`. Memory stays flat.
     pub fn each_point(
@@ -688,6 +721,38 @@ mod tests {
     use zscope_core::wire::Flags;
 
     /// A point at chart time `t` (ms) with `value`, flagged if `anomaly`.
+    #[test]
+    fn a_store_from_before_sources_gains_their_columns_and_records_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE configs (host_ms INTEGER NOT NULL, version INTEGER NOT NULL, \
+                 config TEXT NOT NULL); INSERT INTO configs VALUES (1, 1, '{}');",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(dir.path(), no_retention()).unwrap();
+        let record = |host_ms, version, source| ConfigRecord {
+            host_ms,
+            version,
+            config: zscope_core::DetectorConfig::default(),
+            source,
+            unit: zscope_core::source::Unit::Celsius,
+        };
+        // Version 2 acknowledged while the old source was in force, then its hello.
+        let configs = [
+            record(2, 2, Some(zscope_core::source::Source::Simulator)),
+            record(3, 2, Some(zscope_core::source::Source::Temperature)),
+        ];
+        store.write(&[], &configs);
+        store.flush();
+        let sources = Reader::open(&path).unwrap().sources().unwrap();
+        assert_eq!(sources[&1], (String::new(), String::new()));
+        assert_eq!(sources[&2], ("temperature".to_string(), "°C".to_string()));
+    }
+
     fn entry(t: f64, seq: u64, value: f32, anomaly: bool) -> Entry {
         Entry {
             point: Point {
@@ -707,6 +772,8 @@ mod tests {
             },
             host_ms: t as i64,
             truth: false,
+            source: None,
+            unit: zscope_core::source::Unit::None,
         }
     }
 

@@ -137,7 +137,7 @@ impl Source {
                 emulator: None,
             },
             SourceSetting::Emulated { rate_hz, seed } => {
-                let emulator = Emulator::spawn(zscope_firmware::Settings {
+                let settings = zscope_firmware::Settings {
                     board: BOARD,
                     rate_hz: *rate_hz,
                     simulator: SimConfig {
@@ -145,7 +145,12 @@ impl Source {
                         ..SimConfig::default()
                     },
                     ..zscope_firmware::Settings::default()
-                })
+                };
+                // The host's temperature sensor, when it has one, is the device's.
+                let emulator = match emulated::find_thermal(std::path::Path::new("/sys")) {
+                    Ok(thermal) => Emulator::spawn_sensing(settings, None, thermal),
+                    Err(_) => Emulator::spawn(settings),
+                }
                 .context("cannot start the emulated device")?;
                 Source::Serial {
                     port: emulator.path().display().to_string(),

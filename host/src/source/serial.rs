@@ -5,7 +5,8 @@
 //! and sends the commands queued for the device. Losing the port is never fatal: the state
 //! says so, the page keeps being served, and the thread reconnects on its own. Samples from a
 //! device whose hello it missed (the daemon started after the device) make it ask the device
-//! who it is, once every [`ASK_EVERY`], until it says.
+//! who it is, once every [`ASK_EVERY`], until it says. A device that judges another source
+//! than the one asked for (`--source`) is asked to switch after its hello.
 
 use std::io::{Read, Write};
 use std::sync::mpsc::TryRecvError;
@@ -157,8 +158,13 @@ fn run(
                 }
             }
             state.set_decode(decoder.stats());
-            state.unidentified()
+            (state.unidentified(), state.source_to_ask())
         });
+        let (unidentified, switch) = unidentified;
+        if let Some(source) = switch {
+            tracing::info!("asking the device to judge {source}");
+            drop(feed.hub.command(|id| HostMsg::SetSource { id, source }));
+        }
         // Samples from a device whose hello was missed: ask it (a ping is answered with a
         // fresh hello), once a second until it has said who it is.
         if unidentified && asked.is_none_or(|t| t.elapsed() >= ASK_EVERY) {

@@ -44,6 +44,8 @@ fn points(n: u64, t0: f64, hz: f64) -> impl Iterator<Item = Entry> {
             },
             host_ms: t as i64,
             truth: false,
+            source: None,
+            unit: zscope_core::source::Unit::None,
         }
     })
 }
