@@ -1,5 +1,5 @@
 //! Puts `memory.x` where the linker finds it and links with cortex-m-rt's `link.x`, for the
-//! Cortex-M builds only (host builds of the emulator need neither).
+//! Cortex-M builds (binaries and examples) only (host builds of the emulator need neither).
 
 use std::{env, fs, path::PathBuf};
 
@@ -13,4 +13,5 @@ fn main() {
     fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    println!("cargo:rustc-link-arg-examples=-Tlink.x");
 }

@@ -76,28 +76,61 @@ pub enum Pacer {
 #[derive(Clone, Copy)]
 struct Plan {
     source: Source,
-    channel: u8,
-    oversample: u32,
     generation: u32,
     rate_hz: u32,
     /// SysTick pacing: thousandths of a reading accumulated.
     accumulated: u32,
 }
 
-struct Sampler {
+/// ADC1, set up for the sources: conversions, averages, readings in their units.
+pub struct Converter {
     adc: ADC1,
     wait_eoc: bool,
-    pacer: Pacer,
-    plan: Option<Plan>,
-    queue: Deque<(u32, Option<f32>), QUEUE>,
-    errors: u32,
-    lost: u32,
 }
 
-static SAMPLER: Mutex<RefCell<Option<Sampler>>> = Mutex::new(RefCell::new(None));
+impl Converter {
+    /// Clock ADC1 (at APB2 / 4), set every channel's sample time (84 cycles for a pin, 480 for
+    /// the internal channels), turn the temperature sensor and the reference on, and the ADC.
+    /// `wait_eoc`: wait for the end-of-conversion flag (not in QEMU, whose model never sets
+    /// it).
+    pub fn new(adc: ADC1, common: &ADC_COMMON, rcc: &RCC, wait_eoc: bool) -> Converter {
+        rcc.apb2enr().modify(|_, w| w.adc1en().set_bit());
+        rcc.ahb1enr().modify(|_, w| {
+            w.gpioaen()
+                .set_bit()
+                .gpioben()
+                .set_bit()
+                .gpiocen()
+                .set_bit()
+        });
+        // SAFETY (the `bits` writes): documented values of RM0368's ADC registers.
+        #[allow(unsafe_code)]
+        unsafe {
+            common
+                .ccr()
+                .write(|w| w.bits(CCR_ADCPRE_DIV4 | CCR_TSVREFE));
+            // Channels 10-18 in SMPR1, 0-9 in SMPR2, three bits each.
+            let mut smpr1 = 0;
+            for ch in 10..=18 {
+                let cycles = if ch >= 16 {
+                    INTERNAL_SAMPLE_CYCLES
+                } else {
+                    PIN_SAMPLE_CYCLES
+                };
+                smpr1 |= smp(cycles) << ((ch - 10) * 3);
+            }
+            let smp_pin = smp(PIN_SAMPLE_CYCLES);
+            let smpr2 = (0..10).fold(0, |acc, ch| acc | smp_pin << (ch * 3));
+            adc.smpr1().write(|w| w.bits(smpr1));
+            adc.smpr2().write(|w| w.bits(smpr2));
+            adc.sqr1().write(|w| w.bits(0));
+            adc.cr1().write(|w| w.bits(0));
+            adc.cr2().write(|w| w.bits(CR2_ADON));
+        }
+        Converter { adc, wait_eoc }
+    }
 
-impl Sampler {
-    /// One conversion of `channel` (already selected), raw.
+    /// One conversion of the selected channel, raw.
     fn convert(&mut self) -> Option<u16> {
         let adc = &self.adc;
         // SAFETY (every `bits` write below): whole-register values built from RM0368's
@@ -141,24 +174,38 @@ impl Sampler {
         Some(sum as f32 / n as f32)
     }
 
-    /// One reading of the plan's source, in its unit.
-    fn read(&mut self, plan: Plan) -> Option<f32> {
-        match plan.source {
+    /// One reading of `source` (its conversions averaged as [`oversample`] says), in its
+    /// unit; `None` when the sensor failed (a stuck conversion, an overrun, a supply that
+    /// makes no sense) or `source` is not a sensor or a pin of ADC1.
+    pub fn read(&mut self, source: Source) -> Option<f32> {
+        let n = oversample(source);
+        match source {
             Source::Temperature => {
-                let reference = self.average(CH_VREFINT, plan.oversample)?;
-                let sensor = self.average(CH_TEMPERATURE, plan.oversample)?;
+                let reference = self.average(CH_VREFINT, n)?;
+                let sensor = self.average(CH_TEMPERATURE, n)?;
                 celsius(reference, sensor)
             }
-            Source::Adc(_) => Some(volts(self.average(plan.channel, plan.oversample)?)),
+            Source::Adc(pin) => Some(volts(self.average(channel(pin)?, n)?)),
             Source::Simulator | Source::External => None,
         }
     }
 }
 
+struct Sampler {
+    converter: Converter,
+    pacer: Pacer,
+    plan: Option<Plan>,
+    queue: Deque<(u32, Option<f32>), QUEUE>,
+    errors: u32,
+    lost: u32,
+}
+
+static SAMPLER: Mutex<RefCell<Option<Sampler>>> = Mutex::new(RefCell::new(None));
+
 impl Sampler {
     /// Take one reading of the plan's source and queue it (or count why not).
     fn take(&mut self, plan: Plan) {
-        let reading = self.read(plan);
+        let reading = self.converter.read(plan.source);
         if reading.is_none() {
             self.errors = self.errors.wrapping_add(1);
         }
@@ -231,44 +278,11 @@ impl Sensor {
         wait_eoc: bool,
         pacer: Pacer,
     ) -> Self {
-        rcc.apb2enr().modify(|_, w| w.adc1en().set_bit());
+        let converter = Converter::new(adc, common, rcc, wait_eoc);
         rcc.apb1enr().modify(|_, w| w.tim2en().set_bit());
-        rcc.ahb1enr().modify(|_, w| {
-            w.gpioaen()
-                .set_bit()
-                .gpioben()
-                .set_bit()
-                .gpiocen()
-                .set_bit()
-        });
-        // SAFETY (the `bits` writes): documented values of RM0368's ADC registers.
-        #[allow(unsafe_code)]
-        unsafe {
-            common
-                .ccr()
-                .write(|w| w.bits(CCR_ADCPRE_DIV4 | CCR_TSVREFE));
-            // Channels 10-18 in SMPR1, 0-9 in SMPR2, three bits each.
-            let mut smpr1 = 0;
-            for ch in 10..=18 {
-                let cycles = if ch >= 16 {
-                    INTERNAL_SAMPLE_CYCLES
-                } else {
-                    PIN_SAMPLE_CYCLES
-                };
-                smpr1 |= smp(cycles) << ((ch - 10) * 3);
-            }
-            let smp_pin = smp(PIN_SAMPLE_CYCLES);
-            let smpr2 = (0..10).fold(0, |acc, ch| acc | smp_pin << (ch * 3));
-            adc.smpr1().write(|w| w.bits(smpr1));
-            adc.smpr2().write(|w| w.bits(smpr2));
-            adc.sqr1().write(|w| w.bits(0));
-            adc.cr1().write(|w| w.bits(0));
-            adc.cr2().write(|w| w.bits(CR2_ADON));
-        }
         critical_section::with(|cs| {
             SAMPLER.borrow(cs).replace(Some(Sampler {
-                adc,
-                wait_eoc,
+                converter,
                 pacer,
                 plan: None,
                 queue: Deque::new(),
@@ -321,18 +335,12 @@ impl Sensor {
             self.tim.sr().write(|w| w.bits(0));
         }
         let plan = sensing.source.and_then(|source| {
-            let channel = match source {
-                Source::Adc(pin) => {
-                    let ch = channel(pin)?;
-                    analog(pin);
-                    ch
-                }
-                _ => CH_TEMPERATURE,
-            };
+            if let Source::Adc(pin) = source {
+                channel(pin)?;
+                analog(pin);
+            }
             Some(Plan {
                 source,
-                channel,
-                oversample: oversample(source),
                 generation: sensing.generation,
                 rate_hz: sensing.rate_hz,
                 // The first reading comes at the first tick.
