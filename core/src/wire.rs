@@ -394,8 +394,12 @@ impl Message for DeviceMsg {
                 // A protocol 4 or 5 device's hello and status lack the sources.
                 if let Ok((old, [])) = postcard::take_from_bytes::<legacy::DeviceMsg>(payload) {
                     return match old {
-                        legacy::DeviceMsg::Hello(h) if !known(h.protocol) || h.protocol >= 6 => {
+                        legacy::DeviceMsg::Hello(h) if !known(h.protocol) => {
                             Err(version_error(h.protocol))
+                        }
+                        // A hello that says 6 but lacks 6's fields is damaged, not old.
+                        legacy::DeviceMsg::Hello(h) if h.protocol >= 6 => {
+                            Err(FrameError::Malformed)
                         }
                         legacy::DeviceMsg::Hello(h) => Ok(DeviceMsg::Hello(h.into())),
                         legacy::DeviceMsg::Status(s) => Ok(DeviceMsg::Status(s.into())),
@@ -760,12 +764,12 @@ mod tests {
         sources
     }
 
-    #[test]
-    fn protocol_5_hello_and_status_read_as_a_simulator_without_sources() {
-        let h = hello();
-        let old_hello = (
+    /// `h` as a device of `protocol` (before sources) lays its hello out: postcard writes a
+    /// struct as its fields in order, a variant as its index.
+    fn hello_before_sources(h: &Hello, protocol: u16) -> impl Serialize + use<> {
+        (
             0u8,
-            5u16,
+            protocol,
             h.firmware.clone(),
             h.board.clone(),
             h.capacity,
@@ -774,7 +778,13 @@ mod tests {
             h.detector,
             h.simulator,
             h.season_capacity,
-        );
+        )
+    }
+
+    #[test]
+    fn protocol_5_hello_and_status_read_as_a_simulator_without_sources() {
+        let h = hello();
+        let old_hello = hello_before_sources(&h, 5);
         let mut raw = [0u8; MAX_PAYLOAD];
         let payload = postcard::to_slice(&old_hello, &mut raw).unwrap();
         let got = DeviceMsg::from_payload(payload).unwrap();
@@ -786,19 +796,11 @@ mod tests {
             })
         );
         // Without a simulator, the values were the device's own.
-        let old_hello = (
-            0u8,
-            4u16,
-            h.firmware,
-            h.board,
-            1u32,
-            2u32,
-            3u32,
-            h.detector,
-            None::<SimConfig>,
-            4u32,
-        );
-        let payload = postcard::to_slice(&old_hello, &mut raw).unwrap();
+        let own = Hello {
+            simulator: None,
+            ..h.clone()
+        };
+        let payload = postcard::to_slice(&hello_before_sources(&own, 4), &mut raw).unwrap();
         let DeviceMsg::Hello(got) = DeviceMsg::from_payload(payload).unwrap() else {
             panic!("not a hello");
         };
@@ -822,23 +824,9 @@ mod tests {
         };
         assert_eq!(got, DeviceMsg::Status(want));
         // A protocol 6 hello without its new fields is not a protocol 5 one.
-        let cut = (
-            0u8,
-            6u16,
-            super::name("x"),
-            super::name("y"),
-            1u32,
-            2u32,
-            3u32,
-            h.detector,
-            None::<SimConfig>,
-            4u32,
-        );
+        let cut = hello_before_sources(&h, 6);
         let payload = postcard::to_slice(&cut, &mut raw).unwrap();
-        assert!(matches!(
-            DeviceMsg::from_payload(payload),
-            Err(FrameError::Malformed | FrameError::Version { .. })
-        ));
+        assert_eq!(DeviceMsg::from_payload(payload), Err(FrameError::Malformed));
     }
 
     #[test]
@@ -911,19 +899,7 @@ mod tests {
     #[test]
     fn a_protocol_4_device_is_still_understood() {
         // A version-4 device's hello and sample, as it sends them: its hello lacks the sources.
-        let h = hello();
-        let v4_bytes = (
-            0u8,
-            4u16,
-            h.firmware,
-            h.board,
-            h.capacity,
-            h.sample_rate_hz,
-            h.config_version,
-            h.detector,
-            h.simulator,
-            h.season_capacity,
-        );
+        let v4_bytes = hello_before_sources(&hello(), 4);
         let v4 = DeviceMsg::Hello(Hello {
             protocol: 4,
             ..hello()

@@ -32,9 +32,11 @@ use crate::sensing::{
     INTERNAL_SAMPLE_CYCLES, PIN_SAMPLE_CYCLES, celsius, channel, oversample, volts,
 };
 
-/// Polls of the end-of-conversion flag before a conversion counts as stuck (a conversion
-/// takes at most 492 ADC cycles, about 2 000 core cycles).
-const EOC_POLLS: u32 = 20_000;
+/// Polls of the end-of-conversion flag before a conversion counts as stuck. The longest
+/// conversion (480 + 12 ADC cycles at 21 MHz, 23 us) is about 2 000 core cycles at 84 MHz; a
+/// poll takes 6 to 8, so 1 000 polls wait about three times that, and a stuck conversion holds
+/// the interrupt (and USART2's receive) for well under a byte time at 115 200 baud.
+const EOC_POLLS: u32 = 1_000;
 /// Readings waiting for the main loop.
 const QUEUE: usize = 32;
 
@@ -305,18 +307,29 @@ impl Sensor {
         if self.generation != Some(sensing.generation) {
             self.apply(sensing);
         }
+        // One reading at a time out of the queue, judged with interrupts on: an update can
+        // take a fraction of a millisecond, which neither the next reading's timer nor USART2's
+        // receive may wait for.
+        loop {
+            let next = critical_section::with(|cs| {
+                SAMPLER
+                    .borrow(cs)
+                    .borrow_mut()
+                    .as_mut()
+                    .and_then(|s| s.queue.pop_front())
+            });
+            match next {
+                None => break,
+                Some((generation, _)) if generation != sensing.generation => {}
+                Some((_, Some(value))) => app.reading(value),
+                Some((_, None)) => app.sensor_fault(),
+            }
+        }
         let (lost, errors) = critical_section::with(|cs| {
             let mut sampler = SAMPLER.borrow(cs).borrow_mut();
             let Some(s) = sampler.as_mut() else {
                 return (0, 0);
             };
-            while let Some((generation, reading)) = s.queue.pop_front() {
-                match reading {
-                    _ if generation != sensing.generation => {}
-                    Some(value) => app.reading(value),
-                    None => app.sensor_fault(),
-                }
-            }
             (core::mem::take(&mut s.lost), s.errors)
         });
         if lost > 0 {

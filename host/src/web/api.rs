@@ -276,6 +276,29 @@ fn apply_detector(current: Baseline, change: &ConfigChange) -> Result<Baseline, 
     })
 }
 
+/// Why a JSON body was not taken: too large, not declared as JSON, or (`other`) not the JSON
+/// asked for.
+fn refused_body(e: JsonRejection, other: impl FnOnce(String) -> ApiError) -> ApiError {
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson(e.body_text()),
+        _ => other(e.body_text()),
+    }
+}
+
+/// Send the command `make` builds (with the id the hub gives it) and wait for the device's
+/// acknowledgement, [`ACK_TIMEOUT`] at most.
+async fn acknowledged(
+    dev: &crate::device::Device,
+    make: impl FnOnce(u32) -> HostMsg,
+) -> Result<zscope_core::wire::Ack, ApiError> {
+    match tokio::time::timeout(ACK_TIMEOUT, dev.hub.command(make)).await {
+        Ok(Ok(ack)) => Ok(ack),
+        Ok(Err(_)) => Err(ApiError::LinkDown),
+        Err(_) => Err(ApiError::AckTimeout(ACK_TIMEOUT)),
+    }
+}
+
 /// What `POST /api/config` answers once the device took the change.
 #[derive(Debug, Serialize)]
 pub struct Applied {
@@ -290,11 +313,7 @@ pub(super) async fn set_config(
     Dev(dev): Dev,
     body: Result<Json<ConfigChange>, JsonRejection>,
 ) -> Result<Json<Applied>, ApiError> {
-    let Json(change) = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson(e.body_text()),
-        _ => ApiError::BadJson(e.body_text()),
-    })?;
+    let Json(change) = body.map_err(|e| refused_body(e, ApiError::BadJson))?;
     let (current, view, connected) = {
         let s = dev.hub.state();
         if let Some(why) = s.read_only() {
@@ -312,12 +331,7 @@ pub(super) async fn set_config(
             view.season_capacity.unwrap_or(0) as usize,
         )
         .map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
-    let rx = dev.hub.command(|id| HostMsg::SetConfig { id, config });
-    let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
-        Ok(Ok(ack)) => ack,
-        Ok(Err(_)) => return Err(ApiError::LinkDown),
-        Err(_) => return Err(ApiError::AckTimeout(ACK_TIMEOUT)),
-    };
+    let ack = acknowledged(&dev, |id| HostMsg::SetConfig { id, config }).await?;
     match ack.result {
         AckResult::Ok => Ok(Json(Applied {
             version: ack.config_version,
@@ -354,13 +368,10 @@ pub(super) async fn set_source(
     Dev(dev): Dev,
     body: Result<Json<SourceChange>, JsonRejection>,
 ) -> Result<Json<SourceApplied>, ApiError> {
-    let Json(change) = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson(e.body_text()),
-        _ => ApiError::InvalidSource(format!(
-            "{}: send {{\"source\": \"temperature\"}}",
-            e.body_text()
-        )),
+    let Json(change) = body.map_err(|e| {
+        refused_body(e, |why| {
+            ApiError::InvalidSource(format!("{why}: send {{\"source\": \"temperature\"}}"))
+        })
     })?;
     let source = zscope_core::source::Source::parse(&change.source)
         .map_err(|e| ApiError::InvalidSource(format!("{:?}: {e}", change.source)))?;
@@ -385,12 +396,7 @@ pub(super) async fn set_source(
             }
         )));
     }
-    let rx = dev.hub.command(|id| HostMsg::SetSource { id, source });
-    let ack = match tokio::time::timeout(ACK_TIMEOUT, rx).await {
-        Ok(Ok(ack)) => ack,
-        Ok(Err(_)) => return Err(ApiError::LinkDown),
-        Err(_) => return Err(ApiError::AckTimeout(ACK_TIMEOUT)),
-    };
+    let ack = acknowledged(&dev, |id| HostMsg::SetSource { id, source }).await?;
     match ack.result {
         AckResult::Ok => Ok(Json(SourceApplied {
             version: ack.config_version,
