@@ -474,3 +474,78 @@ fn emulate_removes_its_link_when_stopped() {
     assert!(rest.contains("removed"), "{rest}");
     assert!(link.symlink_metadata().is_err(), "the link is gone");
 }
+
+/// With a descriptor limit of 256 (hard, so it cannot be raised), 500 clients that each send a
+/// POST's headers and one byte of its 100 kB body do not hold the API down: the daemon caps its
+/// connections below the limit (256 less its reserve of 64) and closes the oldest of those
+/// still sending to make room, so a request answers long before any of them times out.
+#[test]
+fn five_hundred_slow_bodies_under_a_limit_of_256_descriptors_leave_the_api_answering() {
+    use std::io::{BufRead, Read};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    // This process needs its 500 sockets too.
+    zscope_host::web::connection_cap();
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 256 && exec \"$0\" --emulate 1 --listen 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_zscope"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the daemon starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all);
+        all
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let addr: std::net::SocketAddr = loop {
+        line.clear();
+        let n = stdout.read_line(&mut line).expect("stdout");
+        assert!(n > 0, "the daemon ended before serving");
+        if let Some(rest) = line.trim().strip_prefix("zscope: dashboard on http://") {
+            break rest.trim_end_matches('/').parse().expect("an address");
+        }
+    };
+    let slow: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connects");
+            s.write_all(
+                b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+            )
+            .expect("headers and one byte of the body");
+            s
+        })
+        .collect();
+    // The daemon answers within 13 s (10 s for headers, 3 s for an acknowledgement) anyway:
+    // an answer well before then is one that made room, not one that waited for timeouts.
+    let asked = Instant::now();
+    let mut api = TcpStream::connect(addr).expect("connects");
+    api.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("a request");
+    api.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a timeout");
+    let mut answer = String::new();
+    let _ = api.read_to_string(&mut answer);
+    let took = asked.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"device\""), "{answer}");
+    assert!(
+        took < Duration::from_secs(8),
+        "answered after {took:?}: it waited for the slow ones to time out"
+    );
+    drop(slow);
+    child.kill().expect("the daemon stops");
+    child.wait().expect("the daemon ends");
+    let log = log.join().expect("stderr");
+    assert!(
+        log.contains("serving at most 192 connections at once"),
+        "{log}"
+    );
+}

@@ -561,6 +561,61 @@ fn connections_that_never_finish_their_headers_are_closed() {
     }
 }
 
+/// Read `s` to its end (the daemon closes it), 20 s at most: what came, and whether it closed.
+fn read_to_close(s: &mut std::net::TcpStream) -> (String, bool) {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("a timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                break e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut;
+            }
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+/// A body that never comes in full gets a 408 once the request is overdue, and an idle
+/// keep-alive connection is closed once its next request's headers are overdue: neither holds
+/// a connection for ever.
+#[test]
+fn slow_bodies_and_idle_keep_alives_are_closed() {
+    use std::io::Write;
+    let daemon = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 50,
+            seed: 6,
+        },
+        // 1 s for headers (10 s in use); a request must then be answered within 1 s + the
+        // 3 s an acknowledgement may take.
+        |s| s.header_timeout = Duration::from_secs(1),
+    );
+    let mut slow = std::net::TcpStream::connect(daemon.addr).expect("connects");
+    slow.write_all(
+        b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+          Content-Length: 100000\r\n\r\n{",
+    )
+    .expect("headers and one byte of the body");
+    let (answer, closed) = read_to_close(&mut slow);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("its body came too slowly"), "{answer}");
+    assert!(closed, "the slow connection is still open: {answer}");
+
+    let mut idle = std::net::TcpStream::connect(daemon.addr).expect("connects");
+    idle.write_all(b"GET /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("a whole request, keep-alive");
+    let (answer, closed) = read_to_close(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "the idle keep-alive connection is still open");
+    assert_eq!(daemon.get("/api/config")["version"], json!(1));
+}
+
 /// A WebSocket handshake over a real socket; the status line's code, and the socket.
 fn ws_handshake(addr: std::net::SocketAddr) -> (u16, String, std::net::TcpStream) {
     use std::io::{Read, Write};

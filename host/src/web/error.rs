@@ -83,6 +83,9 @@ pub enum ApiError {
          /api/status) to read"
     )]
     TooManyClients(usize),
+    /// The request (its body, or the answer it waited for) took longer than this.
+    #[error("the request was not complete within {0:?}: its body came too slowly")]
+    RequestTimeout(std::time::Duration),
 }
 
 impl ApiError {
@@ -105,6 +108,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use axum::body::Body;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -81,10 +83,32 @@ pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<S
 
 /// How long a client may take to send a request's headers before its connection is closed.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once (a slow client cannot take every file descriptor). At the cap,
-/// the oldest connection still sending its first request's headers is closed to make room;
-/// only when every connection is a served one is a new one turned away.
+/// Connections served at once at most (a slow client cannot take every file descriptor): the
+/// cap is this, or fewer when the process's descriptor limit leaves less ([`connection_cap`]).
+/// At the cap, the oldest connection that is not being served (still sending a request's
+/// headers, or idle between requests) is closed to make room; only when every connection is
+/// being served is a new one turned away.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Descriptors kept for everything but connections: logs, stores, serial ports and ptys, MQTT,
+/// the emulators' threads.
+pub const FD_RESERVE: usize = 64;
+
+/// The connection cap: the process's soft descriptor limit raised to its hard one (as far as
+/// it goes), less [`FD_RESERVE`], at most [`MAX_CONNECTIONS`] and at least 16.
+pub fn connection_cap() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return MAX_CONNECTIONS;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let limit = usize::try_from(soft).unwrap_or(usize::MAX);
+    limit.saturating_sub(FD_RESERVE).clamp(16, MAX_CONNECTIONS)
+}
 
 /// Kernel send buffer of each connection: a page that stops reading holds this much, not the
 /// megabytes loopback autotuning would give it (nor the CPU to fill them).
@@ -103,12 +127,12 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpList
     socket.listen(1024)
 }
 
-/// Connections that have not finished their first request's headers, oldest first, each
-/// with the way to close it.
+/// Connections not being served (sending a request's headers, or idle between requests),
+/// oldest first, each with the way to close it.
 #[derive(Default)]
 struct Unserved {
     next: u64,
-    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    waiting: BTreeMap<u64, Arc<tokio::sync::Notify>>,
 }
 
 type SharedUnserved = Arc<std::sync::Mutex<Unserved>>;
@@ -120,16 +144,72 @@ async fn slot(slots: &Arc<Semaphore>, unserved: &SharedUnserved) -> Option<Owned
     }
     let oldest = lock(unserved).waiting.pop_first();
     let (_, close) = oldest?;
-    let _ = close.send(());
+    close.notify_one();
     tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned())
         .await
         .ok()?
         .ok()
 }
 
+/// A request's body that, once read to its end, takes its connection off the list of those
+/// that may be closed to make room: a client sending its body slowly is as evictable as one
+/// sending its headers slowly.
+struct Watched {
+    inner: hyper::body::Incoming,
+    /// The list and the connection's place in it, until the body has ended.
+    pending: Option<(SharedUnserved, u64)>,
+}
+
+impl Watched {
+    /// Watch `body`, off the list at once if it is already at its end.
+    fn new(body: hyper::body::Incoming, unserved: &SharedUnserved, id: u64) -> Self {
+        let mut watched = Watched {
+            inner: body,
+            pending: Some((unserved.clone(), id)),
+        };
+        if hyper::body::Body::is_end_stream(&watched.inner) {
+            watched.ended();
+        }
+        watched
+    }
+
+    fn ended(&mut self) {
+        if let Some((unserved, id)) = self.pending.take() {
+            lock(&unserved).waiting.remove(&id);
+        }
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.ended();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Serve `app` on `listener` until `stop` completes: HTTP/1 (WebSocket upgrades included),
-/// every connection's headers due within `header_timeout` ([`HEADER_TIMEOUT`] by default), at most [`MAX_CONNECTIONS`] at
-/// once (see there). On `stop`, connections are asked to finish and given a second.
+/// every connection's headers due within `header_timeout` ([`HEADER_TIMEOUT`] by default),
+/// every request answered within that and [`api::ACK_TIMEOUT`] more (a body that does not come
+/// in time gets a 408), at most [`connection_cap`] connections at once (see
+/// [`MAX_CONNECTIONS`]). On `stop`, connections are asked to finish and given a second.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -138,7 +218,10 @@ pub async fn serve_http(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let cap = connection_cap();
+    tracing::info!("serving at most {cap} connections at once");
+    let request_timeout = header_timeout + api::ACK_TIMEOUT;
+    let slots = Arc::new(Semaphore::new(cap));
     let unserved = SharedUnserved::default();
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut stop = std::pin::pin!(stop);
@@ -159,16 +242,16 @@ pub async fn serve_http(
         // acks, held some back by 40 ms).
         let _ = stream.set_nodelay(true);
         let Some(slot) = slot(&slots, &unserved).await else {
-            tracing::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already served");
+            tracing::warn!("{peer}: refused, {cap} connections already served");
             drop(stream);
             continue;
         };
-        let (close_tx, close_rx) = oneshot::channel::<()>();
+        let close = Arc::new(tokio::sync::Notify::new());
         let id = {
             let mut u = lock(&unserved);
             let id = u.next;
             u.next += 1;
-            u.waiting.insert(id, close_tx);
+            u.waiting.insert(id, close.clone());
             id
         };
         let app = app.clone();
@@ -176,32 +259,42 @@ pub async fn serve_http(
         let unserved = unserved.clone();
         tokio::spawn(async move {
             let served = unserved.clone();
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    // Its headers are in: no longer a candidate for closing.
-                    lock(&served).waiting.remove(&id);
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                });
+            let idle = close.clone();
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                // Its headers are in: no longer a candidate for closing once its body is
+                // in too (at once when it has none).
+                let (mut parts, body) = req.into_parts();
+                parts.extensions.insert(ConnectInfo(peer));
+                let body = Body::new(Watched::new(body, &served, id));
+                let req = Request::from_parts(parts, body);
+                let (app, served, idle) = (app.clone(), served.clone(), idle.clone());
+                async move {
+                    let answered = tokio::time::timeout(request_timeout, app.oneshot(req)).await;
+                    // Answered: idle until its next request's headers, a candidate again.
+                    lock(&served).waiting.insert(id, idle);
+                    match answered {
+                        Ok(response) => response,
+                        Err(_) => Ok(axum::response::IntoResponse::into_response(
+                            error::ApiError::RequestTimeout(request_timeout),
+                        )),
+                    }
+                }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
-            // Closed to make room: only when asked (a dropped sender means served).
-            let evicted = async {
-                if close_rx.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
+            // Closed to make room when asked (only while not being served).
+            let evicted = close.notified();
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!("{peer}: {e}");
                     }
                 }
-                () = evicted => tracing::debug!("{peer}: closed to make room (headers unfinished)"),
+                () = evicted => tracing::debug!("{peer}: closed to make room (not being served)"),
                 _ = closing.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
@@ -215,7 +308,7 @@ pub async fn serve_http(
     // Give the connections their second to finish.
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
-        slots.acquire_many(MAX_CONNECTIONS as u32),
+        slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX)),
     )
     .await;
 }

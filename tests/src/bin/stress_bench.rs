@@ -10,7 +10,8 @@
 //! 3. **1 000 WebSocket clients** (reading): how many are served and how many refused; the
 //!    daemon's RSS per served client; how much of it is given back once they leave. Target:
 //!    ≤ 64 KiB each and returned, or refused past the cap.
-//! 4. **10 000 connections that never finish their headers**, held open: the API's latency
+//! 4. **10 000 connections that never finish their headers**, held open, and then **10 000
+//!    that send a POST's headers and one byte of its 100 kB body**: the API's latency
 //!    meanwhile (20 requests), and the daemon's open descriptors. Target: < 100 ms.
 //! 5. **Random bytes** on the line for `ZSCOPE_STRESS_NOISE_SECS` (default 20) as fast as the
 //!    daemon takes them: samples invented (none), bad frames counted, RSS at start and end;
@@ -279,13 +280,37 @@ fn main() {
         }
     }
 
-    println!();
-    println!("4. 10 000 connections that never finish their headers");
+    let kinds: [(&str, &[u8]); 2] = [
+        (
+            "never finish their headers",
+            b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        ),
+        (
+            "send headers and one byte of a 100 kB body",
+            b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Content-Length: 100000\r\n\r\n{",
+        ),
+    ];
+    for (n, (kind, bytes)) in kinds.into_iter().enumerate() {
+        println!();
+        println!("4{}. 10 000 connections that {kind}", ["a", "b"][n]);
+        stalled(&z, kind, bytes);
+    }
+    drop(z);
+    drop(master);
+
+    noise(&bin, dir.path());
+    kills(&bin, dir.path());
+}
+
+/// Open 10 000 connections that each send `bytes` and stop, hold them, and time the API
+/// meanwhile (20 requests): it must answer throughout.
+fn stalled(z: &Zscope, kind: &str, bytes: &[u8]) {
     let mut stalled = Vec::new();
     for _ in 0..10_000 {
-        match TcpStream::connect(&addr) {
+        match TcpStream::connect(z.url.trim_start_matches("http://")) {
             Ok(mut s) => {
-                let _ = s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+                let _ = s.write_all(bytes);
                 stalled.push(s);
             }
             Err(e) => {
@@ -299,7 +324,7 @@ fn main() {
             let t = Instant::now();
             let ok = ureq::get(&format!("{}/api/status", z.url)).call().is_ok();
             let ms = t.elapsed().as_secs_f64() * 1000.0;
-            assert!(ok, "the API answers while the stalled connections are held");
+            assert!(ok, "the API answers while connections that {kind} are held");
             std::thread::sleep(Duration::from_millis(50));
             ms
         })
@@ -309,19 +334,13 @@ fn main() {
         "   {} held open; the daemon has {} descriptors open (cap {} connections)",
         stalled.len(),
         open_fds(z.pid()),
-        zscope_host::web::MAX_CONNECTIONS
+        zscope_host::web::connection_cap()
     );
     println!(
         "   API latency meanwhile: median {:.1} ms, max {:.1} ms (target < 100 ms)",
         took[took.len() / 2],
         took[took.len() - 1]
     );
-    drop(stalled);
-    drop(z);
-    drop(master);
-
-    noise(&bin, dir.path());
-    kills(&bin, dir.path());
 }
 
 /// xorshift64*: bytes that look like nothing, the same each run.
