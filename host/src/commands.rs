@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use crate::cli::{Cli, EmulateArgs, EvalArgs, ExportArgs, ReplayArgs, ScoreArgs};
+use crate::model::Method;
 use crate::source::SourceSetting;
 
 /// How a command failed: the exit code (2: usage, 1: the work itself) and the message.
@@ -422,17 +423,18 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
-    let sources = reader
-        .sources()
+    let versions = reader
+        .versions()
         .map_err(|e| failed(format!("cannot read the store {}: {e}", path.display())))?;
     let written = header.map_err(anyhow::Error::from).and_then(|()| {
         reader.each_point(from, to, |p, host_ms, truth| {
             let mut row = crate::sink::csv::Row::new(p, host_ms, truth);
-            if let Some((source, unit)) = sources.get(&p.config_version) {
-                row.source.clone_from(source);
-                row.unit = zscope_core::source::Unit::from_symbol(unit)
+            if let Some(v) = versions.get(&p.config_version) {
+                row.source.clone_from(&v.source);
+                row.unit = zscope_core::source::Unit::from_symbol(&v.unit)
                     .unwrap_or_default()
                     .symbol();
+                row.detector = v.detector.map_or("", Method::name);
             }
             csv.serialize(row).map_err(std::io::Error::other)
         })

@@ -322,14 +322,18 @@ fn the_store_survives_kill_9_and_exports_as_csv() {
     let header = std::fs::read_to_string(dir.path().join("samples.csv")).unwrap();
     assert_eq!(csv.lines().next(), header.lines().next());
     assert_eq!(csv.lines().count() as i64, last + 1);
-    // Each row says what the device judged (the emulator's simulator, no unit), from the
-    // store's record of each config version.
+    // Each row says what the device judged (the emulator's simulator, no unit) and with
+    // which detector (the default), from the store's record of each config version.
     let columns: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let at = |name: &str| columns.iter().position(|c| *c == name).unwrap();
-    let (source, unit) = (at("source"), at("unit"));
+    let (source, unit, detector) = (at("source"), at("unit"), at("detector"));
     for line in csv.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!((fields[source], fields[unit]), ("simulator", ""), "{line}");
+        assert_eq!(
+            (fields[source], fields[unit], fields[detector]),
+            ("simulator", "", "adaptive"),
+            "{line}"
+        );
     }
     assert!(
         text(&out.stderr).contains(&format!("{last} points")),

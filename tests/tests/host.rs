@@ -61,8 +61,12 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
     assert_eq!(status["counters"]["device_restarts"], json!(1), "{status}");
     assert_eq!(status["counters"]["connections"], json!(2), "{status}");
 
-    // Change the threshold through the API: answered once the device acknowledges.
-    let (code, answer) = daemon.post("/api/config", &json!({ "threshold": 2.5 }));
+    // Change the detector and its threshold through the API: answered once the device
+    // acknowledges.
+    let (code, answer) = daemon.post(
+        "/api/config",
+        &json!({ "detector": "zscore", "threshold": 2.5 }),
+    );
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["version"], json!(2));
     assert_eq!(answer["config"]["threshold"], json!(2.5));
@@ -154,16 +158,24 @@ fn logs_and_api_match_the_device_through_garbage_restarts_and_config_changes() {
         let v: f32 = col(row, "value").parse().unwrap();
         assert_eq!(v.to_bits(), reference[seq].to_bits(), "seq {seq}");
     }
-    // Threshold and window columns follow the config version (the device's default: 4.5).
+    // Detector, threshold and window columns follow the config version (the device's
+    // default: the adaptive detector at 4.5; then the rolling Z-score at 2.5).
     for row in &rows {
         let expected = if col(row, "config_version") == "2" {
-            "2.5"
+            ("zscore", "2.5")
         } else {
-            "4.5"
+            ("adaptive", "4.5")
         };
-        assert_eq!(col(row, "threshold"), expected);
+        assert_eq!(
+            (
+                col(row, "detector").as_str(),
+                col(row, "threshold").as_str()
+            ),
+            expected
+        );
         assert_eq!(col(row, "window"), "64");
     }
+    assert!(rows.iter().any(|r| col(r, "detector") == "zscore"));
 
     // Every flagged row says why, in words; a row not judged says why not (learning, an
     // invalid value); a row judged normal says nothing.

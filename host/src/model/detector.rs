@@ -43,6 +43,15 @@ impl Method {
             Baseline::Adaptive { .. } => Method::Adaptive,
         }
     }
+
+    /// Its name, as `--detector` and the API's `detector` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Adaptive => "adaptive",
+            Method::Zscore => "zscore",
+            Method::Seasonal => "seasonal",
+        }
+    }
 }
 
 /// A setting that only one method has.

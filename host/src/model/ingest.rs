@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use zscope_core::DetectorConfig;
 use zscope_core::wire::{Ack, DeviceMsg, Flags, Hello, Sample};
 
+use super::detector::Method;
 use super::point::Point;
 use super::record::{ConfigRecord, Entry};
 use super::state::{
@@ -307,6 +308,10 @@ impl State {
             truth: self.truth,
             source: self.source,
             unit: self.unit,
+            detector: self
+                .configs
+                .get(&point.config_version)
+                .map(|c| Method::of(c.baseline)),
         });
         if anomaly {
             if self.anomalies.len() == ANOMALY_HISTORY {

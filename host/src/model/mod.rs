@@ -20,6 +20,7 @@ pub mod record;
 pub mod state;
 pub mod status;
 
+pub use detector::Method;
 pub use ingest::Output;
 pub use point::{Point, Points};
 pub use record::{ConfigRecord, Entry};

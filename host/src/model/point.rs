@@ -358,22 +358,33 @@ pub struct Row {
     pub source: String,
     /// The value's unit: `°C`, `V`, or empty.
     pub unit: &'static str,
+    /// The detector that judged it: `adaptive`, `zscore` or `seasonal` (the config behind
+    /// `config_version`; empty for a device not yet identified).
+    pub detector: &'static str,
 }
 
 impl Row {
     /// The row for `point`, which arrived at `host_ms` (ms since the Unix epoch); `truth` when
     /// the source has ground truth.
     pub fn new(point: &Point, host_ms: i64, truth: bool) -> Row {
-        Row::judged(point, host_ms, truth, None, zscope_core::source::Unit::None)
+        Row::judged(
+            point,
+            host_ms,
+            truth,
+            None,
+            zscope_core::source::Unit::None,
+            None,
+        )
     }
 
-    /// [`Row::new`] with the source the device judged and its unit.
+    /// [`Row::new`] with the source the device judged, its unit and the detector.
     pub fn judged(
         point: &Point,
         host_ms: i64,
         truth: bool,
         source: Option<zscope_core::source::Source>,
         unit: zscope_core::source::Unit,
+        detector: Option<super::detector::Method>,
     ) -> Row {
         let host_time = chrono::DateTime::from_timestamp_millis(host_ms)
             .unwrap_or_default()
@@ -396,6 +407,7 @@ impl Row {
             lost_before: point.lost_before,
             source: source.map(|s| s.to_string()).unwrap_or_default(),
             unit: unit.symbol(),
+            detector: detector.map_or("", super::detector::Method::name),
         }
     }
 }

@@ -4,6 +4,7 @@
 use zscope_core::DetectorConfig;
 use zscope_core::source::{Source, Unit};
 
+use super::detector::Method;
 use super::point::Point;
 
 /// A point for the logs: what the writer needs to make its row.
@@ -19,6 +20,9 @@ pub struct Entry {
     pub source: Option<Source>,
     /// The unit of its value.
     pub unit: Unit,
+    /// The detector that judged it (`None`: its config was never seen, as for a device not
+    /// yet identified).
+    pub detector: Option<Method>,
 }
 
 /// A config the device acknowledged (or said hello with), for the store.

@@ -443,8 +443,9 @@ impl LogWriter {
                                 store.write(&entries, &configs);
                             }
                             for e in &entries {
-                                let row =
-                                    Row::judged(&e.point, e.host_ms, e.truth, e.source, e.unit);
+                                let row = Row::judged(
+                                    &e.point, e.host_ms, e.truth, e.source, e.unit, e.detector,
+                                );
                                 if let Some(log) = &mut samples {
                                     log.queue(&row);
                                 }
@@ -534,6 +535,7 @@ mod tests {
             lost_before: 0,
             source: "adc:PA0".into(),
             unit: "V",
+            detector: "adaptive",
         }
     }
 

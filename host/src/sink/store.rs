@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::model::Method;
 use crate::model::point::{Field, Kind};
 use crate::model::{ConfigRecord, Entry, Point, Points, StoreStatus};
 
@@ -557,6 +558,17 @@ pub struct Range {
 /// Anomalies a range answer carries at most.
 pub const MAX_ANOMALIES: usize = 10_000;
 
+/// What one config version judged with, as the store recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The source (`simulator`, `temperature`, ...; empty for a device that did not say).
+    pub source: String,
+    /// Its unit's symbol (or empty).
+    pub unit: String,
+    /// The detector (`None` where the recorded config does not read as one).
+    pub detector: Option<Method>,
+}
+
 /// A read-only view of a device's store (the API, `zscope export`): any number at once,
 /// beside the writer.
 pub struct Reader {
@@ -633,16 +645,26 @@ impl Reader {
         Ok((points, truncated))
     }
 
-    /// The source and unit each config version judged (the latest record of each version:
-    /// a source change is acknowledged before the hello that names the new source).
-    pub fn sources(&self) -> rusqlite::Result<std::collections::HashMap<u32, (String, String)>> {
+    /// What each config version judged with: its source, unit and detector (the latest
+    /// record of each version: a source change is acknowledged before the hello that names
+    /// the new source).
+    pub fn versions(&self) -> rusqlite::Result<std::collections::HashMap<u32, Version>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT version, source, unit FROM configs ORDER BY host_ms, rowid")?;
+            .prepare("SELECT version, source, unit, config FROM configs ORDER BY host_ms, rowid")?;
         let mut rows = stmt.query([])?;
         let mut out = std::collections::HashMap::new();
         while let Some(r) = rows.next()? {
-            out.insert(r.get::<_, u32>(0)?, (r.get(1)?, r.get(2)?));
+            let config: String = r.get(3)?;
+            let detector = serde_json::from_str::<zscope_core::DetectorConfig>(&config)
+                .ok()
+                .map(|c| Method::of(c.baseline));
+            let version = Version {
+                source: r.get(1)?,
+                unit: r.get(2)?,
+                detector,
+            };
+            out.insert(r.get::<_, u32>(0)?, version);
         }
         Ok(out)
     }
@@ -748,9 +770,13 @@ mod tests {
         ];
         store.write(&[], &configs);
         store.flush();
-        let sources = Reader::open(&path).unwrap().sources().unwrap();
-        assert_eq!(sources[&1], (String::new(), String::new()));
-        assert_eq!(sources[&2], ("temperature".to_string(), "°C".to_string()));
+        let versions = Reader::open(&path).unwrap().versions().unwrap();
+        let said = |v: u32| {
+            let v = &versions[&v];
+            (v.source.as_str(), v.unit.as_str(), v.detector)
+        };
+        assert_eq!(said(1), ("", "", None));
+        assert_eq!(said(2), ("temperature", "°C", Some(Method::Adaptive)));
     }
 
     fn entry(t: f64, seq: u64, value: f32, anomaly: bool) -> Entry {
@@ -774,6 +800,7 @@ mod tests {
             truth: false,
             source: None,
             unit: zscope_core::source::Unit::None,
+            detector: None,
         }
     }
 

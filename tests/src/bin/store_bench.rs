@@ -46,6 +46,7 @@ fn points(n: u64, t0: f64, hz: f64) -> impl Iterator<Item = Entry> {
             truth: false,
             source: None,
             unit: zscope_core::source::Unit::None,
+            detector: None,
         }
     })
 }
