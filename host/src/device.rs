@@ -30,8 +30,8 @@ use tokio::sync::{broadcast, oneshot};
 use zscope_core::wire::{Ack, HostMsg};
 
 use crate::model::{
-    ConfigView, LogStatus, MqttStatus, NotifyStatus, Output, Point, Points, State, StatusView,
-    StoreStatus,
+    ConfigView, LogStatus, MqttStatus, NotifyStatus, Output, PageLatency, Point, Points, State,
+    StatusView, StoreStatus,
 };
 
 /// Updates a subscriber of [`Hub::updates`] may fall behind by before it skips ahead (and is
@@ -126,6 +126,8 @@ pub struct Hub {
     pub updates: broadcast::Sender<Arc<Message>>,
     /// When the daemon started.
     pub started: Instant,
+    /// From a point's arrival to a page's socket.
+    page_latency: Mutex<PageLatency>,
 }
 
 impl Hub {
@@ -153,6 +155,7 @@ impl Hub {
             events,
             updates,
             started: Instant::now(),
+            page_latency: Mutex::new(PageLatency::default()),
         };
         (Arc::new(hub), rx)
     }
@@ -172,7 +175,15 @@ impl Hub {
             .status(logs, notify, self.started.elapsed().as_secs());
         status.mqtt = mqtt;
         status.store = lock(&self.sinks.store).clone();
+        status.page_latency = lock(&self.page_latency).clone();
         status
+    }
+
+    /// A page's socket took a live message whose oldest point arrived at `arrived_us` (µs
+    /// since the Unix epoch): count how long it waited.
+    pub fn page_sent(&self, arrived_us: i64) {
+        let waited = chrono::Utc::now().timestamp_micros() - arrived_us;
+        lock(&self.page_latency).observe(waited as f64 / 1e6);
     }
 
     /// The device's store, for the API's ranges (`None` with `--no-store`).
@@ -390,14 +401,26 @@ pub struct Message {
     pub update: Update,
     /// Its JSON.
     pub json: Utf8Bytes,
+    /// For new points: when the oldest of them arrived at the host, µs since the Unix epoch
+    /// (what a page's latency is measured from).
+    pub arrived_us: Option<i64>,
 }
 
 impl Message {
     /// `update`, encoded.
     pub fn new(update: Update) -> Arc<Message> {
+        Self::arrived(update, None)
+    }
+
+    /// `update`, encoded, of points the oldest of which arrived at `arrived_us`.
+    pub fn arrived(update: Update, arrived_us: Option<i64>) -> Arc<Message> {
         // Our own types always serialise.
         let json = Utf8Bytes::from(serde_json::to_string(&update).unwrap_or_default());
-        Arc::new(Message { update, json })
+        Arc::new(Message {
+            update,
+            json,
+            arrived_us,
+        })
     }
 }
 
@@ -421,30 +444,32 @@ pub async fn pump(hub: Arc<Hub>) {
     loop {
         tick.tick().await;
         n += 1;
-        let (points, config) = {
+        let (points, arrived_us, config) = {
             let mut s = hub.state();
             let config = (s.config_events() != seen_config).then(|| {
                 seen_config = s.config_events();
                 s.config_view()
             });
-            (s.take_outbox(), config)
+            let arrived_us = s.outbox_since_us();
+            (s.take_outbox(), arrived_us, config)
         };
         let status = n
             .is_multiple_of(status_every)
             .then(|| Box::new(hub.status()));
         // At most MAX_BATCH points a message, so the channel's memory is bounded however fast
         // ingest runs.
-        let mut updates: Vec<Update> = points
+        let mut updates: Vec<Arc<Message>> = points
             .chunks(MAX_BATCH)
-            .map(|chunk| Update::Points {
-                points: Box::new(chunk.iter().collect()),
+            .map(|chunk| {
+                let points = Box::new(chunk.iter().collect());
+                Message::arrived(Update::Points { points }, arrived_us)
             })
             .collect();
-        updates.extend(config.map(Update::Config));
-        updates.extend(status.map(Update::Status));
+        updates.extend(config.map(|c| Message::new(Update::Config(c))));
+        updates.extend(status.map(|s| Message::new(Update::Status(s))));
         for u in updates {
             // No subscriber is fine.
-            let _ = hub.updates.send(Message::new(u));
+            let _ = hub.updates.send(u);
         }
     }
 }

@@ -1052,6 +1052,58 @@ fn a_daemon_that_missed_the_hello_asks_for_it() {
     dev.stop().unwrap();
 }
 
+/// `GET /metrics`, checked as Prometheus' text format (a HELP and a TYPE before each family's
+/// series, every series `name{labels} value` once, a histogram's named `_bucket`, `_sum` or
+/// `_count`): its content type, its text and its series by key.
+fn scrape(daemon: &Daemon) -> (String, String, std::collections::HashMap<String, f64>) {
+    let mut answer = ureq::get(&daemon.url("/metrics")).call().unwrap();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = answer.body_mut().read_to_string().unwrap();
+    let mut family: Option<String> = None;
+    let mut kind = "";
+    let mut series = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            family = rest.split(' ').next().map(String::from);
+            kind = "";
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, k) = rest.split_once(' ').unwrap();
+            assert_eq!(Some(name), family.as_deref(), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&k), "{line}");
+            kind = if k == "histogram" {
+                "histogram"
+            } else {
+                "plain"
+            };
+        } else {
+            let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let name = key.split('{').next().unwrap();
+            let family = family.as_deref().unwrap_or_else(|| panic!("{line}"));
+            let named = match kind {
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name.strip_suffix(s) == Some(family)),
+                "plain" => name == family,
+                _ => false,
+            };
+            assert!(named, "{line} (family {family}, {kind:?})");
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("{line}: not a number"));
+            assert!(
+                series.insert(key.to_string(), value).is_none(),
+                "{line} twice"
+            );
+        }
+    }
+    (content_type, text, series)
+}
+
 /// `GET /metrics` from the real daemon: Prometheus' text format (its content type, a HELP and
 /// a TYPE before each family's series, every series `name{labels} value`), with the device's
 /// counters as `/api/status` gives them.
@@ -1065,45 +1117,12 @@ fn metrics_are_prometheus_text_with_the_devices_counters() {
         (samples(&daemon.get("/api/status")) >= 200).then_some(())
     });
     let before = samples(&daemon.get("/api/status"));
-    let mut answer = ureq::get(&daemon.url("/metrics")).call().unwrap();
-    let content_type = answer
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = answer.body_mut().read_to_string().unwrap();
+    let (content_type, text, series) = scrape(&daemon);
     let after = samples(&daemon.get("/api/status"));
     assert_eq!(
         content_type, "text/plain; version=0.0.4; charset=utf-8",
         "{text}"
     );
-    // Every family: HELP, then TYPE, then its series, each named as the family.
-    let mut family: Option<String> = None;
-    let mut typed = false;
-    let mut series = std::collections::HashMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            family = rest.split(' ').next().map(String::from);
-            typed = false;
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert_eq!(Some(name), family.as_deref(), "{line}");
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
-            typed = true;
-        } else {
-            let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
-            let name = key.split('{').next().unwrap();
-            assert!(typed && Some(name) == family.as_deref(), "{line}");
-            let value: f64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("{line}: not a number"));
-            assert!(
-                series.insert(key.to_string(), value).is_none(),
-                "{line} twice"
-            );
-        }
-    }
     let get = |key: &str| *series.get(key).unwrap_or_else(|| panic!("{key}:\n{text}"));
     let samples_now = get(r#"zscope_samples_total{device="ttyPROM"}"#);
     assert!(
@@ -1125,7 +1144,37 @@ fn metrics_are_prometheus_text_with_the_devices_counters() {
     );
     assert!(get(&written) > 0.0);
     assert!(get("zscope_uptime_seconds") >= 0.0);
+
+    // A page that reads: its live messages are timed from their oldest point's arrival to
+    // its socket taking them, a histogram that fills as they go out.
+    let count = r#"zscope_page_latency_seconds_count{device="ttyPROM"}"#;
+    assert_eq!(get(count), 0.0, "no page yet");
+    let (code, _, mut page) = ws_handshake(daemon.addr);
+    assert_eq!(code, 101);
+    page.set_read_timeout(None).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 64 * 1024];
+        while matches!(std::io::Read::read(&mut page, &mut buf), Ok(n) if n > 0) {}
+    });
+    let series = wait_for(Duration::from_secs(20), "50 live messages timed", || {
+        let (_, _, series) = scrape(&daemon);
+        (series.get(count).copied().unwrap_or(0.0) >= 50.0).then_some(series)
+    });
+    let bucket = |le: &str| {
+        series[&format!(r#"zscope_page_latency_seconds_bucket{{device="ttyPROM",le="{le}"}}"#)]
+    };
+    let les = [
+        "0.001", "0.0025", "0.005", "0.01", "0.02", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+        "+Inf",
+    ];
+    for pair in les.windows(2) {
+        assert!(bucket(pair[0]) <= bucket(pair[1]), "cumulative at {pair:?}");
+    }
+    assert_eq!(bucket("+Inf"), series[count]);
+    assert!(series[r#"zscope_page_latency_seconds_sum{device="ttyPROM"}"#] >= 0.0);
     dev.stop().unwrap();
+    drop(daemon);
+    reader.join().unwrap();
 }
 
 /// A store that cannot be opened (here a damaged file where the store should be) does not take

@@ -322,8 +322,12 @@ impl State {
         }
         if self.history.len() == HISTORY {
             self.history.pop_front();
+            self.history_dropped += 1;
         }
         self.history.push_back(point);
+        if self.outbox.is_empty() {
+            self.outbox_since_us = Some(now.timestamp_micros());
+        }
         self.outbox.push(point);
     }
 }
@@ -731,5 +735,33 @@ mod tests {
         ingest.handle(&mut state, at(0, 0), t0);
         ingest.handle(&mut state, at(1, 3_600_000), t0);
         assert_eq!(state.counters().time_jumps, 0);
+    }
+
+    /// A range of the history is taken in pieces by number, and numbers stay valid as old
+    /// points are dropped: a reader that fell behind starts at the oldest still kept.
+    #[test]
+    fn the_history_is_read_in_numbered_pieces() {
+        let (_, mut ingest, mut state) = setup();
+        let now = Utc::now();
+        ingest.handle(&mut state, hello(), now);
+        for seq in 0..10 {
+            ingest.handle(&mut state, sample(seq, 0), now);
+        }
+        assert_eq!(state.history_end(), 10);
+        let (first, next) = state.history_chunk(6, 10, 3);
+        assert_eq!((first.seq.as_slice(), next), (&[6, 7, 8][..], 9));
+        let (rest, next) = state.history_chunk(next, 10, 3);
+        assert_eq!((rest.seq.as_slice(), next), (&[9][..], 10));
+        assert!(state.history_chunk(next, 10, 3).0.seq.is_empty());
+        // A full history drops its oldest: numbers go on, the dropped are skipped.
+        for seq in 10..(HISTORY as u64 + 5) {
+            ingest.handle(&mut state, sample(seq, 0), now);
+        }
+        assert_eq!(state.history_end(), HISTORY as u64 + 5);
+        let (from_gone, next) = state.history_chunk(0, 20, 4);
+        assert_eq!((from_gone.seq.as_slice(), next), (&[5, 6, 7, 8][..], 9));
+        let (end, next) = state.history_chunk(HISTORY as u64 + 3, u64::MAX, 400);
+        assert_eq!(end.seq.len(), 2);
+        assert_eq!(next, HISTORY as u64 + 5);
     }
 }

@@ -25,4 +25,4 @@ pub use ingest::Output;
 pub use point::{Point, Points};
 pub use record::{ConfigRecord, Entry};
 pub use state::{ConfigView, State, StatusView};
-pub use status::{LogStatus, MqttStatus, NotifyStatus, StoreStatus};
+pub use status::{LogStatus, MqttStatus, NotifyStatus, PageLatency, StoreStatus};

@@ -12,7 +12,7 @@ use zscope_core::DetectorConfig;
 use zscope_core::wire::{DecodeStats, Status};
 
 use super::point::{Point, Points};
-use super::status::{LogStatus, MqttStatus, NotifyStatus, StoreStatus};
+use super::status::{LogStatus, MqttStatus, NotifyStatus, PageLatency, StoreStatus};
 
 /// Points kept in memory for `/api/samples` (older ones are in samples.csv).
 pub const HISTORY: usize = 200_000;
@@ -158,6 +158,9 @@ pub struct State {
     /// Every config version seen (for the threshold and window of points judged under it).
     pub(super) configs: HashMap<u32, DetectorConfig>,
     pub(super) history: VecDeque<Point>,
+    /// Points ever dropped from the front of `history`: the first one's number in
+    /// [`State::history_end`]'s count.
+    pub(super) history_dropped: u64,
     pub(super) anomalies: VecDeque<Point>,
     pub(super) counters: Counters,
     pub(super) decode: DecodeStats,
@@ -168,6 +171,8 @@ pub struct State {
     pub(super) rate_window: VecDeque<f64>,
     /// Points not yet pushed to the browsers.
     pub(super) outbox: Vec<Point>,
+    /// When the oldest point in `outbox` arrived, µs since the Unix epoch.
+    pub(super) outbox_since_us: Option<i64>,
     /// Bumped on every config change, for the pump (`crate::device::pump`).
     pub(super) config_events: u64,
     pub(super) read_only: Option<String>,
@@ -226,6 +231,8 @@ pub struct StatusView {
     pub mqtt: Option<MqttStatus>,
     /// The store (`None` with `--no-store`).
     pub store: Option<StoreStatus>,
+    /// From a point's arrival to a page's socket (live messages).
+    pub page_latency: PageLatency,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
 }
@@ -299,6 +306,7 @@ impl State {
             config_version: 0,
             configs: HashMap::new(),
             history: VecDeque::with_capacity(1024),
+            history_dropped: 0,
             anomalies: VecDeque::new(),
             counters: Counters::default(),
             decode: DecodeStats::default(),
@@ -307,6 +315,7 @@ impl State {
             rate: 0.0,
             rate_window: VecDeque::new(),
             outbox: Vec::new(),
+            outbox_since_us: None,
             config_events: 0,
             read_only: None,
             refused: None,
@@ -471,14 +480,41 @@ impl State {
         self.history.range(skip..).copied().collect()
     }
 
+    /// How many points were ever kept in the history: the number the next one gets (points
+    /// are numbered from 0 in the order they came, for [`State::history_chunk`]).
+    pub fn history_end(&self) -> u64 {
+        self.history_dropped + self.history.len() as u64
+    }
+
+    /// Up to `max` points numbered from `from` (or from the oldest still kept, when those are
+    /// gone) up to `end`, oldest first, and the number after the last one given: a reader
+    /// takes a range in pieces without holding all of it (a page's snapshot).
+    pub fn history_chunk(&self, from: u64, end: u64, max: usize) -> (Points, u64) {
+        let from = from.max(self.history_dropped);
+        let end = end.min(self.history_end()).max(from);
+        let to = end.min(from.saturating_add(max as u64));
+        let (start, stop) = (
+            (from - self.history_dropped) as usize,
+            (to - self.history_dropped) as usize,
+        );
+        (self.history.range(start..stop).collect(), to)
+    }
+
     /// The latest `n` anomalies, oldest first.
     pub fn latest_anomalies(&self, n: usize) -> Points {
         let skip = self.anomalies.len().saturating_sub(n);
         self.anomalies.range(skip..).collect()
     }
 
+    /// When the oldest point not yet pushed to the browsers arrived, µs since the Unix
+    /// epoch (`None`: there is none).
+    pub fn outbox_since_us(&self) -> Option<i64> {
+        self.outbox_since_us
+    }
+
     /// Points not yet pushed to the browsers (taken: the next call has only newer ones).
     pub fn take_outbox(&mut self) -> Vec<Point> {
+        self.outbox_since_us = None;
         std::mem::take(&mut self.outbox)
     }
 
@@ -541,6 +577,7 @@ impl State {
             notify,
             mqtt: None,
             store: None,
+            page_latency: PageLatency::default(),
             uptime_s,
         }
     }

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::extract::App;
-use crate::model::StatusView;
+use crate::model::{PageLatency, StatusView};
 
 /// The exposition format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -30,19 +30,23 @@ pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
-/// Whether a series counts up for ever (a counter) or goes up and down (a gauge).
+/// Whether a series counts up for ever (a counter), goes up and down (a gauge), or is a
+/// histogram's (`_bucket{le=…}`, `_sum`, `_count`).
 #[derive(Clone, Copy)]
 enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
-/// One metric family: its name, help and kind, and its series (labels, value).
+/// One metric family: its name, help and kind, and its series (labels, value; a histogram's
+/// series also name their suffix: `_bucket`, `_sum` or `_count`).
 struct Family {
     name: &'static str,
     help: &'static str,
     kind: Kind,
     series: Vec<(String, f64)>,
+    suffixes: Vec<&'static str>,
 }
 
 /// The families, in the order they are written.
@@ -59,6 +63,37 @@ impl Families {
         labels: &[(&str, &str)],
         value: f64,
     ) {
+        self.add_series(name, help, kind, "", labels, value);
+    }
+
+    /// A histogram of `latency` into family `name` under `labels`.
+    fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        latency: &PageLatency,
+    ) {
+        let k = Kind::Histogram;
+        for (bound, n) in latency.cumulative() {
+            let le = number(bound);
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.add_series(name, help, k, "_bucket", &with_le, n as f64);
+        }
+        self.add_series(name, help, k, "_sum", labels, latency.sum_s);
+        self.add_series(name, help, k, "_count", labels, latency.count as f64);
+    }
+
+    fn add_series(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        suffix: &'static str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
         let index = match self.0.iter().position(|f| f.name == name) {
             Some(i) => i,
             None => {
@@ -67,6 +102,7 @@ impl Families {
                     help,
                     kind,
                     series: Vec::new(),
+                    suffixes: Vec::new(),
                 });
                 self.0.len() - 1
             }
@@ -77,6 +113,7 @@ impl Families {
             let _ = write!(text, "{sep}{k}=\"{}\"", escape(v));
         }
         self.0[index].series.push((text, value));
+        self.0[index].suffixes.push(suffix);
     }
 }
 
@@ -322,6 +359,12 @@ fn render(devices: &[(String, StatusView)], uptime: u64) -> String {
                 m.dropped as f64,
             );
         }
+        f.histogram(
+            "zscope_page_latency_seconds",
+            "From a point's arrival at the host to a page's socket taking it (each live message a page is sent, timed by its oldest point).",
+            &d,
+            &s.page_latency,
+        );
         if let Some(n) = &s.notify {
             for (metric, help, value) in [
                 (
@@ -344,14 +387,16 @@ fn render(devices: &[(String, StatusView)], uptime: u64) -> String {
         let kind = match family.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         };
         let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
         let _ = writeln!(out, "# TYPE {} {kind}", family.name);
-        for (labels, value) in &family.series {
+        for ((labels, value), suffix) in family.series.iter().zip(&family.suffixes) {
             let value = number(*value);
+            let name = family.name;
             let _ = match labels.is_empty() {
-                true => writeln!(out, "{} {value}", family.name),
-                false => writeln!(out, "{}{{{labels}}} {value}", family.name),
+                true => writeln!(out, "{name}{suffix} {value}"),
+                false => writeln!(out, "{name}{suffix}{{{labels}}} {value}"),
             };
         }
     }

@@ -82,40 +82,52 @@ pub(super) async fn ws(
 async fn client(hub: Arc<Hub>, mut socket: WebSocket) {
     let mut updates = hub.updates.subscribe();
     let status = Box::new(hub.status());
-    let (config, points) = {
+    // The snapshot: the latest points when the page came, sent a batch at a time and each
+    // batch taken from the history only when the one before is sent, so a page that does not
+    // read holds one batch, not its whole snapshot.
+    let (config, first, mut next, end) = {
         let s = hub.state();
-        (s.config_view(), s.latest_points(SNAPSHOT_POINTS))
+        let end = s.history_end();
+        let start = end.saturating_sub(SNAPSHOT_POINTS as u64);
+        let (points, next) = s.history_chunk(start, end, MAX_BATCH);
+        (s.config_view(), points, next, end)
     };
-    // The snapshot's first batch, then the rest as ordinary batches.
-    let mut batches = points.chunks(MAX_BATCH);
     let first = encode(&PageMessage::Snapshot {
         status,
         config,
-        points: Box::new(batches.next().unwrap_or_default().iter().collect()),
+        points: Box::new(first),
     });
-    let rest = batches.map(|chunk| {
-        encode(&Update::Points {
-            points: Box::new(chunk.iter().collect()),
-        })
-    });
-    for text in std::iter::once(first).chain(rest) {
+    if socket.send(Message::Text(first)).await.is_err() {
+        return;
+    }
+    while next < end {
+        let (points, after) = hub.state().history_chunk(next, end, MAX_BATCH);
+        if after == next {
+            break;
+        }
+        next = after;
+        let text = encode(&Update::Points {
+            points: Box::new(points),
+        });
         if socket.send(Message::Text(text)).await.is_err() {
             return;
         }
     }
-    drop(points);
     loop {
         tokio::select! {
             update = updates.recv() => {
-                let text = match update {
-                    Ok(message) => message.json.clone(),
+                let (text, arrived_us) = match update {
+                    Ok(message) => (message.json.clone(), message.arrived_us),
                     Err(RecvError::Lagged(skipped)) => {
-                        encode(&PageMessage::Lagged { skipped_updates: skipped })
+                        (encode(&PageMessage::Lagged { skipped_updates: skipped }), None)
                     }
                     Err(RecvError::Closed) => return,
                 };
                 if socket.send(Message::Text(text)).await.is_err() {
                     return;
+                }
+                if let Some(arrived_us) = arrived_us {
+                    hub.page_sent(arrived_us);
                 }
             },
             incoming = socket.recv() => match incoming {

@@ -10,6 +10,8 @@
 //! 3. **1 000 WebSocket clients** (reading): how many are served and how many refused; the
 //!    daemon's RSS per served client; how much of it is given back once they leave. Target:
 //!    ≤ 64 KiB each and returned, or refused past the cap.
+//!    **256 pages that never read** (raw sockets that send the upgrade and read nothing but
+//!    its answer) while the burst runs again: the daemon's RSS per page. Target: ≤ 64 KiB.
 //! 4. **10 000 connections that never finish their headers**, held open, and then **10 000
 //!    that send a POST's headers and one byte of its 100 kB body**: the API's latency
 //!    meanwhile (20 requests), and the daemon's open descriptors. Target: < 100 ms.
@@ -225,7 +227,7 @@ fn main() {
         rate50 = rate50.max(ingest(&z, &mut master, &burst, n));
         last = Some((z, master, slave, idle));
     }
-    let Some((z, master, _slave, idle)) = last else {
+    let Some((z, mut master, _slave, idle)) = last else {
         return;
     };
     let addr = z.url.trim_start_matches("http://").to_string();
@@ -279,6 +281,28 @@ fn main() {
             ),
         }
     }
+
+    println!();
+    println!(
+        "3b. {} pages that never read (raw sockets: the upgrade, then nothing), history full",
+        zscope_host::web::ws::MAX_WS_CLIENTS
+    );
+    let base = rss_settled(&z);
+    let silent: Vec<TcpStream> = (0..zscope_host::web::ws::MAX_WS_CLIENTS)
+        .filter_map(|_| ws_connect(&addr).ok())
+        .collect();
+    // Live updates for them too: the burst again.
+    ingest(&z, &mut master, &burst, n);
+    let held = rss_settled(&z);
+    println!(
+        "   RSS {:.1} MiB before, {:.1} MiB with {} of them: {:.1} KiB per page (target <= 64 KiB)",
+        mib(base),
+        mib(held),
+        silent.len(),
+        held.saturating_sub(base) as f64 / 1024.0 / silent.len().max(1) as f64
+    );
+    drop(silent);
+    println!("   RSS {:.1} MiB after they left", mib(rss_settled(&z)));
 
     let kinds: [(&str, &[u8]); 2] = [
         (
