@@ -25,6 +25,9 @@ use crate::model::{ConfigView, Points, StatusView};
 
 /// Points sent to a page when it connects (its chart's history).
 pub const SNAPSHOT_POINTS: usize = 10_000;
+/// Points in one message of the snapshot: small, since a page that never reads holds the
+/// message its socket would not take (about 10 KB of JSON).
+pub const SNAPSHOT_BATCH: usize = 100;
 /// Live WebSocket clients at most; one more is refused (503) with the reason.
 pub const MAX_WS_CLIENTS: usize = 256;
 
@@ -89,7 +92,7 @@ async fn client(hub: Arc<Hub>, mut socket: WebSocket) {
         let s = hub.state();
         let end = s.history_end();
         let start = end.saturating_sub(SNAPSHOT_POINTS as u64);
-        let (points, next) = s.history_chunk(start, end, MAX_BATCH);
+        let (points, next) = s.history_chunk(start, end, SNAPSHOT_BATCH);
         (s.config_view(), points, next, end)
     };
     let first = encode(&PageMessage::Snapshot {
@@ -101,7 +104,7 @@ async fn client(hub: Arc<Hub>, mut socket: WebSocket) {
         return;
     }
     while next < end {
-        let (points, after) = hub.state().history_chunk(next, end, MAX_BATCH);
+        let (points, after) = hub.state().history_chunk(next, end, SNAPSHOT_BATCH);
         if after == next {
             break;
         }
