@@ -640,13 +640,35 @@ function deviceRow(name) {
   return tr;
 }
 
+// A page of the devices at a time (those alerting first), so a thousand of them draw fifty
+// rows; a filter by name once there are more than a page.
+const DEVICES_PAGE = 50;
+let devicesOffset = 0;
 async function renderDevices() {
   try {
-    const res = await fetch("/api/devices");
+    const filter = $("device-filter").value.trim();
+    const query = `offset=${devicesOffset}&limit=${DEVICES_PAGE}&match=${encodeURIComponent(filter)}`;
+    const res = await fetch(`/api/fleet?${query}`);
     if (!res.ok) return;
-    const list = await res.json();
-    $("devices-panel").hidden = list.length < 2;
-    const current = DEVICE || (list[0] && list[0].name);
+    const fleet = await res.json();
+    const list = fleet.devices;
+    $("devices-panel").hidden = fleet.total < 2;
+    $("device-filter").hidden = fleet.total <= DEVICES_PAGE && !filter;
+    const paged = fleet.matching > DEVICES_PAGE;
+    // The range whenever there is more than a page in all (or a filter); the buttons when
+    // what matches is more than a page.
+    $("devices-pager").hidden = fleet.total <= DEVICES_PAGE && !filter;
+    $("devices-prev").hidden = $("devices-next").hidden = !paged;
+    if (fleet.offset >= fleet.matching && fleet.offset > 0) { devicesOffset = 0; return renderDevices(); }
+    $("devices-range").textContent = fleet.matching
+      ? `${fleet.offset + 1}–${fleet.offset + list.length} of ${fleet.matching}${filter ? ` matching (${fleet.total} in all)` : ""}`
+      : `none of ${fleet.total} matches`;
+    $("devices-prev").disabled = fleet.offset === 0;
+    $("devices-next").disabled = fleet.offset + list.length >= fleet.matching;
+    const refused = $("devices-refused");
+    refused.hidden = !fleet.refused;
+    refused.textContent = `${fleet.refused} device${fleet.refused === 1 ? "" : "s"} refused: this daemon holds ${fleet.max_devices} at most (--max-devices)`;
+    const current = DEVICE || fleet.first;
     const body = $("devices").tBodies[0];
     const rowsNow = list.map((d) => {
       const tr = deviceRow(d.name);
@@ -656,7 +678,7 @@ async function renderDevices() {
       rate.textContent = Math.round(d.rate);
       counts.textContent = `${d.anomalies_last_minute} / ${d.anomalies_last_hour}`;
       spark.replaceChildren(sparkline(d.spark));
-      tr.title = d.link_error || `${d.board || "no hello yet"} on ${d.port}`;
+      tr.title = `${d.name}: ${d.link_error || `${d.board || "no hello yet"} on ${d.port}`}`;
       return tr;
     });
     // Rows move only when the order changes; rows of devices gone go.
@@ -664,9 +686,12 @@ async function renderDevices() {
     while (body.rows.length > rowsNow.length) body.rows[body.rows.length - 1].remove();
     const names = new Set(list.map((d) => d.name));
     for (const name of deviceRows.keys()) if (!names.has(name)) deviceRows.delete(name);
-    if (list.length > 1) { pageName = `${current} · zscope`; deviceShown = current; renderCount(); }
+    if (fleet.total > 1) { pageName = `${current} · zscope`; deviceShown = current; renderCount(); }
   } catch (e) { /* the daemon is away: the WebSocket says so */ }
 }
+$("devices-prev").onclick = () => { devicesOffset = Math.max(0, devicesOffset - DEVICES_PAGE); renderDevices(); };
+$("devices-next").onclick = () => { devicesOffset += DEVICES_PAGE; renderDevices(); };
+$("device-filter").oninput = () => { devicesOffset = 0; renderDevices(); };
 renderDevices();
 setInterval(renderDevices, 2000);
 

@@ -256,6 +256,13 @@ pub struct Registry {
     devices: std::sync::RwLock<Vec<Device>>,
     /// How many devices there are, for those who follow new ones (the MQTT publisher).
     added: tokio::sync::watch::Sender<usize>,
+    /// Devices refused because the daemon held as many as it may.
+    refused: std::sync::atomic::AtomicU64,
+    /// As many as it may hold (`usize::MAX` until the daemon's builder says).
+    max: std::sync::atomic::AtomicUsize,
+    /// Threads writing the devices' logs and stores (one a device read here, one for all
+    /// the devices other daemons read): what the builder made.
+    writer_threads: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
@@ -265,7 +272,50 @@ impl Registry {
         Arc::new(Registry {
             devices: std::sync::RwLock::new(devices),
             added,
+            refused: std::sync::atomic::AtomicU64::new(0),
+            max: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            writer_threads: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Threads writing the devices' logs and stores.
+    pub fn writer_threads(&self) -> usize {
+        self.writer_threads.load(Ordering::Relaxed)
+    }
+
+    /// One more thread writes devices' logs.
+    pub fn writer_started(&self) {
+        self.writer_threads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many devices the daemon may hold.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// The daemon may hold `max` devices (its builder enforces it).
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    /// How many devices there are.
+    pub fn len(&self) -> usize {
+        read(&self.devices).len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Count a device refused for the daemon's cap; how many have been.
+    pub fn refuse(&self) -> u64 {
+        self.refused.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Devices refused for the daemon's cap.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Follow the number of devices (it changes when one is added).
@@ -404,22 +454,27 @@ pub struct Message {
     /// For new points: when the oldest of them arrived at the host, µs since the Unix epoch
     /// (what a page's latency is measured from).
     pub arrived_us: Option<i64>,
+    /// For new points: the history's number of the first (see [`State::history_end`]), so
+    /// that a page whose snapshot already holds some skips them.
+    pub first: Option<u64>,
 }
 
 impl Message {
     /// `update`, encoded.
     pub fn new(update: Update) -> Arc<Message> {
-        Self::arrived(update, None)
+        Self::points(update, None, None)
     }
 
-    /// `update`, encoded, of points the oldest of which arrived at `arrived_us`.
-    pub fn arrived(update: Update, arrived_us: Option<i64>) -> Arc<Message> {
+    /// `update`, encoded, of points the first of which is number `first` of the history and
+    /// the oldest of which arrived at `arrived_us`.
+    pub fn points(update: Update, first: Option<u64>, arrived_us: Option<i64>) -> Arc<Message> {
         // Our own types always serialise.
         let json = Utf8Bytes::from(serde_json::to_string(&update).unwrap_or_default());
         Arc::new(Message {
             update,
             json,
             arrived_us,
+            first,
         })
     }
 }
@@ -432,9 +487,15 @@ pub const MAX_BATCH: usize = 400;
 /// through a broker, a central daemon's page) within tens of milliseconds.
 pub const BATCH_EVERY: Duration = Duration::from_millis(10);
 
+/// How often a pump with no subscriber looks again (and drops the points no one took: a page
+/// that comes later starts from the history, which has them).
+pub const IDLE_EVERY: Duration = Duration::from_millis(100);
+
 /// Every [`BATCH_EVERY`]: send new points (and config changes) to every subscriber of the
 /// hub's updates; the status twice a second. What is sent is copied out under the lock and
-/// encoded after it is released.
+/// encoded after it is released. With no subscriber (no page open on the device, no MQTT
+/// publisher) nothing is encoded and it looks every [`IDLE_EVERY`]: a central daemon's
+/// thousand devices cost no thousand encodings a tick.
 pub async fn pump(hub: Arc<Hub>) {
     let mut tick = tokio::time::interval(BATCH_EVERY);
     let status_every = (500 / BATCH_EVERY.as_millis().max(1)) as u64;
@@ -444,14 +505,22 @@ pub async fn pump(hub: Arc<Hub>) {
     loop {
         tick.tick().await;
         n += 1;
-        let (points, arrived_us, config) = {
+        if hub.updates.receiver_count() == 0 {
+            drop(hub.state().take_outbox());
+            // A subscriber that comes gets the config in its snapshot; the next one's change
+            // is sent as it happens.
+            seen_config = hub.state().config_events();
+            tokio::time::sleep(IDLE_EVERY.saturating_sub(BATCH_EVERY)).await;
+            continue;
+        }
+        let (points, (arrived_us, first), config) = {
             let mut s = hub.state();
             let config = (s.config_events() != seen_config).then(|| {
                 seen_config = s.config_events();
                 s.config_view()
             });
-            let arrived_us = s.outbox_since_us();
-            (s.take_outbox(), arrived_us, config)
+            let (arrived_us, first) = (s.outbox_since_us(), s.outbox_start());
+            (s.take_outbox(), (arrived_us, first), config)
         };
         let status = n
             .is_multiple_of(status_every)
@@ -460,9 +529,11 @@ pub async fn pump(hub: Arc<Hub>) {
         // ingest runs.
         let mut updates: Vec<Arc<Message>> = points
             .chunks(MAX_BATCH)
-            .map(|chunk| {
+            .enumerate()
+            .map(|(i, chunk)| {
                 let points = Box::new(chunk.iter().collect());
-                Message::arrived(Update::Points { points }, arrived_us)
+                let first = first + (i * MAX_BATCH) as u64;
+                Message::points(Update::Points { points }, Some(first), arrived_us)
             })
             .collect();
         updates.extend(config.map(|c| Message::new(Update::Config(c))));

@@ -609,6 +609,7 @@ pub fn settings(
             max_bytes: None,
         }),
         header_timeout: zscope_host::web::HEADER_TIMEOUT,
+        max_devices: zscope_host::app::settings::MAX_DEVICES,
     }
 }
 

@@ -227,6 +227,153 @@ fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
     assert_eq!(s["connected"], json!(true), "{s}");
 }
 
+/// A central daemon holds at most `--max-devices` devices: the ones past it are refused, said
+/// once and counted (`/api/status`'s daemon part, `/api/fleet`, `/metrics`); every device
+/// from the broker is written by one shared thread, and keeps only a snapshot's worth of
+/// points in memory (12 000 published: the latest 10 000 in memory, every one in its CSV).
+#[test]
+fn a_central_daemon_holds_at_most_its_cap_on_one_writer_thread() {
+    use zscope_host::model::{Point, Points};
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "a_central_daemon_holds_at_most_its_cap_on_one_writer_thread",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap();
+    let central = Daemon::start(
+        SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(setting);
+            s.max_devices = 3;
+        },
+    );
+    let mut options = rumqttc::MqttOptions::new("fleet", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 64);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let points_of = |from: u64, n: u64| {
+        let mut p = Points::default();
+        let t0 = chrono::Utc::now().timestamp_millis() as f64 - 60_000.0;
+        for seq in from..from + n {
+            p.push(&Point {
+                t: t0 + seq as f64,
+                seq,
+                device_time_ms: seq,
+                value: (seq % 7) as f32,
+                mean: 3.0,
+                std: 2.0,
+                z: 0.0,
+                score: 0.0,
+                threshold: 4.5,
+                window: 64,
+                config_version: 1,
+                flags: 0,
+                lost_before: 0,
+            });
+        }
+        serde_json::to_vec(&json!({"type": "points", "points": p})).unwrap()
+    };
+    let publish = |name: &str, kind: &str, payload: Vec<u8>| {
+        client
+            .publish(
+                format!("zscope/{name}/{kind}"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .unwrap();
+    };
+    // The first device, until the centre (subscribed by then) lists it.
+    wait_for(Duration::from_secs(20), "dev-1 at the centre", || {
+        publish("dev-1", "status", br#"{"connected": true}"#.to_vec());
+        (central.get("/api/fleet")["total"] == json!(1)).then_some(())
+    });
+    // 12 000 points for dev-1, in three messages; then four devices more, twice each.
+    for k in 0..3 {
+        publish("dev-1", "points", points_of(k * 4000, 4000));
+    }
+    for _ in 0..2 {
+        for name in ["dev-2", "dev-3", "dev-4", "dev-5"] {
+            publish(name, "status", br#"{"connected": true}"#.to_vec());
+        }
+    }
+    let status = wait_for(Duration::from_secs(20), "two devices refused", || {
+        let s = central.get("/api/devices/dev-1/status");
+        (s["daemon"]["devices_refused"] == json!(2)).then_some(s)
+    });
+    assert_eq!(status["daemon"]["devices"], json!(3), "{status}");
+    assert_eq!(status["daemon"]["max_devices"], json!(3), "{status}");
+    assert_eq!(
+        status["daemon"]["log_writer_threads"],
+        json!(1),
+        "three remote devices, one thread: {status}"
+    );
+    let fleet = central.get("/api/fleet");
+    let names = |f: &Value| -> Vec<String> {
+        f["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&fleet), ["dev-1", "dev-2", "dev-3"], "{fleet}");
+    assert_eq!(
+        (fleet["total"].clone(), fleet["refused"].clone()),
+        (json!(3), json!(2))
+    );
+    // Paged and filtered.
+    let page = central.get("/api/fleet?offset=1&limit=1");
+    assert_eq!(names(&page), ["dev-2"], "{page}");
+    assert_eq!(page["matching"], json!(3));
+    let one = central.get("/api/fleet?match=V-3");
+    assert_eq!(
+        (names(&one), one["matching"].clone()),
+        (vec!["dev-3".to_string()], json!(1))
+    );
+    // Said once each, counted in /metrics too.
+    let metrics = ureq::get(&central.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    for line in [
+        "zscope_devices 3",
+        "zscope_max_devices 3",
+        "zscope_devices_refused_total 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
+    // dev-1: every point in its CSV, the latest 10 000 in memory.
+    let csv = central.log_dir.join("dev-1/samples.csv");
+    wait_for(
+        Duration::from_secs(20),
+        "12 000 rows in dev-1's CSV",
+        || {
+            let rows = std::fs::read_to_string(&csv).ok()?.lines().count();
+            (rows == 12_001).then_some(())
+        },
+    );
+    let kept = points(&central.get("/api/devices/dev-1/samples?limit=200000"));
+    assert_eq!(kept.len(), 10_000);
+    assert_eq!(kept[0]["seq"], json!(2000));
+    assert_eq!(kept[9999]["seq"], json!(11_999));
+    assert!(
+        !central.log_dir.join("dev-4").exists(),
+        "a refused device writes nothing"
+    );
+}
+
 /// A gateway daemon next to the board publishes through a real Mosquitto; a central daemon
 /// shows its device (same points), and a config change from the central side travels back
 /// through the broker to the device, is acknowledged, and shows on both sides.
@@ -301,6 +448,122 @@ fn a_central_daemon_shows_and_configures_a_gateways_device() {
     dev.stop().unwrap();
     drop(gateway);
     drop(central);
+}
+
+/// With `--mqtt-command-key`, a gateway takes only commands signed with its key: the central
+/// daemon holding it changes the device's config; one with another key, a plain command from
+/// any client of the broker, and the good central's own signed command sent again are
+/// refused and counted, and the config stays as it was.
+#[test]
+fn a_gateway_with_a_command_key_takes_only_commands_signed_with_it() {
+    use zscope_host::sink::command::CommandKey;
+    use zscope_host::sink::mqtt::MqttSetting;
+    use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
+    if !have_tools(
+        "a_gateway_with_a_command_key_takes_only_commands_signed_with_it",
+        MQTT_TOOLS,
+    ) {
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let key = |k: &str| Some(CommandKey::new(k.as_bytes()).unwrap());
+    let setting = |id: &str, k: &str| {
+        MqttSetting::parse(&url, id.into())
+            .unwrap()
+            .with_command_key(key(k))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyKEY");
+    let dev = device(&link);
+    let gw = setting("gw", "the gateway's own secret key");
+    let gateway = Daemon::start(on(&link), move |s| s.mqtt = Some(gw));
+    let good = central(setting("central", "the gateway's own secret key"));
+    let wrong = central(setting("other", "somebody else's secret key"));
+    for c in [&good, &wrong] {
+        wait_for(Duration::from_secs(20), "the device at a centre", || {
+            // Listed first (its status is a 404 until then), then identified and connected.
+            let listed = c
+                .get("/api/devices")
+                .as_array()?
+                .iter()
+                .any(|d| d["name"] == json!("ttyKEY"));
+            let s = listed.then(|| c.get("/api/devices/ttyKEY/status"))?;
+            (s["device"].is_object() && s["connected"] == json!(true)).then_some(())
+        });
+    }
+    // Whatever crosses the command topic, as a client of the broker sees it.
+    let mut options = rumqttc::MqttOptions::new("listener", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 64);
+    client
+        .subscribe("zscope/ttyKEY/command", rumqttc::QoS::AtLeastOnce)
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen_in, subscribed) = (
+        seen.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let subscribed_in = subscribed.clone();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    subscribed_in.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    seen_in.lock().unwrap().push(p.payload.to_vec());
+                }
+                _ => {}
+            }
+        }
+    });
+    wait_for(Duration::from_secs(10), "the listener subscribed", || {
+        subscribed
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(())
+    });
+    let refused = || gateway.get("/api/status")["mqtt"]["commands_refused"].clone();
+    assert_eq!(refused(), json!(0));
+
+    // The central daemon with the key: acknowledged.
+    let (code, answer) = good.post("/api/devices/ttyKEY/config", &json!({ "threshold": 5.5 }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(gateway.get("/api/config")["version"], json!(2));
+    let signed = wait_for(Duration::from_secs(10), "the signed command seen", || {
+        seen.lock().unwrap().first().cloned()
+    });
+    let text = String::from_utf8_lossy(&signed).to_string();
+    assert!(
+        text.contains("\"mac\"") && text.contains("\"at_ms\""),
+        "{text}"
+    );
+
+    // Another key: refused, not acknowledged.
+    let (code, answer) = wrong.post("/api/devices/ttyKEY/config", &json!({ "threshold": 2.0 }));
+    assert_ne!(code, 200, "{answer}");
+    wait_for(Duration::from_secs(10), "one command refused", || {
+        (refused() == json!(1)).then_some(())
+    });
+    // A plain command from any client, and the good one's signed command sent again.
+    let plain = serde_json::to_vec(&zscope_core::wire::HostMsg::Reset { id: 99 }).unwrap();
+    for payload in [plain, signed] {
+        client
+            .publish(
+                "zscope/ttyKEY/command",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .unwrap();
+    }
+    wait_for(Duration::from_secs(10), "three commands refused", || {
+        (refused() == json!(3)).then_some(())
+    });
+    let config = gateway.get("/api/config");
+    assert_eq!(config["version"], json!(2), "{config}");
+    assert_eq!(config["config"]["threshold"], json!(5.5), "{config}");
+    dev.stop().unwrap();
 }
 
 /// The broker crashes (no persistence: its retained messages go) and comes back on the same

@@ -1056,14 +1056,19 @@ fn a_daemon_that_missed_the_hello_asks_for_it() {
 /// series, every series `name{labels} value` once, a histogram's named `_bucket`, `_sum` or
 /// `_count`): its content type, its text and its series by key.
 fn scrape(daemon: &Daemon) -> (String, String, std::collections::HashMap<String, f64>) {
-    let mut answer = ureq::get(&daemon.url("/metrics")).call().unwrap();
+    let mut answer = ureq::get(&daemon.url("/metrics"))
+        .call()
+        .expect("/metrics answers");
     let content_type = answer
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let text = answer.body_mut().read_to_string().unwrap();
+    let text = answer
+        .body_mut()
+        .read_to_string()
+        .expect("/metrics is text");
     let mut family: Option<String> = None;
     let mut kind = "";
     let mut series = std::collections::HashMap::new();
@@ -1072,7 +1077,7 @@ fn scrape(daemon: &Daemon) -> (String, String, std::collections::HashMap<String,
             family = rest.split(' ').next().map(String::from);
             kind = "";
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, k) = rest.split_once(' ').unwrap();
+            let (name, k) = rest.split_once(' ').expect("TYPE name kind");
             assert_eq!(Some(name), family.as_deref(), "{line}");
             assert!(["counter", "gauge", "histogram"].contains(&k), "{line}");
             kind = if k == "histogram" {
@@ -1082,7 +1087,7 @@ fn scrape(daemon: &Daemon) -> (String, String, std::collections::HashMap<String,
             };
         } else {
             let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
-            let name = key.split('{').next().unwrap();
+            let name = key.split('{').next().unwrap_or(key);
             let family = family.as_deref().unwrap_or_else(|| panic!("{line}"));
             let named = match kind {
                 "histogram" => ["_bucket", "_sum", "_count"]
@@ -1352,4 +1357,60 @@ fn the_api_switches_a_device_to_its_temperature_sensor_and_counts_failures() {
         drop(daemon);
         dev.stop().unwrap();
     }
+}
+
+/// A page that connects while points stream gets each point once: its snapshot, then the
+/// live points after it, with none twice (the pump's batch may hold points the snapshot
+/// already had) and none missing, for pages that connect at several moments.
+#[test]
+fn a_page_gets_each_point_once_across_its_snapshot_and_the_live_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyONCE");
+    let dev = device_with(&link, 2000, Encoding::Auto);
+    let daemon = Daemon::start(on(&link), |_| {});
+    wait_for(Duration::from_secs(20), "500 samples", || {
+        (samples(&daemon.get("/api/status")) >= 500).then_some(())
+    });
+    for page in 0..4 {
+        let stream = std::net::TcpStream::connect(daemon.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (mut ws, _) =
+            tungstenite::client(format!("ws://{}/ws", daemon.addr), stream).expect("handshake");
+        let mut seqs: Vec<u64> = Vec::new();
+        let mut snapshot = 0;
+        let mut lagged = false;
+        while seqs.len() < snapshot + 2000 {
+            let text = match ws.read().expect("the page's messages") {
+                tungstenite::Message::Text(text) => text,
+                _ => continue,
+            };
+            let m: Value = serde_json::from_str(&text).unwrap();
+            match m["type"].as_str() {
+                Some("snapshot") | Some("points") => {
+                    let got = m["points"]["seq"].as_array().unwrap();
+                    seqs.extend(got.iter().map(|s| s.as_u64().unwrap()));
+                    if m["type"] == "snapshot" {
+                        snapshot = seqs.len();
+                    }
+                }
+                Some("lagged") => lagged = true,
+                _ => {}
+            }
+        }
+        for pair in seqs.windows(2) {
+            assert!(
+                pair[0] < pair[1],
+                "page {page}: {} then {}",
+                pair[0],
+                pair[1]
+            );
+            if !lagged {
+                assert_eq!(pair[1], pair[0] + 1, "page {page}: a point missing");
+            }
+        }
+    }
+    drop(daemon);
+    dev.stop().unwrap();
 }

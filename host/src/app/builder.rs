@@ -3,6 +3,7 @@
 //! subscribes to): its CSV logs and store with their writer thread, its hub, its notices, the
 //! pump of its updates, and its place in the registry.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use crate::device::{
     Attach, Device, Feed, Hub, Registry, Sink, SinkStatus, check_name, lock, pump,
 };
 use crate::model::NotifyStatus;
+use crate::model::state::REMOTE_HISTORY;
 use crate::sink::csv::{CsvLog, LogWriter};
 use crate::sink::notify::{DeviceNotices, NotifySender};
 use crate::sink::store::Store;
@@ -26,7 +28,24 @@ pub struct DeviceBuilder {
     page: String,
     registry: Arc<Registry>,
     writers: Mutex<Vec<LogWriter>>,
+    /// The one writer thread of every remote device (made with the first).
+    remote_writer: Mutex<Option<LogWriter>>,
     pumps: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Devices made or being made: at most `settings.max_devices`.
+    places: AtomicUsize,
+}
+
+/// Why a device was not made: the daemon holds as many as it may.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this daemon holds {max} devices already, as many as it may (--max-devices {max}); \
+     {refused} refused so far"
+)]
+pub struct Full {
+    /// The cap.
+    pub max: usize,
+    /// Devices refused so far, this one included.
+    pub refused: u64,
 }
 
 impl DeviceBuilder {
@@ -45,6 +64,7 @@ impl DeviceBuilder {
         page: String,
         registry: Arc<Registry>,
     ) -> Arc<DeviceBuilder> {
+        registry.set_max(settings.max_devices);
         Arc::new(DeviceBuilder {
             settings,
             own_folders,
@@ -52,13 +72,22 @@ impl DeviceBuilder {
             page,
             registry,
             writers: Mutex::new(Vec::new()),
+            remote_writer: Mutex::new(None),
             pumps: Mutex::new(Vec::new()),
+            places: AtomicUsize::new(0),
         })
     }
 
     /// The device called `name`, reading `port` (`what` says where, for the log line): its
-    /// logs, store and writer, its hub, and the feed its source writes through.
-    fn build(&self, name: &str, port: String, what: &str) -> anyhow::Result<(Arc<Hub>, Feed)> {
+    /// logs, store and writer (a thread of its own, or the remote devices' shared one), its
+    /// hub, and the feed its source writes through.
+    fn build(
+        &self,
+        name: &str,
+        port: String,
+        what: &str,
+        remote: bool,
+    ) -> anyhow::Result<(Arc<Hub>, Feed)> {
         let s = &self.settings;
         let dir = match self.own_folders {
             true => s.log_dir.join(name),
@@ -84,8 +113,24 @@ impl DeviceBuilder {
             None => (None, None),
         };
         let store_path = store.as_ref().map(|s| s.path().to_path_buf());
-        let (writer, rows) = LogWriter::spawn(samples_log, anomalies_log, store)
-            .context("cannot start the log writer")?;
+        let (writer, rows) = if remote {
+            let mut shared = lock(&self.remote_writer);
+            let writer = match &mut *shared {
+                Some(writer) => writer,
+                None => {
+                    let writer = LogWriter::start().context("cannot start the log writer")?;
+                    self.registry.writer_started();
+                    shared.insert(writer)
+                }
+            };
+            writer.open(samples_log, anomalies_log, store)
+        } else {
+            let (thread, writer, rows) = LogWriter::spawn(samples_log, anomalies_log, store)
+                .context("cannot start the log writer")?;
+            lock(&self.writers).push(thread);
+            self.registry.writer_started();
+            (writer, rows)
+        };
         if let Some((path, why)) = failed {
             writer.store_failed(path.display().to_string(), why);
         }
@@ -98,7 +143,6 @@ impl DeviceBuilder {
                 notify: self.notify.as_ref().map(|(_, status)| status.clone()),
             },
         );
-        lock(&self.writers).push(writer);
         println!(
             "zscope: device {name}: {what}, logging to {}",
             std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display()
@@ -131,7 +175,8 @@ impl DeviceBuilder {
     /// Wait for every writer to write what it was sent (every feed must be gone).
     pub(super) fn finish_writers(&self) {
         let writers = std::mem::take(&mut *lock(&self.writers));
-        for w in writers {
+        let shared = lock(&self.remote_writer).take();
+        for w in writers.into_iter().chain(shared) {
             w.finish();
         }
     }
@@ -145,7 +190,24 @@ impl Attach for DeviceBuilder {
             self.registry.find(Some(name)).is_none(),
             "a device called {name} is here already"
         );
-        let (hub, feed) = self.build(name, port, what)?;
+        // A place first, so that sources attaching at once cannot pass the cap together.
+        let max = self.settings.max_devices;
+        if self.places.fetch_add(1, Ordering::SeqCst) >= max {
+            self.places.fetch_sub(1, Ordering::SeqCst);
+            let refused = self.registry.refuse();
+            return Err(Full { max, refused }.into());
+        }
+        let (hub, feed) = match self.build(name, port, what, remote) {
+            Ok(made) => made,
+            Err(e) => {
+                self.places.fetch_sub(1, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        if remote {
+            // Another daemon reads it: a snapshot's worth in memory, the rest in the store.
+            hub.state().keep_at_most(REMOTE_HISTORY);
+        }
         lock(&self.pumps).push(tokio::spawn(pump(hub.clone())));
         self.registry.add(Device {
             name: name.to_string(),

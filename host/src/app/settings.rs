@@ -46,6 +46,9 @@ impl DeviceSetting {
     }
 }
 
+/// Devices a daemon holds at most, unless `--max-devices` says otherwise.
+pub const MAX_DEVICES: usize = 256;
+
 /// Everything the daemon needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -80,6 +83,8 @@ pub struct Settings {
     pub auto: Option<AutoSetting>,
     /// The store's retention (`None`: no store, `--no-store`).
     pub store: Option<Retention>,
+    /// Devices the daemon holds at most ([`MAX_DEVICES`] unless `--max-devices` says).
+    pub max_devices: usize,
     /// How long a connection may take to send its request's headers before it is closed
     /// ([`crate::web::HEADER_TIMEOUT`]; tests shorten it).
     pub header_timeout: std::time::Duration,

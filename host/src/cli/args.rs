@@ -175,6 +175,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ZSCOPE_MQTT_CA", value_name = "FILE")]
     pub mqtt_ca: Option<PathBuf>,
 
+    /// A file holding the secret (at least 16 bytes) that commands between daemons are signed
+    /// with: with --mqtt, this daemon's devices take only commands signed with it; with
+    /// --subscribe, this daemon signs the commands it sends [default: none, commands unsigned:
+    /// guard the command topics with the broker's access list].
+    #[arg(long, env = "ZSCOPE_MQTT_COMMAND_KEY", value_name = "FILE")]
+    pub mqtt_command_key: Option<PathBuf>,
+
     /// This daemon's MQTT client id, also its presence topic zscope/daemons/<id>/online
     /// [default: zscope-<host name>].
     #[arg(long, env = "ZSCOPE_MQTT_CLIENT_ID", value_name = "ID")]
@@ -184,6 +191,12 @@ pub struct ServeArgs {
     /// sent) [default: 60].
     #[arg(long, env = "ZSCOPE_NOTIFY_COOLDOWN", value_name = "SECS")]
     pub notify_cooldown: Option<u64>,
+
+    /// Devices this daemon holds at most (those it starts with, USB boards with --auto,
+    /// devices published to the broker of --subscribe); one more is refused, said once and
+    /// counted (devices_refused in /api/devices' headers and /metrics) [default: 256].
+    #[arg(long, env = "ZSCOPE_MAX_DEVICES", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_devices: Option<u32>,
 }
 
 /// Subcommands.

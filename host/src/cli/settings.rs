@@ -366,6 +366,17 @@ impl Cli {
                 format!("zscope-{}", host.trim())
             });
         let mqtt_ca = serve.mqtt_ca.clone().or(file.mqtt_ca.clone());
+        let command_key = match serve
+            .mqtt_command_key
+            .clone()
+            .or(file.mqtt_command_key.clone())
+        {
+            None => None,
+            Some(path) => Some(
+                crate::sink::command::CommandKey::read(&path)
+                    .map_err(|e| SettingsError::Invalid(format!("--mqtt-command-key: {e}")))?,
+            ),
+        };
         let retain_days = serve.retain_days.or(file.retain_days).unwrap_or(30.0);
         let retain_mb = serve.retain_mb.or(file.retain_mb).unwrap_or(4096);
         if !(retain_days >= 0.0 && retain_days.is_finite()) {
@@ -385,7 +396,8 @@ impl Cli {
             Some(url) => Some(
                 crate::sink::mqtt::MqttSetting::parse(&url, client_id.clone())
                     .map_err(SettingsError::Invalid)?
-                    .with_ca(mqtt_ca.clone()),
+                    .with_ca(mqtt_ca.clone())
+                    .with_command_key(command_key.clone()),
             ),
         };
         let subscribe = match serve.subscribe.clone().or(file.subscribe.clone()) {
@@ -393,9 +405,25 @@ impl Cli {
             Some(url) => Some(
                 crate::sink::mqtt::MqttSetting::parse(&url, format!("{client_id}-subscriber"))
                     .map_err(|e| SettingsError::Invalid(e.replace("--mqtt", "--subscribe")))?
-                    .with_ca(mqtt_ca),
+                    .with_ca(mqtt_ca)
+                    .with_command_key(command_key),
             ),
         };
+        if mqtt.is_none()
+            && subscribe.is_none()
+            && serve
+                .mqtt_command_key
+                .clone()
+                .or(file.mqtt_command_key.clone())
+                .is_some()
+        {
+            return Err(SettingsError::Invalid(
+                "--mqtt-command-key signs the commands daemons send each other over MQTT: \
+                 give it with --mqtt (a gateway checks them) or --subscribe (a central daemon \
+                 signs them)"
+                    .into(),
+            ));
+        }
         let notify = if serve.notify.is_empty() {
             file.notify.unwrap_or_default()
         } else {
@@ -426,6 +454,10 @@ impl Cli {
             notify_cooldown: std::time::Duration::from_secs(
                 serve.notify_cooldown.or(file.notify_cooldown).unwrap_or(60),
             ),
+            max_devices: serve
+                .max_devices
+                .or(file.max_devices)
+                .map_or(crate::app::settings::MAX_DEVICES, |n| n as usize),
             mqtt,
             subscribe,
             auto,

@@ -16,9 +16,7 @@ use zscope_core::wire::{Ack, DeviceMsg, Flags, Hello, Sample};
 use super::detector::Method;
 use super::point::Point;
 use super::record::{ConfigRecord, Entry};
-use super::state::{
-    ANOMALY_HISTORY, DeviceInfo, HISTORY, MAX_CLOCK_JUMP_MS, MAX_LOST_AT_ONCE, State,
-};
+use super::state::{ANOMALY_HISTORY, DeviceInfo, MAX_CLOCK_JUMP_MS, MAX_LOST_AT_ONCE, State};
 
 /// What ingesting frames produced, for the caller to send on once the lock is released.
 #[derive(Debug, Default)]
@@ -320,13 +318,14 @@ impl State {
             self.anomalies.push_back(point);
             self.count_anomaly_minute(point.t);
         }
-        if self.history.len() == HISTORY {
+        if self.history.len() >= self.history_cap {
             self.history.pop_front();
             self.history_dropped += 1;
         }
         self.history.push_back(point);
         if self.outbox.is_empty() {
             self.outbox_since_us = Some(now.timestamp_micros());
+            self.outbox_start = self.history_end() - 1;
         }
         self.outbox.push(point);
     }
@@ -345,6 +344,7 @@ fn check_device(d: &DeviceInfo, config: &DetectorConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::state::HISTORY;
     use zscope_core::SimConfig;
     use zscope_core::device::Responder;
     use zscope_core::wire::name;

@@ -16,6 +16,10 @@ use super::status::{LogStatus, MqttStatus, NotifyStatus, PageLatency, StoreStatu
 
 /// Points kept in memory for `/api/samples` (older ones are in samples.csv).
 pub const HISTORY: usize = 200_000;
+/// Points kept in memory for a device another daemon reads (published to the broker a
+/// central daemon subscribes to): a page's snapshot; older points come from the store. A
+/// central daemon of a thousand devices holds about a megabyte a device, not fourteen.
+pub const REMOTE_HISTORY: usize = 10_000;
 /// Anomalies kept in memory for `/api/anomalies`.
 pub const ANOMALY_HISTORY: usize = 10_000;
 
@@ -158,6 +162,8 @@ pub struct State {
     /// Every config version seen (for the threshold and window of points judged under it).
     pub(super) configs: HashMap<u32, DetectorConfig>,
     pub(super) history: VecDeque<Point>,
+    /// Points `history` holds at most ([`HISTORY`], or less: [`State::keep_at_most`]).
+    pub(super) history_cap: usize,
     /// Points ever dropped from the front of `history`: the first one's number in
     /// [`State::history_end`]'s count.
     pub(super) history_dropped: u64,
@@ -173,6 +179,8 @@ pub struct State {
     pub(super) outbox: Vec<Point>,
     /// When the oldest point in `outbox` arrived, µs since the Unix epoch.
     pub(super) outbox_since_us: Option<i64>,
+    /// The history's number of the oldest point in `outbox` (see [`State::history_end`]).
+    pub(super) outbox_start: u64,
     /// Bumped on every config change, for the pump (`crate::device::pump`).
     pub(super) config_events: u64,
     pub(super) read_only: Option<String>,
@@ -306,6 +314,7 @@ impl State {
             config_version: 0,
             configs: HashMap::new(),
             history: VecDeque::with_capacity(1024),
+            history_cap: HISTORY,
             history_dropped: 0,
             anomalies: VecDeque::new(),
             counters: Counters::default(),
@@ -316,6 +325,7 @@ impl State {
             rate_window: VecDeque::new(),
             outbox: Vec::new(),
             outbox_since_us: None,
+            outbox_start: 0,
             config_events: 0,
             read_only: None,
             refused: None,
@@ -345,6 +355,22 @@ impl State {
         }
     }
 
+    /// Keep at most `points` of the latest points in memory (a remote device's
+    /// [`REMOTE_HISTORY`]); older ones go, as they would past [`HISTORY`].
+    pub fn keep_at_most(&mut self, points: usize) {
+        self.history_cap = points.clamp(1, HISTORY);
+        while self.history.len() > self.history_cap {
+            self.history.pop_front();
+            self.history_dropped += 1;
+        }
+        self.history.shrink_to(self.history_cap);
+    }
+
+    /// Anomalies flagged since chart time `t` (of the last 10 000 kept).
+    pub fn anomalies_since(&self, t: f64) -> usize {
+        self.anomalies.len() - self.anomalies.partition_point(|p| p.t < t)
+    }
+
     /// What the overview of devices shows at `now` (ms since the Unix epoch): anomalies in
     /// the last minute and hour, and the last minute's values as `SPARK` columns of (min,
     /// max), so a spike shows however narrow.
@@ -365,8 +391,7 @@ impl State {
         }
         let this_minute = (now / 60_000.0).floor() as i64;
         Overview {
-            anomalies_last_minute: self.anomalies.len()
-                - self.anomalies.partition_point(|p| p.t < minute_ago),
+            anomalies_last_minute: self.anomalies_since(minute_ago),
             anomalies_last_hour: self
                 .anomaly_minutes
                 .iter()
@@ -510,6 +535,12 @@ impl State {
     /// epoch (`None`: there is none).
     pub fn outbox_since_us(&self) -> Option<i64> {
         self.outbox_since_us
+    }
+
+    /// The history's number of the oldest point not yet pushed to the browsers (the others
+    /// follow it in order).
+    pub fn outbox_start(&self) -> u64 {
+        self.outbox_start
     }
 
     /// Points not yet pushed to the browsers (taken: the next call has only newer ones).

@@ -69,6 +69,9 @@ pub struct MqttStatus {
     /// sent again because the broker had forgotten this client's session (it restarted
     /// without persistence).
     pub lost_unacknowledged: u64,
+    /// Commands for this daemon's devices refused (not signed with `--mqtt-command-key`, a
+    /// signature that does not hold, too old, sent again, or not a command).
+    pub commands_refused: u64,
     /// The last connection error, while not connected.
     pub last_error: Option<String>,
 }

@@ -364,14 +364,20 @@ pub struct Handover {
     pub configs: Vec<ConfigRecord>,
 }
 
-/// Where ingest sends the rows it makes: a bounded channel to the writer thread.
+/// Where ingest sends one device's rows: a bounded channel to the writer thread, and which of
+/// its devices they are for.
 #[derive(Clone)]
-pub struct LogSender(SyncSender<Handover>);
+pub struct LogSender {
+    jobs: SyncSender<Job>,
+    desk: usize,
+}
 
 impl LogSender {
     /// Hand rows to the writer (waiting while its queue is full); empty hand-overs are skipped.
     pub fn send(&self, rows: Handover) {
-        if (!rows.entries.is_empty() || !rows.configs.is_empty()) && self.0.send(rows).is_err() {
+        if (!rows.entries.is_empty() || !rows.configs.is_empty())
+            && self.jobs.send(Job::Rows(self.desk, rows)).is_err()
+        {
             tracing::error!("the log writer has stopped: rows not logged");
         }
     }
@@ -386,107 +392,101 @@ impl Sink for LogSender {
     }
 }
 
-/// The thread that owns the CSV files and the store: it writes what ingest sends (one store
-/// transaction per flush), retries waiting rows once a second, and publishes its counters for
-/// `/api/status`.
-pub struct LogWriter {
-    thread: Option<JoinHandle<()>>,
-    status: Arc<Mutex<Vec<LogStatus>>>,
+/// What the writer thread is asked to do.
+enum Job {
+    /// Write a new device's rows from now on, under this number.
+    Open(usize, Box<Desk>),
+    /// Rows for the device of that number.
+    Rows(usize, Handover),
+}
+
+/// One device's files on the writer thread: its CSV logs and its store, and where their
+/// counters are published.
+struct Desk {
+    samples: Option<CsvLog>,
+    anomalies: CsvLog,
+    store: Option<Store>,
+    status: DeskStatus,
+}
+
+impl Desk {
+    fn write(&mut self, entries: &[Entry], configs: &[ConfigRecord]) {
+        if let Some(store) = &mut self.store {
+            store.write(entries, configs);
+        }
+        for e in entries {
+            let row = Row::judged(&e.point, e.host_ms, e.truth, e.source, e.unit, e.detector);
+            if let Some(log) = &mut self.samples {
+                log.queue(&row);
+            }
+            if e.point.is_anomaly() {
+                self.anomalies.queue(&row);
+            }
+        }
+    }
+
+    /// When the store's waiting points are due, if any wait.
+    fn due_in(&self) -> Option<Duration> {
+        self.store.as_ref().and_then(Store::due_in)
+    }
+
+    /// Write what is due (the store's transaction, rows waiting on a full disk) and publish.
+    fn flush_when_due(&mut self) {
+        if let Some(store) = &mut self.store {
+            store.flush_when_due();
+        }
+        for log in self
+            .samples
+            .iter_mut()
+            .chain(std::iter::once(&mut self.anomalies))
+        {
+            log.flush_when_due();
+        }
+        self.publish();
+    }
+
+    /// Write everything (the end).
+    fn finish(&mut self) {
+        if let Some(store) = &mut self.store {
+            store.flush();
+        }
+        // Last chance for rows still waiting on a full disk.
+        for log in self
+            .samples
+            .iter_mut()
+            .chain(std::iter::once(&mut self.anomalies))
+        {
+            log.flush_pending();
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let now: Vec<LogStatus> = self
+            .samples
+            .iter()
+            .chain(std::iter::once(&self.anomalies))
+            .map(CsvLog::status)
+            .collect();
+        *lock(&self.status.logs) = now;
+        // Without a store, what was said of it stays (one that could not be opened).
+        if let Some(store) = &self.store {
+            *lock(&self.status.store) = Some(store.status());
+        }
+    }
+}
+
+/// Where one device's writer publishes its counters for `/api/status`.
+#[derive(Clone, Default)]
+pub struct DeskStatus {
+    logs: Arc<Mutex<Vec<LogStatus>>>,
     store: Arc<Mutex<Option<StoreStatus>>>,
 }
 
-impl LogWriter {
-    /// Start writing to `samples` (if kept) and `anomalies`; the sender feeds it. The thread
-    /// ends, having written everything sent, once every sender is gone ([`LogWriter::finish`]).
-    pub fn spawn(
-        mut samples: Option<CsvLog>,
-        mut anomalies: CsvLog,
-        mut store: Option<Store>,
-    ) -> std::io::Result<(LogWriter, LogSender)> {
-        let (tx, rx) = sync_channel::<Handover>(WRITER_QUEUE);
-        let status = Arc::new(Mutex::new(Vec::new()));
-        let store_status = Arc::new(Mutex::new(None));
-        let (published, published_store) = (status.clone(), store_status.clone());
-        let publish = move |samples: &Option<CsvLog>, anomalies: &CsvLog, store: &Option<Store>| {
-            let now: Vec<LogStatus> = samples
-                .iter()
-                .chain(std::iter::once(anomalies))
-                .map(CsvLog::status)
-                .collect();
-            *lock(&published) = now;
-            // Without a store, what was said of it stays (one that could not be opened).
-            if let Some(store) = store {
-                *lock(&published_store) = Some(store.status());
-            }
-        };
-        publish(&samples, &anomalies, &store);
-        let thread = std::thread::Builder::new()
-            .name("zscope-log".into())
-            .spawn(move || {
-                loop {
-                    // Woken when the store's waiting points are due, too.
-                    let wait = store
-                        .as_ref()
-                        .and_then(Store::due_in)
-                        .map_or(RETRY_EVERY, |due| due.min(RETRY_EVERY));
-                    match rx.recv_timeout(wait) {
-                        Ok(first) => {
-                            // Up to 8 hand-overs a flush: bigger writes, one store transaction,
-                            // a bounded queue of rows.
-                            let mut entries = Vec::new();
-                            let mut configs = Vec::new();
-                            for rows in std::iter::once(first).chain(rx.try_iter().take(7)) {
-                                entries.extend(rows.entries);
-                                configs.extend(rows.configs);
-                            }
-                            if let Some(store) = &mut store {
-                                store.write(&entries, &configs);
-                            }
-                            for e in &entries {
-                                let row = Row::judged(
-                                    &e.point, e.host_ms, e.truth, e.source, e.unit, e.detector,
-                                );
-                                if let Some(log) = &mut samples {
-                                    log.queue(&row);
-                                }
-                                if e.point.is_anomaly() {
-                                    anomalies.queue(&row);
-                                }
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                    if let Some(store) = &mut store {
-                        store.flush_when_due();
-                    }
-                    for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
-                        log.flush_when_due();
-                    }
-                    publish(&samples, &anomalies, &store);
-                }
-                if let Some(store) = &mut store {
-                    store.flush();
-                }
-                // Last chance for rows still waiting on a full disk.
-                for log in samples.iter_mut().chain(std::iter::once(&mut anomalies)) {
-                    log.flush_pending();
-                }
-                publish(&samples, &anomalies, &store);
-            })?;
-        Ok((
-            LogWriter {
-                thread: Some(thread),
-                status,
-                store: store_status,
-            },
-            LogSender(tx),
-        ))
-    }
-
-    /// The writer's counters, as last published.
+impl DeskStatus {
+    /// The CSV logs' counters, as last published.
     pub fn status(&self) -> Arc<Mutex<Vec<LogStatus>>> {
-        self.status.clone()
+        self.logs.clone()
     }
 
     /// The store's counters, as last published (`None` without a store).
@@ -503,12 +503,139 @@ impl LogWriter {
             ..StoreStatus::default()
         });
     }
+}
+
+/// Hand-overs the writer takes at most before it writes (so one busy device cannot hold the
+/// others' rows back for long, and a store transaction stays bounded).
+const TAKE_AT_ONCE: usize = 64;
+
+/// The thread that owns the CSV files and the stores of one or more devices: it writes what
+/// ingest sends (one store transaction per device per flush), retries waiting rows once a
+/// second, and publishes each device's counters for `/api/status`. A device read here has one
+/// of its own ([`LogWriter::spawn`]); the devices a central daemon shows from the broker share
+/// one ([`LogWriter::start`], [`LogWriter::open`]), so a thousand of them cost no thousand
+/// threads.
+pub struct LogWriter {
+    thread: JoinHandle<()>,
+    jobs: SyncSender<Job>,
+    next: usize,
+}
+
+impl LogWriter {
+    /// A writer for one device, writing to `samples` (if kept), `anomalies` and `store`; the
+    /// sender feeds it. It ends, having written everything sent, once every sender is gone
+    /// ([`LogWriter::finish`]).
+    pub fn spawn(
+        samples: Option<CsvLog>,
+        anomalies: CsvLog,
+        store: Option<Store>,
+    ) -> std::io::Result<(LogWriter, DeskStatus, LogSender)> {
+        let mut writer = LogWriter::start()?;
+        let (status, sender) = writer.open(samples, anomalies, store);
+        Ok((writer, status, sender))
+    }
+
+    /// A writer thread with no device yet ([`LogWriter::open`] adds them).
+    pub fn start() -> std::io::Result<LogWriter> {
+        let (tx, rx) = sync_channel::<Job>(WRITER_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("zscope-log".into())
+            .spawn(move || write_until_done(&rx))?;
+        Ok(LogWriter {
+            thread,
+            jobs: tx,
+            next: 0,
+        })
+    }
+
+    /// Write a device's `samples` (if kept), `anomalies` and `store` on this thread from now
+    /// on: where its counters are published, and the sender that feeds it.
+    pub fn open(
+        &mut self,
+        samples: Option<CsvLog>,
+        anomalies: CsvLog,
+        store: Option<Store>,
+    ) -> (DeskStatus, LogSender) {
+        let status = DeskStatus::default();
+        let desk = Desk {
+            samples,
+            anomalies,
+            store,
+            status: status.clone(),
+        };
+        desk.publish();
+        let number = self.next;
+        self.next += 1;
+        let jobs = self.jobs.clone();
+        if jobs.send(Job::Open(number, Box::new(desk))).is_err() {
+            tracing::error!("the log writer has stopped: a device's rows will not be logged");
+        }
+        let sender = LogSender { jobs, desk: number };
+        (status, sender)
+    }
 
     /// Wait until everything sent has been written (every sender must be gone).
-    pub fn finish(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    pub fn finish(self) {
+        let LogWriter { thread, jobs, .. } = self;
+        drop(jobs);
+        let _ = thread.join();
+    }
+}
+
+/// The writer thread: jobs until every sender is gone, then everything written.
+fn write_until_done(jobs: &std::sync::mpsc::Receiver<Job>) {
+    let mut desks: std::collections::BTreeMap<usize, Box<Desk>> = Default::default();
+    let mut last_sweep = Instant::now();
+    loop {
+        // Woken when a store's waiting points are due, too.
+        let wait = desks
+            .values()
+            .filter_map(|d| d.due_in())
+            .min()
+            .map_or(RETRY_EVERY, |due| due.min(RETRY_EVERY));
+        let mut touched: Vec<usize> = Vec::new();
+        match jobs.recv_timeout(wait) {
+            Ok(first) => {
+                // Several hand-overs at once: bigger writes, one store transaction a device,
+                // a bounded queue of rows.
+                let mut rows: std::collections::BTreeMap<usize, Handover> = Default::default();
+                for job in std::iter::once(first).chain(jobs.try_iter().take(TAKE_AT_ONCE - 1)) {
+                    match job {
+                        Job::Open(n, desk) => {
+                            desks.insert(n, desk);
+                        }
+                        Job::Rows(n, h) => {
+                            let r = rows.entry(n).or_default();
+                            r.entries.extend(h.entries);
+                            r.configs.extend(h.configs);
+                        }
+                    }
+                }
+                for (n, h) in rows {
+                    if let Some(desk) = desks.get_mut(&n) {
+                        desk.write(&h.entries, &h.configs);
+                        touched.push(n);
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
+        // Those written to, those whose store is due, and once a second all (rows waiting on
+        // a full disk are retried, counters published).
+        let sweep = last_sweep.elapsed() >= RETRY_EVERY;
+        if sweep {
+            last_sweep = Instant::now();
+        }
+        for (n, desk) in desks.iter_mut() {
+            let due = desk.due_in().is_some_and(|d| d.is_zero());
+            if sweep || due || touched.contains(n) {
+                desk.flush_when_due();
+            }
+        }
+    }
+    for desk in desks.values_mut() {
+        desk.finish();
     }
 }
 

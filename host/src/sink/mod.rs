@@ -12,6 +12,7 @@
 //! The pages' WebSockets are the other subscribers of the updates ([`crate::web::ws`]).
 //! Below the sources and the web, above [`crate::device`].
 
+pub mod command;
 pub mod csv;
 pub mod mqtt;
 pub mod notify;

@@ -32,6 +32,7 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::broadcast::error::RecvError;
 use zscope_core::wire::HostMsg;
 
+use super::command::{CommandKey, Gate};
 use crate::device::{Device, Message, Registry, Update, lock};
 use crate::model::MqttStatus;
 use crate::retry::Backoff;
@@ -67,6 +68,9 @@ pub struct MqttSetting {
     /// The certificate authority (PEM) to check the broker's certificate against, instead of
     /// the usual roots (a private CA, a self-signed broker).
     pub ca: Option<std::path::PathBuf>,
+    /// The key commands between daemons are signed with (`--mqtt-command-key`): a gateway
+    /// takes only commands signed with it, a central daemon signs with it.
+    pub command_key: Option<CommandKey>,
 }
 
 impl MqttSetting {
@@ -109,12 +113,19 @@ impl MqttSetting {
             client_id,
             tls,
             ca: None,
+            command_key: None,
         })
     }
 
     /// Check the broker's certificate against the CA in `ca` (PEM).
     pub fn with_ca(mut self, ca: Option<std::path::PathBuf>) -> Self {
         self.ca = ca;
+        self
+    }
+
+    /// Sign (central) or check (gateway) commands with `key`.
+    pub fn with_command_key(mut self, key: Option<CommandKey>) -> Self {
+        self.command_key = key;
         self
     }
 
@@ -222,6 +233,7 @@ pub fn spawn(
         let registry = registry.clone();
         let connections = connections.clone();
         let roster = roster_topic(&setting.client_id);
+        let mut gate = Gate::new(setting.command_key.clone());
         tokio::spawn(async move {
             let mut backoff = Backoff::broker();
             // Sent but not acknowledged when the connection broke: sent again if the
@@ -286,9 +298,22 @@ pub fn spawn(
                             );
                             continue;
                         }
-                        match serde_json::from_slice::<HostMsg>(&p.payload) {
+                        let now_ms = chrono::Utc::now().timestamp_millis();
+                        match gate.take(name, &p.payload, now_ms) {
                             Ok(cmd) => relay(&client, &device, cmd),
-                            Err(e) => tracing::warn!("MQTT: a command for {name} is not one: {e}"),
+                            Err(why) => {
+                                let refused = {
+                                    let mut s = lock(&status);
+                                    s.commands_refused += 1;
+                                    s.commands_refused
+                                };
+                                // Said at the 1st, 2nd, 4th, 8th…: a flood is counted, not logged.
+                                if refused.is_power_of_two() {
+                                    tracing::warn!(
+                                        "MQTT: a command for {name} refused: {why} ({refused} so far)"
+                                    );
+                                }
+                            }
                         }
                     }
                     Ok(_) => {}

@@ -41,6 +41,7 @@ pub fn subscribe(
     let (client, mut eventloop) = AsyncClient::new(options, BROKER_QUEUE);
     eventloop.set_network_options(low_latency());
     let url = setting.url.clone();
+    let key = setting.command_key.clone();
     Ok(tokio::spawn(async move {
         let mut remotes: HashMap<String, Remote> = HashMap::new();
         let mut refused: HashSet<String> = HashSet::new();
@@ -88,12 +89,17 @@ pub fn subscribe(
                             Some(r) => r,
                             None if refused.contains(name) => continue,
                             None => {
-                                let Some(r) = Remote::create(name, &url, &registry, attach.as_ref()) else {
-                                    // Said once; its later messages are ignored quietly.
-                                    if refused.len() < MAX_REFUSED {
-                                        refused.insert(name.to_string());
+                                let r = match Remote::create(name, &url, &registry, attach.as_ref()) {
+                                    Ok(r) => r,
+                                    Err(why) => {
+                                        // Said once; its later messages are ignored quietly
+                                        // (past MAX_REFUSED names, none is said).
+                                        if refused.len() < MAX_REFUSED {
+                                            tracing::warn!("MQTT: {why}");
+                                            refused.insert(name.to_string());
+                                        }
+                                        continue;
                                     }
-                                    continue;
                                 };
                                 remotes.entry(name.to_string()).or_insert(r)
                             }
@@ -113,9 +119,17 @@ pub fn subscribe(
                 },
                 _ = tick.tick() => {
                     // Config changes from this daemon's page, to the device's gateway.
-                    for (name, r) in &remotes {
+                    for (name, r) in remotes.iter_mut() {
                         while let Ok(cmd) = r.feed.commands.try_recv() {
-                            let payload = serde_json::to_vec(&cmd).unwrap_or_default();
+                            let payload = match &key {
+                                Some(key) => {
+                                    // Each newer than the last: the gateway refuses one that is not.
+                                    let now = chrono::Utc::now().timestamp_millis();
+                                    r.signed_at = now.max(r.signed_at + 1);
+                                    key.sign(name, &cmd, r.signed_at)
+                                }
+                                None => serde_json::to_vec(&cmd).unwrap_or_default(),
+                            };
                             let _ = client.try_publish(
                                 format!("zscope/{name}/command"),
                                 QoS::AtLeastOnce,
@@ -194,27 +208,34 @@ struct Remote {
     /// The last point taken (its gateway's time, which never goes back, and sequence
     /// number): a batch the broker delivers twice (QoS 1 is at least once) is taken once.
     last: Option<(f64, u64)>,
+    /// The time the last command to it was signed at (ms since the Unix epoch).
+    signed_at: i64,
 }
 
 impl Remote {
-    fn create(name: &str, url: &str, registry: &Registry, attach: &dyn Attach) -> Option<Remote> {
+    /// The device `name` publishes, made a device of this daemon; or why not (said once by
+    /// the caller).
+    fn create(
+        name: &str,
+        url: &str,
+        registry: &Registry,
+        attach: &dyn Attach,
+    ) -> Result<Remote, String> {
         if registry.find(Some(name)).is_some() {
-            tracing::warn!("MQTT: a device called {name} is here already; its topics are ignored");
-            return None;
+            return Err(format!(
+                "a device called {name} is here already; its topics are ignored"
+            ));
         }
-        let port = format!("{url}zscope/{name}");
-        let feed = match attach.attach(name, port, &format!("published to {url}"), true) {
-            Ok(feed) => feed,
-            Err(e) => {
-                tracing::error!("MQTT: cannot add {name:?}: {e:#}");
-                return None;
-            }
-        };
-        Some(Remote {
+        let port = format!("{}/zscope/{name}", url.trim_end_matches('/'));
+        let feed = attach
+            .attach(name, port, &format!("published to {url}"), true)
+            .map_err(|e| format!("cannot add {name:?}: {e:#}; its topics are ignored"))?;
+        Ok(Remote {
             feed,
             hello: false,
             connected: false,
             last: None,
+            signed_at: 0,
         })
     }
 

@@ -111,6 +111,9 @@ pub struct Watcher {
     /// Each attached board, by its serial number (or its path when it has none): where its
     /// reader opens it.
     attached: HashMap<String, PortPath>,
+    /// Boards that could not be attached (the daemon held as many devices as it may, say):
+    /// said once, not at every scan, until they are unplugged.
+    failed: std::collections::HashSet<String>,
     /// The readers' threads, to join when the daemon stops.
     pub threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -130,6 +133,7 @@ impl Watcher {
             baud,
             extra,
             attached: HashMap::new(),
+            failed: std::collections::HashSet::new(),
             threads: Vec::new(),
         }
     }
@@ -158,6 +162,12 @@ impl Watcher {
     /// devices added.
     pub fn reconcile(&mut self, found: &[Found]) -> Vec<String> {
         let mut added = Vec::new();
+        // A board unplugged may be tried again when it comes back.
+        self.failed.retain(|key| {
+            found
+                .iter()
+                .any(|f| f.serial.as_ref().unwrap_or(&f.path) == key)
+        });
         for f in found {
             let Some(kind) = kind(f.vid, f.pid, &self.extra) else {
                 continue;
@@ -170,12 +180,17 @@ impl Watcher {
                 }
                 continue;
             }
+            if self.failed.contains(&key) {
+                continue;
+            }
             let name = self.name(kind, f);
             let what = format!("USB {:04x}:{:04x} ({kind}) on {}", f.vid, f.pid, f.path);
             let feed = match self.attach.attach(&name, f.path.clone(), &what, false) {
                 Ok(feed) => feed,
                 Err(e) => {
                     tracing::error!("--auto: cannot add {name}: {e:#}");
+                    eprintln!("zscope: --auto: cannot add {name}: {e:#}");
+                    self.failed.insert(key);
                     continue;
                 }
             };

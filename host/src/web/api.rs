@@ -3,6 +3,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET /api/devices` | every device: name, port, connected, board, rate, counters |
+//! | `GET /api/fleet?offset=&limit=&match=` | a page of the devices (those alerting first), how many match, the cap and the refused |
 //! | `GET /api/status` | device, connection, counters, bad frames per kind, live precision/recall, logs |
 //! | `GET /api/samples?from=&to=&limit=` | points with chart time (ms since epoch) in `[from, to]`, as columns |
 //! | `GET /api/anomalies?limit=` | the latest anomalies, as columns |
@@ -122,36 +123,143 @@ pub struct DeviceSummary {
     pub overview: crate::model::state::Overview,
 }
 
+impl DeviceSummary {
+    fn of(d: &crate::device::Device, now_ms: f64) -> DeviceSummary {
+        let s = d.hub.status();
+        let overview = d.hub.state().overview(now_ms);
+        DeviceSummary {
+            overview,
+            name: d.name.clone(),
+            port: s.port,
+            connected: s.connected,
+            board: s.device.map(|i| i.board),
+            rate: s.rate,
+            counters: s.counters,
+            link_error: s.link_error,
+        }
+    }
+}
+
+fn now_ms() -> f64 {
+    chrono::Utc::now().timestamp_millis() as f64
+}
+
 /// `GET /api/devices`: every device, in the order given.
 pub(super) async fn devices(State(app): State<App>) -> Json<Vec<DeviceSummary>> {
-    let list = app
-        .devices
-        .list()
+    let now = now_ms();
+    Json(
+        app.devices
+            .list()
+            .iter()
+            .map(|d| DeviceSummary::of(d, now))
+            .collect(),
+    )
+}
+
+/// Devices in one page of `/api/fleet` unless `limit` says.
+pub const FLEET_PAGE: usize = 50;
+/// Devices in one page of `/api/fleet` at most.
+pub const MAX_FLEET_PAGE: usize = 500;
+
+/// Which devices `/api/fleet` answers with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetQuery {
+    /// Skip this many (of those that match, alerting first).
+    offset: Option<usize>,
+    /// At most this many ([`FLEET_PAGE`]; up to [`MAX_FLEET_PAGE`]).
+    limit: Option<usize>,
+    /// Only the devices whose name holds this (any case).
+    #[serde(rename = "match")]
+    matching: Option<String>,
+}
+
+/// `/api/fleet`: a page of the devices, and how many there are.
+#[derive(Debug, Serialize)]
+pub struct Fleet {
+    /// Devices the daemon holds.
+    pub total: usize,
+    /// Of them, those whose name matches.
+    pub matching: usize,
+    /// Where this page starts among those.
+    pub offset: usize,
+    /// How many the daemon may hold (`--max-devices`).
+    pub max_devices: usize,
+    /// Devices refused because it held as many.
+    pub refused: u64,
+    /// The device that answers the routes without a name (the first to come).
+    pub first: Option<String>,
+    /// This page: those with anomalies in the last minute first (most first), then in the
+    /// order they came.
+    pub devices: Vec<DeviceSummary>,
+}
+
+/// `GET /api/fleet?offset=&limit=&match=`: a page of the devices, so that a page with a
+/// thousand of them draws fifty; only the page's devices are summarised.
+pub(super) async fn fleet(State(app): State<App>, Query(q): Query<FleetQuery>) -> Json<Fleet> {
+    let now = now_ms();
+    let list = app.devices.list();
+    let needle = q.matching.as_deref().unwrap_or("").to_lowercase();
+    let mut matching: Vec<(usize, &crate::device::Device)> = list
         .iter()
-        .map(|d| {
-            let s = d.hub.status();
-            let overview = d
-                .hub
-                .state()
-                .overview(chrono::Utc::now().timestamp_millis() as f64);
-            DeviceSummary {
-                overview,
-                name: d.name.clone(),
-                port: s.port,
-                connected: s.connected,
-                board: s.device.map(|i| i.board),
-                rate: s.rate,
-                counters: s.counters,
-                link_error: s.link_error,
-            }
-        })
+        .filter(|d| d.name.to_lowercase().contains(&needle))
+        .map(|d| (d.hub.state().anomalies_since(now - 60_000.0), d))
         .collect();
-    Json(list)
+    // Stable: among equals, the order they came.
+    matching.sort_by_key(|m| std::cmp::Reverse(m.0));
+    let offset = q.offset.unwrap_or(0).min(matching.len());
+    let limit = q.limit.unwrap_or(FLEET_PAGE).clamp(1, MAX_FLEET_PAGE);
+    let devices = matching[offset..]
+        .iter()
+        .take(limit)
+        .map(|(_, d)| DeviceSummary::of(d, now))
+        .collect();
+    Json(Fleet {
+        total: list.len(),
+        matching: matching.len(),
+        offset,
+        max_devices: app.devices.max(),
+        refused: app.devices.refused(),
+        first: list.first().map(|d| d.name.clone()),
+        devices,
+    })
+}
+
+/// What `/api/status` says of the daemon beside its device.
+#[derive(Debug, Serialize)]
+pub struct DaemonView {
+    /// Devices it holds.
+    pub devices: usize,
+    /// As many as it may hold (`--max-devices`).
+    pub max_devices: usize,
+    /// Devices refused because it held as many.
+    pub devices_refused: u64,
+    /// Threads writing the devices' logs and stores: one a device read here, one for all
+    /// the devices other daemons read.
+    pub log_writer_threads: usize,
+}
+
+/// `/api/status`: the device's status, and the daemon's.
+#[derive(Debug, Serialize)]
+pub struct StatusAnswer {
+    /// The device's.
+    #[serde(flatten)]
+    pub status: StatusView,
+    /// The daemon's.
+    pub daemon: DaemonView,
 }
 
 /// `GET /api/status`.
-pub(super) async fn status(Dev(dev): Dev) -> Json<StatusView> {
-    Json(dev.hub.status())
+pub(super) async fn status(State(app): State<App>, Dev(dev): Dev) -> Json<StatusAnswer> {
+    Json(StatusAnswer {
+        status: dev.hub.status(),
+        daemon: DaemonView {
+            devices: app.devices.len(),
+            max_devices: app.devices.max(),
+            devices_refused: app.devices.refused(),
+            log_writer_threads: app.devices.writer_threads(),
+        },
+    })
 }
 
 /// `GET /api/config`.

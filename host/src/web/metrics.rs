@@ -24,10 +24,28 @@ pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
         .map(|d| (d.name, d.hub.status()))
         .collect();
     let uptime = devices.first().map_or(0, |(_, s)| s.uptime_s);
+    let daemon = Daemon {
+        uptime,
+        max_devices: app.devices.max(),
+        refused: app.devices.refused(),
+        writer_threads: app.devices.writer_threads(),
+    };
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        render(&devices, uptime),
+        render(&devices, &daemon),
     )
+}
+
+/// What the daemon says of itself beside its devices.
+struct Daemon {
+    /// Seconds up.
+    uptime: u64,
+    /// Devices it may hold.
+    max_devices: usize,
+    /// Devices refused for that cap.
+    refused: u64,
+    /// Threads writing logs and stores.
+    writer_threads: usize,
 }
 
 /// Whether a series counts up for ever (a counter), goes up and down (a gauge), or is a
@@ -146,8 +164,8 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-/// The exposition of `devices` (name, status), the daemon up for `uptime` seconds.
-fn render(devices: &[(String, StatusView)], uptime: u64) -> String {
+/// The exposition of `devices` (name, status) and of the `daemon`.
+fn render(devices: &[(String, StatusView)], daemon: &Daemon) -> String {
     use Kind::{Counter, Gauge};
     let mut f = Families::default();
     f.add(
@@ -155,7 +173,35 @@ fn render(devices: &[(String, StatusView)], uptime: u64) -> String {
         "Seconds since the daemon started.",
         Gauge,
         &[],
-        uptime as f64,
+        daemon.uptime as f64,
+    );
+    f.add(
+        "zscope_devices",
+        "Devices the daemon holds.",
+        Gauge,
+        &[],
+        devices.len() as f64,
+    );
+    f.add(
+        "zscope_max_devices",
+        "Devices the daemon may hold (--max-devices).",
+        Gauge,
+        &[],
+        daemon.max_devices as f64,
+    );
+    f.add(
+        "zscope_devices_refused_total",
+        "Devices refused because the daemon held as many as it may.",
+        Counter,
+        &[],
+        daemon.refused as f64,
+    );
+    f.add(
+        "zscope_log_writer_threads",
+        "Threads writing the devices' logs and stores (one a device read here, one for all read by other daemons).",
+        Gauge,
+        &[],
+        daemon.writer_threads as f64,
     );
     for (name, s) in devices {
         let d = [("device", name.as_str())];
@@ -430,11 +476,27 @@ mod tests {
 
     #[test]
     fn a_daemon_without_devices_still_says_it_is_up() {
-        let text = render(&[], 7);
-        assert_eq!(
-            text,
-            "# HELP zscope_uptime_seconds Seconds since the daemon started.\n\
-             # TYPE zscope_uptime_seconds gauge\nzscope_uptime_seconds 7\n"
+        let daemon = Daemon {
+            uptime: 7,
+            max_devices: 256,
+            refused: 3,
+            writer_threads: 0,
+        };
+        let text = render(&[], &daemon);
+        assert!(
+            text.starts_with(
+                "# HELP zscope_uptime_seconds Seconds since the daemon started.\n\
+                 # TYPE zscope_uptime_seconds gauge\nzscope_uptime_seconds 7\n"
+            ),
+            "{text}"
         );
+        for line in [
+            "zscope_devices 0",
+            "zscope_max_devices 256",
+            "zscope_devices_refused_total 3",
+            "zscope_log_writer_threads 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+        }
     }
 }

@@ -61,6 +61,7 @@ pub fn router(devices: Arc<Registry>, token: Option<String>, hosts: Option<Vec<S
         .route("/ws", get(ws::ws))
         .route("/metrics", get(metrics::metrics))
         .route("/api/devices", get(api::devices))
+        .route("/api/fleet", get(api::fleet))
         .route("/api/status", get(api::status))
         .route("/api/samples", get(api::samples))
         .route("/api/anomalies", get(api::anomalies))

@@ -120,7 +120,19 @@ async fn client(hub: Arc<Hub>, mut socket: WebSocket) {
         tokio::select! {
             update = updates.recv() => {
                 let (text, arrived_us) = match update {
-                    Ok(message) => (message.json.clone(), message.arrived_us),
+                    // Points the snapshot had: skipped (all of them), or the rest sent.
+                    Ok(message) => match (&message.update, message.first) {
+                        (Update::Points { points }, Some(first)) if first < end => {
+                            let after = first + points.len() as u64;
+                            if after <= end {
+                                continue;
+                            }
+                            let (rest, _) = hub.state().history_chunk(end, after, MAX_BATCH);
+                            let rest = encode(&Update::Points { points: Box::new(rest) });
+                            (rest, message.arrived_us)
+                        }
+                        _ => (message.json.clone(), message.arrived_us),
+                    },
                     Err(RecvError::Lagged(skipped)) => {
                         (encode(&PageMessage::Lagged { skipped_updates: skipped }), None)
                     }

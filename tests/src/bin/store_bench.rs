@@ -66,7 +66,7 @@ fn rate(dir: &Path, n: u64, csv: bool, store: bool) -> f64 {
         )
         .expect("store")
     });
-    let (writer, sender) = LogWriter::spawn(samples, anomalies, store).expect("writer");
+    let (writer, _, sender) = LogWriter::spawn(samples, anomalies, store).expect("writer");
     let t0 = chrono::Utc::now().timestamp_millis() as f64;
     let started = Instant::now();
     let mut batch = Vec::with_capacity(100);
