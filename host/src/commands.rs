@@ -208,25 +208,45 @@ pub fn ports() -> Result<(), Failure> {
     if ports.is_empty() {
         println!("no serial ports found (pseudo-terminals are not listed; pass them with --port)");
     }
+    let width = ports.iter().map(|p| p.port_name.len()).max().unwrap_or(0);
     for p in ports {
-        let kind = match p.port_type {
-            serialport::SerialPortType::UsbPort(u) => format!(
-                "USB {:04x}:{:04x} {}{}",
-                u.vid,
-                u.pid,
-                u.product.unwrap_or_default(),
-                match crate::source::usb::kind(u.vid, u.pid, &[]) {
-                    Some(kind) => format!(" ({kind}: --auto attaches it)"),
-                    None => String::new(),
-                }
-            ),
-            serialport::SerialPortType::PciPort => "PCI".into(),
-            serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
-            serialport::SerialPortType::Unknown => String::new(),
-        };
-        println!("{}\t{kind}", p.port_name);
+        println!("{}", port_line(&p.port_name, p.port_type, width));
     }
     Ok(())
+}
+
+/// One port as `zscope ports` lists it: its path, padded to `width`, and what it is.
+fn port_line(name: &str, kind: serialport::SerialPortType, width: usize) -> String {
+    let what = match kind {
+        serialport::SerialPortType::UsbPort(u) => {
+            let product = [u.manufacturer, u.product]
+                .into_iter()
+                .flatten()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let serial = u
+                .serial_number
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| format!(", serial {}", s.trim()))
+                .unwrap_or_default();
+            let auto = match crate::source::usb::kind(u.vid, u.pid, &[]) {
+                Some(kind) => format!(" ({kind}: --auto attaches it)"),
+                None => String::new(),
+            };
+            let product = if product.is_empty() {
+                String::new()
+            } else {
+                format!(" {product}")
+            };
+            format!("USB {:04x}:{:04x}{product}{serial}{auto}", u.vid, u.pid)
+        }
+        serialport::SerialPortType::PciPort => "PCI serial port".into(),
+        serialport::SerialPortType::BluetoothPort => "Bluetooth serial port".into(),
+        serialport::SerialPortType::Unknown => "serial port (no USB ids)".into(),
+    };
+    format!("{name:<width$}  {what}")
 }
 
 fn nab(
@@ -512,4 +532,28 @@ fn parse_time(s: &str) -> Result<f64, String> {
              a date (2026-11-25), or seconds or milliseconds since the Unix epoch"
                 .to_string()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_one_aligned_line_each() {
+        let usb = serialport::SerialPortType::UsbPort(serialport::UsbPortInfo {
+            vid: 0x0483,
+            pid: 0x374b,
+            serial_number: Some("066DFF55".into()),
+            manufacturer: Some("STMicroelectronics".into()),
+            product: Some("STM32 STLink\n".into()),
+        });
+        let a = port_line("/dev/ttyACM0", usb, 12);
+        let b = port_line("/dev/ttyS0", serialport::SerialPortType::Unknown, 12);
+        assert_eq!(
+            a,
+            "/dev/ttyACM0  USB 0483:374b STMicroelectronics STM32 STLink, serial 066DFF55 (stlink: --auto attaches it)"
+        );
+        assert_eq!(b, "/dev/ttyS0    serial port (no USB ids)");
+        assert!(!a.contains('\t') && !a.contains('\n'));
+    }
 }

@@ -582,17 +582,27 @@ pub struct Series {
     pub period: Option<u32>,
 }
 
+/// `v` as a table shows it to `decimals` places: a value that rounds to zero is 0, never
+/// `-0.0` (a mean delay of -0.01 samples, say).
+fn shown(v: f64, decimals: i32) -> f64 {
+    if (v * 10f64.powi(decimals)).round() == 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
 fn fmt_row(name: &str, m: &Metrics) -> String {
     format!(
         "{name:<58} {:>9.3} {:>7.3} {:>7.3} {:>10.1}   {:>5} {:>6} {:>5} {:>8.2}",
-        m.precision,
-        m.recall,
-        m.f1,
-        m.mean_delay,
+        shown(m.precision, 3),
+        shown(m.recall, 3),
+        shown(m.f1, 3),
+        shown(m.mean_delay, 1),
         m.true_positives,
         m.false_positives,
         m.false_negatives,
-        m.false_events_per_10k
+        shown(m.false_events_per_10k, 2)
     )
 }
 
@@ -1021,10 +1031,10 @@ pub fn nab_table(runs: &[NabRun], windows: usize, published: &[(String, f64, f64
         out += &format!(
             "{:<50} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9} {:>9} {:>8.3}%\n",
             candidate_name(r.candidate),
-            s.normalized,
-            fp.normalized,
-            fneg.normalized,
-            c.normalized,
+            shown(s.normalized, 2),
+            shown(fp.normalized, 2),
+            shown(fneg.normalized, 2),
+            shown(c.normalized, 2),
             format!("{}/{windows}", c.windows_hit),
             c.fp_rows,
             100.0 * r.ties.0 as f64 / r.ties.1.max(1) as f64
@@ -1033,6 +1043,7 @@ pub fn nab_table(runs: &[NabRun], windows: usize, published: &[(String, f64, f64
     if !published.is_empty() {
         out += "published (results/final_results.json)\n";
         for (name, s, fp, fneg) in published {
+            let (s, fp, fneg) = (shown(*s, 2), shown(*fp, 2), shown(*fneg, 2));
             out += &format!("  {name:<48} {s:>9.2} {fp:>8.2} {fneg:>8.2}\n");
         }
     }
@@ -1067,7 +1078,7 @@ pub fn write_sweep(out: &std::path::Path, rows: &[(String, SweepRow)]) -> Result
             format!("{:.4}", m.precision),
             format!("{:.4}", m.recall),
             format!("{:.4}", m.f1),
-            format!("{:.2}", m.mean_delay),
+            format!("{:.2}", shown(m.mean_delay, 2)),
             m.true_positives.to_string(),
             m.false_positives.to_string(),
             m.false_negatives.to_string(),
@@ -1080,6 +1091,25 @@ pub fn write_sweep(out: &std::path::Path, rows: &[(String, SweepRow)]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_show_no_negative_zero() {
+        let m = Metrics {
+            true_positives: 1,
+            false_positives: 0,
+            false_negatives: 0,
+            precision: 1.0,
+            recall: 1.0,
+            f1: 1.0,
+            mean_delay: -0.04,
+            false_events_per_10k: -0.0,
+        };
+        let row = fmt_row("x", &m);
+        assert!(!row.contains("-0.0"), "{row}");
+        assert!(row.contains(" 0.0 "), "{row}");
+        assert_eq!(shown(-0.2, 1), -0.2);
+        assert_eq!(shown(-0.004, 2).to_string(), "0");
+    }
 
     fn bits(s: &str) -> Vec<bool> {
         s.chars().map(|c| c == '1').collect()

@@ -25,10 +25,9 @@ pub struct Cli {
     #[command(flatten)]
     pub serve: ServeArgs,
 
-    /// Settings file (TOML) with any of the options, e.g. `port = "/dev/ttyACM0"`, and the
-    /// detector's (`detector`, `window`, `threshold`, `warmup`, `max_run`,
-    /// `include_anomalies`, `learn`, `rest`, `seasonal`, `alpha`) for `score`, `eval` and
-    /// `replay`.
+    /// Settings file (TOML): the daemon reads any of its options from it, e.g. `port =
+    /// "/dev/ttyACM0"`; `score`, `eval` and `replay` read the detector's keys; each
+    /// subcommand's help says what it reads.
     #[arg(long, env = "ZSCOPE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
@@ -194,27 +193,45 @@ pub struct ServeArgs {
 
     /// Devices this daemon holds at most (those it starts with, USB boards with --auto,
     /// devices published to the broker of --subscribe); one more is refused, said once and
-    /// counted (devices_refused in /api/devices' headers and /metrics) [default: 256].
+    /// counted (devices_refused in /api/status, /api/fleet and /metrics) [default: 256].
     #[arg(long, env = "ZSCOPE_MAX_DEVICES", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_devices: Option<u32>,
 }
+
+/// What `--config` is to `score` and `eval`.
+const DETECTOR_FILE: &str = "--config FILE: this subcommand reads the detector's keys from the \
+    TOML file (detector, window, threshold, warmup, max_run, include_anomalies, learn, rest, \
+    seasonal, alpha); a flag beats its key.";
+/// What `--config` is to `replay`.
+const REPLAY_FILE: &str = "--config FILE: this subcommand reads the detector's keys from the \
+    TOML file (detector, window, threshold, warmup, max_run, include_anomalies, learn, rest, \
+    seasonal, alpha) for a CSV file, and the dashboard's and the logs' (listen, token, log_dir, \
+    ...); a flag beats its key.";
+/// What `--config` is to the subcommands that read no settings.
+const NO_FILE: &str = "--config FILE: this subcommand reads no settings file (it is ignored).";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the serial ports this machine has (pseudo-terminals are not listed).
+    #[command(after_help = NO_FILE)]
     Ports,
     /// Run the detector over a CSV file and write its rows back with the verdicts (no server).
+    #[command(after_help = DETECTOR_FILE)]
     Score(ScoreArgs),
     /// Measure precision, recall, F1 and detection delay on labelled data or the simulator.
+    #[command(after_help = DETECTOR_FILE)]
     Eval(EvalArgs),
     /// Stream a CSV file (or a --record recording) through the detector and the dashboard.
+    #[command(after_help = REPLAY_FILE)]
     Replay(Box<ReplayArgs>),
     /// Run the firmware's app on this machine, on a pseudo-terminal whose path it prints
     /// (open it with `zscope --port PATH`); no dashboard.
+    #[command(after_help = NO_FILE)]
     Emulate(EmulateArgs),
     /// Write stored points as CSV (the columns of samples.csv), from the store the daemon
     /// keeps in its log folder: the whole store, or a range.
+    #[command(after_help = NO_FILE)]
     Export(ExportArgs),
 }
 
