@@ -553,3 +553,104 @@ fn five_hundred_slow_bodies_under_a_limit_of_256_descriptors_leave_the_api_answe
         "{log}"
     );
 }
+
+/// A store damaged while the daemon runs (pages of the file overwritten, as a failing disk or
+/// another program might): the daemon finds it at its next pass over old points, says so in
+/// `/api/status` (`store.error`, with what to do) and `/metrics`, and the CSV log goes on.
+#[test]
+fn a_store_damaged_while_running_is_said_and_the_csv_goes_on() {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().to_str().unwrap();
+    let db = dir.path().join("zscope.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zscope"))
+        .args([
+            "--emulate",
+            "1",
+            "--emulator-rate",
+            "2000",
+            "--log-dir",
+            log,
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the daemon starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let addr: std::net::SocketAddr = loop {
+        line.clear();
+        let n = stdout.read_line(&mut line).expect("stdout");
+        assert!(n > 0, "the daemon ended before serving");
+        if let Some(rest) = line.trim().strip_prefix("zscope: dashboard on http://") {
+            break rest.trim_end_matches('/').parse().expect("an address");
+        }
+    };
+    let status = || -> serde_json::Value {
+        let mut s = std::net::TcpStream::connect(addr).expect("connects");
+        s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .expect("a request");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("an answer");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+    let wait = |what: &str, mut f: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(
+        "20 000 points stored",
+        Box::new(|| stored_rows(&db).is_some_and(|n| n > 20_000)),
+    );
+    // Everything into the file itself (the WAL holds the newest pages until a checkpoint),
+    // then every other page after the first overwritten.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert!(size > 64 * 1024, "{size} bytes");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    let mut page = 1;
+    while page * 4096 < size {
+        f.seek(SeekFrom::Start(page * 4096)).unwrap();
+        let noise: Vec<u8> = (0..4096u64).map(|i| (i * 31 + page * 7) as u8).collect();
+        f.write_all(&noise).unwrap();
+        page += 2;
+    }
+    drop(f);
+    assert_eq!(status()["store"]["error"], serde_json::Value::Null);
+    let csv_rows =
+        || std::fs::read_to_string(dir.path().join("samples.csv")).map_or(0, |t| t.lines().count());
+    let mut said = serde_json::Value::Null;
+    wait(
+        "the damage said in the status",
+        Box::new(|| {
+            said = status();
+            said["store"]["error"].as_str().is_some()
+        }),
+    );
+    let error = said["store"]["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        error.contains("is damaged")
+            && error.contains("malformed")
+            && error.contains("move the file aside"),
+        "{said}"
+    );
+    // It stays said, and the CSV log goes on.
+    let rows = csv_rows();
+    wait(
+        "more rows in samples.csv",
+        Box::new(|| csv_rows() > rows + 2000),
+    );
+    assert_eq!(status()["store"]["error"].as_str(), Some(error.as_str()));
+    child.kill().expect("the daemon stops");
+    child.wait().expect("the daemon ends");
+}

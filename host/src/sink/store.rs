@@ -218,6 +218,18 @@ pub struct Store {
     waiting: (Vec<Entry>, Vec<ConfigRecord>),
     /// When the oldest of them came.
     waiting_since: Option<Instant>,
+    /// Why the file is known to be damaged (SQLite found it so while running): said in the
+    /// status until the daemon stops, whatever later writes do (they may land on pages that
+    /// are sound).
+    damaged: Option<String>,
+}
+
+/// Whether `e` says the file itself is damaged.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 fn open_rw(path: &Path) -> rusqlite::Result<Connection> {
@@ -273,7 +285,23 @@ impl Store {
             last_trim: Instant::now() - TRIM_EVERY,
             waiting: (Vec::new(), Vec::new()),
             waiting_since: None,
+            damaged: None,
         })
+    }
+
+    /// SQLite found the file damaged while `doing` something: said from now on.
+    fn found_damage(&mut self, doing: &str, e: &rusqlite::Error) {
+        if self.damaged.is_none() {
+            let why = format!(
+                "the store {} is damaged ({doing}: {e}). Its points go on to the CSV logs; \
+                 stop the daemon and move the file aside (the daemon makes a new one; \
+                 `sqlite3 zscope.db .recover` may save its points), or pass --no-store",
+                self.path.display()
+            );
+            tracing::error!("{why}");
+            self.damaged = Some(why);
+        }
+        self.status.error.clone_from(&self.damaged);
     }
 
     /// The file.
@@ -337,7 +365,12 @@ impl Store {
         match self.try_write(entries, configs) {
             Ok(()) => {
                 self.status.stored += entries.len() as u64;
-                self.status.error = None;
+                self.status.error.clone_from(&self.damaged);
+            }
+            Err(e) if is_damage(&e) => {
+                self.buckets = before;
+                self.status.not_stored += entries.len() as u64;
+                self.found_damage("storing points", &e);
             }
             Err(e) => {
                 // The rollups go back to what is stored.
@@ -359,6 +392,7 @@ impl Store {
             self.last_trim = Instant::now();
             match self.trim(newest) {
                 Ok(n) => self.status.expired += n,
+                Err(e) if is_damage(&e) => self.found_damage("deleting old points", &e),
                 Err(e) => tracing::warn!("retention in {}: {e}", self.path.display()),
             }
         }
