@@ -94,8 +94,9 @@ impl Zscope {
             .spawn()
             .expect("zscope starts");
         let url = format!("http://{http}");
+        // /api/devices answers with no device too (a central daemon before its first).
         wait_for(Duration::from_secs(20), "zscope to listen", || {
-            ureq::get(&format!("{url}/api/status"))
+            ureq::get(&format!("{url}/api/devices"))
                 .call()
                 .ok()
                 .map(|_| ())

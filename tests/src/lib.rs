@@ -833,3 +833,27 @@ impl Drop for ChromeDriver {
             .status();
     }
 }
+
+/// A `points` message as a gateway publishes it (`zscope/<device>/points`): `n` points from
+/// sequence number `seq`, stamped 1 ms apart from `t0` (ms since the epoch).
+pub fn points_message(seq: u64, n: u64, t0: f64) -> Vec<u8> {
+    let mut p = zscope_host::model::Points::default();
+    for i in 0..n {
+        p.push(&zscope_host::model::Point {
+            t: t0 + i as f64,
+            seq: seq + i,
+            device_time_ms: seq + i,
+            value: (i % 5) as f32,
+            mean: 2.0,
+            std: 1.5,
+            z: 0.0,
+            score: 0.0,
+            threshold: 4.5,
+            window: 64,
+            config_version: 1,
+            flags: 0,
+            lost_before: 0,
+        });
+    }
+    serde_json::to_vec(&serde_json::json!({"type": "points", "points": p})).unwrap_or_default()
+}

@@ -225,6 +225,37 @@ fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
         "never reconnected: {s}"
     );
     assert_eq!(s["connected"], json!(true), "{s}");
+
+    // A batch stamped a day ahead: taken as now and counted; the batch after it, stamped
+    // now, is taken too (it once looked older than the day-ahead one and was dropped as a
+    // duplicate, with every later point of the device).
+    let now = chrono::Utc::now().timestamp_millis() as f64;
+    let send = |payload: Vec<u8>| {
+        client
+            .publish(
+                "zscope/good-1/points",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .unwrap();
+    };
+    send(zscope_tests::points_message(0, 10, now + 86_400_000.0));
+    send(zscope_tests::points_message(10, 10, now));
+    let s = wait_for(
+        Duration::from_secs(20),
+        "both batches at the centre",
+        || {
+            let s = central.get("/api/devices/good-1/status");
+            (s["counters"]["samples"] == json!(20)).then_some(s)
+        },
+    );
+    assert_eq!(s["counters"]["time_jumps"], json!(10), "{s}");
+    let seqs: Vec<u64> = points(&central.get("/api/devices/good-1/samples?limit=100"))
+        .iter()
+        .filter_map(|p| p["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<u64>>());
 }
 
 /// A central daemon holds at most `--max-devices` devices: the ones past it are refused, said
@@ -233,7 +264,6 @@ fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
 /// points in memory (12 000 published: the latest 10 000 in memory, every one in its CSV).
 #[test]
 fn a_central_daemon_holds_at_most_its_cap_on_one_writer_thread() {
-    use zscope_host::model::{Point, Points};
     use zscope_tests::{MQTT_TOOLS, Mosquitto, have_tools};
     if !have_tools(
         "a_central_daemon_holds_at_most_its_cap_on_one_writer_thread",
@@ -260,28 +290,8 @@ fn a_central_daemon_holds_at_most_its_cap_on_one_writer_thread() {
     options.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 64);
     std::thread::spawn(move || for _ in connection.iter() {});
-    let points_of = |from: u64, n: u64| {
-        let mut p = Points::default();
-        let t0 = chrono::Utc::now().timestamp_millis() as f64 - 60_000.0;
-        for seq in from..from + n {
-            p.push(&Point {
-                t: t0 + seq as f64,
-                seq,
-                device_time_ms: seq,
-                value: (seq % 7) as f32,
-                mean: 3.0,
-                std: 2.0,
-                z: 0.0,
-                score: 0.0,
-                threshold: 4.5,
-                window: 64,
-                config_version: 1,
-                flags: 0,
-                lost_before: 0,
-            });
-        }
-        serde_json::to_vec(&json!({"type": "points", "points": p})).unwrap()
-    };
+    let t0 = chrono::Utc::now().timestamp_millis() as f64 - 60_000.0;
+    let points_of = |from: u64, n: u64| zscope_tests::points_message(from, n, t0 + from as f64);
     let publish = |name: &str, kind: &str, payload: Vec<u8>| {
         client
             .publish(

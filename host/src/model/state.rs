@@ -135,7 +135,7 @@ pub struct Overview {
 /// A gap in sequence numbers beyond this is a renumbering, not lost frames.
 pub(super) const MAX_LOST_AT_ONCE: u64 = 1_000_000;
 /// A device time this far (ms) from the host's clock is a jump: the chart is anchored again.
-pub(super) const MAX_CLOCK_JUMP_MS: f64 = 60_000.0;
+pub const MAX_CLOCK_JUMP_MS: f64 = 60_000.0;
 
 /// Everything the daemon knows.
 pub struct State {

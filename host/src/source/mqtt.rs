@@ -16,7 +16,7 @@ use zscope_core::wire::{Ack, DeviceMsg};
 
 use crate::device::{Attach, Feed, Registry};
 use crate::model::Points;
-use crate::model::state::DeviceInfo;
+use crate::model::state::{DeviceInfo, MAX_CLOCK_JUMP_MS};
 use crate::retry::Backoff;
 use crate::sink::mqtt::{
     BROKER_QUEUE, MAX_MESSAGE, MqttSetting, explain, low_latency, split_topic,
@@ -310,14 +310,22 @@ impl Remote {
                 };
                 // A batch the broker delivers twice (QoS 1 is at least once) is taken once:
                 // only points after the last one taken (its gateway's time, which never goes
-                // back, and sequence number).
+                // back, and sequence number). A point stamped beyond the clock's leeway (a
+                // wild gateway clock, a forged batch) is taken as now and sets no mark: one
+                // such batch must not make every later point look old.
                 let last = self.last;
                 let fresh = points
                     .iter()
                     .skip_while(|p| last.is_some_and(|l| (p.t, p.seq) <= l));
+                let horizon = now.timestamp_millis() as f64 + MAX_CLOCK_JUMP_MS;
                 let mut newest = None;
                 self.feed.update(|state, out| {
-                    state.take_points(fresh.inspect(|p| newest = Some((p.t, p.seq))), now, out);
+                    let marked = fresh.inspect(|p| {
+                        if p.t <= horizon {
+                            newest = Some((p.t, p.seq));
+                        }
+                    });
+                    state.take_points(marked, now, out);
                 });
                 self.last = newest.or(last);
             }

@@ -21,6 +21,15 @@
 //! 6. **`kill -9` ten times** while a device streams 10 000 frames/s, restarting on the same
 //!    log folder each time: torn rows in `samples.csv` (none) and the gaps (one per kill at
 //!    most: the frames in flight).
+//! 7. **An MQTT flood** (with a real Mosquitto): `ZSCOPE_STRESS_MQTT_NAMES` (default 2 000)
+//!    device names published to a central daemon at `--max-devices 1000`: devices held and
+//!    refused, RSS per device, the API's latency meanwhile; then a 10 MB message and a batch
+//!    stamped a day ahead for one device: refused and counted, the connection kept, the time
+//!    jump counted and later points taken. Target: the cap held, the API < 100 ms.
+//! 8. **500 slow request bodies under a descriptor limit of 256**: the API's latency.
+//!    Target: it answers (< 100 ms).
+//! 9. **Replaying a recording** of `ZSCOPE_STRESS_REPLAY_MB` MiB (default 500) at `--max`:
+//!    the daemon's peak RSS. Target: flat (it streams the file), ≤ 64 MiB above its start.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
 use zscope_tests::bench::{Zscope, build_zscope, frames};
-use zscope_tests::wait_for;
+use zscope_tests::{points_message, wait_for};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -200,9 +209,16 @@ fn main() {
     let line_mb = env("ZSCOPE_STRESS_LINE_MB", 2048);
     let n = env("ZSCOPE_STRESS_FRAMES", 1_000_000);
     let bin = build_zscope();
-    if std::env::var("ZSCOPE_STRESS_ONLY").is_ok_and(|v| v == "kills") {
+    // One case alone: ZSCOPE_STRESS_ONLY=kills|mqtt|fds|replay.
+    if let Ok(only) = std::env::var("ZSCOPE_STRESS_ONLY") {
         let dir = tempfile::tempdir().expect("temp dir");
-        kills(&bin, dir.path());
+        match only.as_str() {
+            "kills" => kills(&bin, dir.path()),
+            "mqtt" => mqtt_flood(&bin),
+            "fds" => descriptor_limit(&bin),
+            "replay" => replay_recording(&bin, dir.path()),
+            other => println!("ZSCOPE_STRESS_ONLY={other}: kills, mqtt, fds or replay"),
+        }
         return;
     }
     println!("stress-bench: release zscope, {n} frames per ingest run");
@@ -325,6 +341,236 @@ fn main() {
 
     noise(&bin, dir.path());
     kills(&bin, dir.path());
+    mqtt_flood(&bin);
+    descriptor_limit(&bin);
+    replay_recording(&bin, dir.path());
+}
+
+/// The API's latency over `n` requests of `path`, 20 ms apart: (median, max) in ms.
+fn api_latency(z: &Zscope, path: &str, n: usize) -> (f64, f64) {
+    let mut took: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let ok = ureq::get(&format!("{}{path}", z.url)).call().is_ok();
+            assert!(ok, "the API answers {path}");
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            std::thread::sleep(Duration::from_millis(20));
+            ms
+        })
+        .collect();
+    took.sort_by(f64::total_cmp);
+    (took[took.len() / 2], took[took.len() - 1])
+}
+
+/// 7. Device names flooding a central daemon, then poisoned messages.
+fn mqtt_flood(bin: &Path) {
+    use zscope_tests::Mosquitto;
+    let names = env("ZSCOPE_STRESS_MQTT_NAMES", 2000);
+    println!();
+    println!("7. {names} device names published to a central daemon at --max-devices 1000");
+    if !Mosquitto::program().exists() {
+        println!("   skipped: no mosquitto (apt-get install mosquitto)");
+        return;
+    }
+    let broker = Mosquitto::start();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let z = Zscope::start_with(bin, &["--subscribe", &url, "--max-devices", "1000"]);
+    let (_, rss0) = z.usage();
+    let mut options = rumqttc::MqttOptions::new("flood", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 1024);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let publish = |topic: String, payload: Vec<u8>| {
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .expect("the client queues it");
+    };
+    let fleet = || -> serde_json::Value {
+        ureq::get(&format!("{}/api/fleet?limit=1", z.url))
+            .call()
+            .expect("the fleet answers")
+            .body_mut()
+            .read_json()
+            .expect("JSON")
+    };
+    let status_of = |name: &str| -> serde_json::Value {
+        ureq::get(&format!("{}/api/devices/{name}/status", z.url))
+            .call()
+            .expect("a device's status")
+            .body_mut()
+            .read_json()
+            .expect("JSON")
+    };
+    let now_ms = || chrono::Utc::now().timestamp_millis() as f64;
+    // The first name until the centre (subscribed by then) has it; then the flood.
+    wait_for(Duration::from_secs(20), "the first device", || {
+        publish(
+            "zscope/flood-0/status".into(),
+            br#"{"connected": true}"#.to_vec(),
+        );
+        (fleet()["total"] == serde_json::json!(1)).then_some(())
+    });
+    // In waves of 100 names, each once the centre has seen the wave before: Mosquitto keeps
+    // at most 1 000 messages queued for a client (its max_queued_messages) and drops the
+    // rest, so a flood faster than the centre takes devices in would measure the broker.
+    let t = Instant::now();
+    let seen = |f: &serde_json::Value| {
+        f["total"].as_u64().unwrap_or(0) + f["refused"].as_u64().unwrap_or(0)
+    };
+    let mut latency = Vec::new();
+    for wave in (1..names).collect::<Vec<_>>().chunks(100) {
+        for &i in wave {
+            publish(
+                format!("zscope/flood-{i}/status"),
+                br#"{"connected": true}"#.to_vec(),
+            );
+            publish(
+                format!("zscope/flood-{i}/points"),
+                points_message(0, 10, now_ms()),
+            );
+        }
+        let upto = wave.last().copied().unwrap_or(0) + 1;
+        latency.push(api_latency(&z, "/api/fleet", 2));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen(&fleet()) < upto && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let median = latency.iter().map(|l| l.0).fold(0.0, f64::max);
+    let max = latency.iter().map(|l| l.1).fold(0.0, f64::max);
+    let want_refused = names.saturating_sub(1000);
+    // Until every name is seen, or nothing more comes for 10 s (a broker that dropped some:
+    // said below).
+    let (mut f, mut last, mut quiet) = (fleet(), (0, 0), Instant::now());
+    while f["refused"].as_u64() != Some(want_refused) && quiet.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        f = fleet();
+        let now = (
+            f["total"].as_u64().unwrap_or(0),
+            f["refused"].as_u64().unwrap_or(0),
+        );
+        if now != last {
+            (last, quiet) = (now, Instant::now());
+        }
+    }
+    let took = t.elapsed().as_secs_f64() - quiet.elapsed().as_secs_f64();
+    let (_, rss1) = z.usage();
+    let held = f["total"].as_u64().unwrap_or(0);
+    println!(
+        "   {held} devices held (target 1000), {} refused of {want_refused} published past the cap, in {took:.1} s",
+        f["refused"]
+    );
+    println!(
+        "   RSS {:.1} MiB before, {:.1} MiB with them: {:.1} KiB per device; {} log-writer thread(s)",
+        mib(rss0),
+        mib(rss1),
+        rss1.saturating_sub(rss0) as f64 / 1024.0 / held.max(1) as f64,
+        status_of("flood-0")["daemon"]["log_writer_threads"]
+    );
+    println!(
+        "   API (/api/fleet) during the flood: worst wave's median {median:.1} ms, max {max:.1} ms (target < 100 ms)"
+    );
+    // Poisoned messages for one device: 10 MB, then a batch a day ahead, then a good one.
+    let before = status_of("flood-1")["counters"]["samples"]
+        .as_u64()
+        .unwrap_or(0);
+    publish("zscope/flood-1/points".into(), vec![b'x'; 10 << 20]);
+    publish(
+        "zscope/flood-1/points".into(),
+        points_message(10, 10, now_ms() + 86_400_000.0),
+    );
+    publish(
+        "zscope/flood-1/points".into(),
+        points_message(20, 10, now_ms()),
+    );
+    let s = wait_for(
+        Duration::from_secs(30),
+        "the good batch after the poison",
+        || {
+            let s = status_of("flood-1");
+            (s["counters"]["samples"].as_u64() >= Some(before + 20)).then_some(s)
+        },
+    );
+    println!(
+        "   then 10 MB and a batch stamped a day ahead: {} message refused, {} time jump(s), \
+         {} connection(s) to the broker, both batches' 20 points taken ({} in all)",
+        s["counters"]["messages_refused"],
+        s["counters"]["time_jumps"],
+        s["counters"]["connections"],
+        s["counters"]["samples"]
+    );
+}
+
+/// 8. 500 slow request bodies under a descriptor limit of 256.
+fn descriptor_limit(bin: &Path) {
+    println!();
+    println!("8. 500 connections sending a slow body, under a descriptor limit of 256");
+    let bin = bin.display().to_string();
+    let script = "ulimit -n 256 && exec \"$0\" \"$@\"";
+    let z = Zscope::start_with(Path::new("sh"), &["-c", script, &bin, "--emulate", "1"]);
+    let slow: Vec<TcpStream> = (0..500)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(z.url.trim_start_matches("http://")).ok()?;
+            s.write_all(
+                b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+            )
+            .ok()?;
+            Some(s)
+        })
+        .collect();
+    let (median, max) = api_latency(&z, "/api/status", 20);
+    println!(
+        "   {} held open; the daemon has {} descriptors open; API latency meanwhile: median \
+         {median:.1} ms, max {max:.1} ms (target < 100 ms)",
+        slow.len(),
+        open_fds(z.pid()),
+    );
+}
+
+/// 9. A recording replayed as fast as it reads: the daemon's peak RSS.
+fn replay_recording(bin: &Path, dir: &Path) {
+    let mb = env("ZSCOPE_STRESS_REPLAY_MB", 500);
+    println!();
+    println!("9. replaying a recording of {mb} MiB at --max");
+    let path = dir.join("recording.bin");
+    let mut written = 0u64;
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        f.write_all(&[0]).expect("write");
+        // The same 100 000 frames again and again (the sequence numbers start over: the
+        // daemon takes each pass as the device restarting).
+        let frames = frames(100_000).concat();
+        while written < mb << 20 {
+            f.write_all(&frames)
+                .expect("write (is there room in the temp dir?)");
+            written += frames.len() as u64;
+        }
+    }
+    let file = path.display().to_string();
+    let z = Zscope::start_with(bin, &["replay", &file, "--max", "--no-samples-log"]);
+    let (_, rss0) = z.usage();
+    let (t, mut peak) = (Instant::now(), rss0);
+    let ended = loop {
+        let s = z.status();
+        peak = peak.max(z.usage().1);
+        if let Some(ended) = s["ended"].as_str() {
+            break ended.to_string();
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            break "still replaying after 600 s".to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "   {:.0} MiB in {:.1} s: RSS {:.1} MiB at start, {:.1} MiB at most (target flat, <= +64 MiB); {}",
+        mib(written),
+        t.elapsed().as_secs_f64(),
+        mib(rss0),
+        mib(peak),
+        ended.lines().next().unwrap_or("")
+    );
 }
 
 /// Open 10 000 connections that each send `bytes` and stop, hold them, and time the API
