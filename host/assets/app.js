@@ -90,6 +90,41 @@ function trim() {
   if (extra > 0 && !paused) cols = cols.map((c) => c.slice(extra));
 }
 
+// One time format everywhere: the browser's local time, 24 h, ISO's order.
+const pad = (n, w = 2) => String(n).padStart(w, "0");
+function clock(ms, withMs) {
+  const d = new Date(ms);
+  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return withMs ? `${hms}.${pad(d.getMilliseconds(), 3)}` : hms;
+}
+function day(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+const stamp = (ms) => `${day(ms)} ${clock(ms, false)}`;
+// A duration in plain words: "250 ms", "7.5 s", "12 min", "2.0 h", "3.0 days".
+function duration(ms) {
+  const trim = (x) => String(Number(x.toFixed(x < 10 ? 1 : 0)));
+  if (ms < 1000) return `${trim(ms)} ms`;
+  if (ms < 60_000) return `${trim(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${trim(ms / 60_000)} min`;
+  if (ms < 86_400_000) return `${trim(ms / 3_600_000)} h`;
+  return `${trim(ms / 86_400_000)} days`;
+}
+// The x axis's labels: the time of day (with ms when ticks are under a second apart), the
+// date where a tick starts a new day or ticks are days apart; at least 90 px between ticks,
+// so labels never overlap.
+function timeTicks(u, splits, axis, space, incr) {
+  let lastDay = null;
+  return splits.map((s) => {
+    const ms = s * 1000, today = day(ms);
+    const label = incr >= 86_400 ? today : clock(ms, incr < 1);
+    const first = lastDay !== null && today !== lastDay;
+    lastDay = today;
+    return first && incr < 86_400 ? `${today}\n${label}` : label;
+  });
+}
+
 const chart = new uPlot({
   width: 800, height: 420,
   scales: { x: { time: true } },
@@ -97,7 +132,7 @@ const chart = new uPlot({
   series: [
     {},
     { label: "value", stroke: "#4fa3ff", width: 1.2, spanGaps: false },
-    { label: "expected", stroke: "#c9a227", width: 1, dash: [4, 3], spanGaps: false },
+    { label: "expected", stroke: "#e0b83a", width: 1.6, dash: [6, 3], spanGaps: false },
     { label: "upper", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
     { label: "lower", stroke: "rgba(79,163,255,0.35)", width: 1, spanGaps: false },
     { label: "anomaly", stroke: "#ff4d4f", width: 0, paths: () => null,
@@ -107,7 +142,7 @@ const chart = new uPlot({
   ],
   bands: [{ series: [3, 4], fill: "rgba(79,163,255,0.12)" }],
   axes: [
-    { stroke: "#8a97a6", grid: { stroke: "#243040" } },
+    { stroke: "#8a97a6", grid: { stroke: "#243040" }, space: 90, values: timeTicks },
     // Labelled with the source and its unit once the device says them (renderSource).
     { stroke: "#8a97a6", grid: { stroke: "#243040" }, label: "value", labelSize: 20 },
   ],
@@ -126,9 +161,13 @@ const chart = new uPlot({
   },
 }, cols, $("chart"));
 
+// The chart takes its panel's width and the window's height below it (less the legend's
+// line and the panel's margin), at least 300 px.
 function resize() {
   const w = $("chart").clientWidth || 800;
-  chart.setSize({ width: w, height: Math.max(300, Math.round(window.innerHeight * 0.55)) });
+  const top = $("chart").getBoundingClientRect().top + window.scrollY;
+  const below = $("legend").offsetHeight + 40;
+  chart.setSize({ width: w, height: Math.max(300, Math.round(window.innerHeight - top - below)) });
 }
 window.addEventListener("resize", resize);
 resize();
@@ -293,9 +332,16 @@ async function showHistory(from, to) {
   chart.setData(cols, false);
   chart.setScale("x", { min: historyView.from / 1000, max: historyView.to / 1000 });
   $("points-count").textContent = cols[0].length;
-  const per = answer.bucket_ms >= 1000 ? `${(answer.bucket_ms / 1000).toPrecision(3)} s` : `${answer.bucket_ms.toPrecision(3)} ms`;
-  historyView.note = `history ${new Date(historyView.from).toLocaleString()} – ${new Date(historyView.to).toLocaleString()}: ` +
-    `min–max and mean per ${per} (from the ${answer.source}), ${a.t.length} anomalies${answer.anomalies_truncated ? " (the latest)" : ""}; Resume follows live`;
+  const per = duration(answer.bucket_ms);
+  const viewed = `history ${stamp(historyView.from)} – ${stamp(historyView.to)}`;
+  // A run shorter than the view is drawn across it, not in a sliver at one side.
+  const ts = cols[0];
+  if (ts.length > 1 && (ts[ts.length - 1] - ts[0]) * 1000 < (historyView.to - historyView.from) / 2) {
+    chart.setScale("x", { min: ts[0], max: ts[ts.length - 1] });
+  }
+  historyView.note = !ts.length
+    ? `${viewed}: no data here; Resume follows live`
+    : `${viewed}: min–max and mean per ${per} (from the ${answer.source}), ${a.t.length} anomalies${answer.anomalies_truncated ? " (the latest)" : ""}; Resume follows live`;
   note();
   document.body.dataset.view = "history";
 }
@@ -336,7 +382,7 @@ async function showMoment(at) {
   drawAll(around, true);
   chart.setData(cols, true);
   $("points-count").textContent = cols[0].length;
-  $("chart-note").textContent = `showing ${new Date(at).toLocaleString()} (from a notification): Resume to follow live`;
+  $("chart-note").textContent = `showing ${stamp(at)} (from a notification): Resume to follow live`;
 }
 
 // ---- alerts ----
@@ -384,8 +430,7 @@ function alert(a) {
   // Add one row; existing rows stay as they are (a click never lands on a replaced node).
   const li = document.createElement("li");
   li.className = "alert";
-  const d = new Date(a.t);
-  const time = d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  const time = clock(a.t, true);
   // With several devices, each alert names its own.
   li.innerHTML = `<span>${time}</span>${deviceShown ? '<span class="device"></span>' : ""}<span class="detail"></span>`;
   if (deviceShown) li.querySelector(".device").textContent = deviceShown;

@@ -1025,3 +1025,47 @@ async fn a_thousand_devices_are_listed_fifty_at_a_time() {
     c.close().await.unwrap();
     drop(daemon);
 }
+
+/// The page at a phone's width and at two desktop widths: nothing scrolls sideways, the
+/// devices table and the chart stay inside their panels, and a screenshot of each is kept
+/// (`target/page-<width>.png`, or `docs/` with `ZSCOPE_SCREENSHOT=docs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_fits_a_phone_and_wide_screens() {
+    let Some(d) = Dashboard::open("the_page_fits_a_phone_and_wide_screens").await else {
+        return;
+    };
+    let dir = match std::env::var("ZSCOPE_SCREENSHOT").as_deref() {
+        Ok("docs") => workspace_root().join("docs"),
+        _ => workspace_root().join("target"),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, height) in [(412u32, 915u32), (1280, 800), (1920, 1080)] {
+        d.c.set_window_size(width, height)
+            .await
+            .expect("the window resizes");
+        // The chart follows its panel's width (it redraws on resize).
+        wait_for_page(
+            &d.c,
+            &format!("the chart at {width} px"),
+            Duration::from_secs(10),
+            "const panel = document.getElementById('chart-panel'); \
+             const w = chart.width, room = panel.clientWidth; \
+             return (w <= room && w >= room - 40) ? 'yes' : `chart ${w} in ${room}`",
+        )
+        .await;
+        let overflow = js_string(
+            &d.c,
+            "const out = []; \
+             const page = document.documentElement; \
+             if (page.scrollWidth > page.clientWidth) out.push(`page ${page.scrollWidth} > ${page.clientWidth}`); \
+             for (const el of document.querySelectorAll('section, header')) \
+               if (el.scrollWidth > el.clientWidth + 1) out.push(`${el.id || el.tagName} ${el.scrollWidth} > ${el.clientWidth}`); \
+             return out.join('; ');",
+        )
+        .await;
+        let png = d.c.screenshot().await.expect("a screenshot");
+        std::fs::write(dir.join(format!("page-{width}.png")), &png).unwrap();
+        assert_eq!(overflow, "", "at {width} px");
+    }
+    d.close().await;
+}
