@@ -608,6 +608,11 @@ fn a_store_damaged_while_running_is_said_and_the_csv_goes_on() {
         "20 000 points stored",
         Box::new(|| stored_rows(&db).is_some_and(|n| n > 20_000)),
     );
+    assert_eq!(
+        status()["store"]["error"],
+        serde_json::Value::Null,
+        "sound until now"
+    );
     // Everything into the file itself (the WAL holds the newest pages until a checkpoint),
     // then every other page after the first overwritten.
     {
@@ -626,7 +631,6 @@ fn a_store_damaged_while_running_is_said_and_the_csv_goes_on() {
         page += 2;
     }
     drop(f);
-    assert_eq!(status()["store"]["error"], serde_json::Value::Null);
     let csv_rows =
         || std::fs::read_to_string(dir.path().join("samples.csv")).map_or(0, |t| t.lines().count());
     let mut said = serde_json::Value::Null;
