@@ -685,8 +685,9 @@ function deviceRow(name) {
   return tr;
 }
 
-// A page of the devices at a time (those alerting first), so a thousand of them draw fifty
-// rows; a filter by name once there are more than a page.
+// A page of the devices at a time, in the order they came (a list that does not move under
+// the pointer), so a thousand of them draw fifty rows; a filter by name once there are more
+// than a page.
 const DEVICES_PAGE = 50;
 let devicesOffset = 0;
 async function renderDevices() {

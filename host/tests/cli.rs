@@ -259,6 +259,23 @@ fn score_reports_oversized_rows_bad_bytes_and_extra_fields_for_what_they_are() {
 }
 
 /// Rows in the store, read as another program would (while the daemon writes, or after).
+/// Where the daemon `child` (its stdout piped) serves its dashboard, as it says on starting.
+fn dashboard_address(child: &mut std::process::Child) -> std::net::SocketAddr {
+    use std::io::BufRead;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stdout.read_line(&mut line).expect("stdout");
+        assert!(n > 0, "the daemon ended before serving");
+        if let Some(rest) = line.trim().strip_prefix("zscope: dashboard on http://") {
+            // The rest of its output is read (and dropped) so that it never blocks on a pipe.
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+            return rest.trim_end_matches('/').parse().expect("an address");
+        }
+    }
+}
+
 fn stored_rows(db: &std::path::Path) -> Option<i64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -485,7 +502,7 @@ fn emulate_removes_its_link_when_stopped() {
 /// still sending to make room, so a request answers long before any of them times out.
 #[test]
 fn five_hundred_slow_bodies_under_a_limit_of_256_descriptors_leave_the_api_answering() {
-    use std::io::{BufRead, Read};
+    use std::io::Read;
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
     // This process needs its 500 sockets too.
@@ -506,16 +523,7 @@ fn five_hundred_slow_bodies_under_a_limit_of_256_descriptors_leave_the_api_answe
         let _ = stderr.read_to_string(&mut all);
         all
     });
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let addr: std::net::SocketAddr = loop {
-        line.clear();
-        let n = stdout.read_line(&mut line).expect("stdout");
-        assert!(n > 0, "the daemon ended before serving");
-        if let Some(rest) = line.trim().strip_prefix("zscope: dashboard on http://") {
-            break rest.trim_end_matches('/').parse().expect("an address");
-        }
-    };
+    let addr = dashboard_address(&mut child);
     let slow: Vec<TcpStream> = (0..500)
         .map(|_| {
             let mut s = TcpStream::connect(addr).expect("connects");
@@ -559,7 +567,7 @@ fn five_hundred_slow_bodies_under_a_limit_of_256_descriptors_leave_the_api_answe
 /// `/api/status` (`store.error`, with what to do) and `/metrics`, and the CSV log goes on.
 #[test]
 fn a_store_damaged_while_running_is_said_and_the_csv_goes_on() {
-    use std::io::{BufRead, Read, Seek, SeekFrom};
+    use std::io::{Read, Seek, SeekFrom};
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().to_str().unwrap();
@@ -578,16 +586,7 @@ fn a_store_damaged_while_running_is_said_and_the_csv_goes_on() {
         .stderr(Stdio::null())
         .spawn()
         .expect("the daemon starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let addr: std::net::SocketAddr = loop {
-        line.clear();
-        let n = stdout.read_line(&mut line).expect("stdout");
-        assert!(n > 0, "the daemon ended before serving");
-        if let Some(rest) = line.trim().strip_prefix("zscope: dashboard on http://") {
-            break rest.trim_end_matches('/').parse().expect("an address");
-        }
-    };
+    let addr = dashboard_address(&mut child);
     let status = || -> serde_json::Value {
         let mut s = std::net::TcpStream::connect(addr).expect("connects");
         s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")

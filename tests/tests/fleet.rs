@@ -350,6 +350,24 @@ fn a_central_daemon_holds_at_most_its_cap_on_one_writer_thread() {
         (names(&one), one["matching"].clone()),
         (vec!["dev-3".to_string()], json!(1))
     );
+    // A flagged point for dev-3, stamped now: first with alerting_first, not otherwise.
+    let mut flagged: Value = serde_json::from_slice(&zscope_tests::points_message(
+        0,
+        1,
+        chrono::Utc::now().timestamp_millis() as f64,
+    ))
+    .unwrap();
+    flagged["points"]["flags"] = json!([1]);
+    publish("dev-3", "points", serde_json::to_vec(&flagged).unwrap());
+    let alerting = wait_for(Duration::from_secs(10), "dev-3 alerting", || {
+        let f = central.get("/api/fleet?alerting_first=true");
+        (names(&f)[0] == "dev-3").then_some(f)
+    });
+    assert_eq!(names(&alerting), ["dev-3", "dev-1", "dev-2"]);
+    assert_eq!(
+        names(&central.get("/api/fleet")),
+        ["dev-1", "dev-2", "dev-3"]
+    );
     // Said once each, counted in /metrics too.
     let metrics = ureq::get(&central.url("/metrics"))
         .call()

@@ -3,7 +3,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET /api/devices` | every device: name, port, connected, board, rate, counters |
-//! | `GET /api/fleet?offset=&limit=&match=` | a page of the devices (those alerting first), how many match, the cap and the refused |
+//! | `GET /api/fleet?offset=&limit=&match=&alerting_first=` | a page of the devices, how many match, the cap and the refused |
 //! | `GET /api/status` | device, connection, counters, bad frames per kind, live precision/recall, logs |
 //! | `GET /api/samples?from=&to=&limit=` | points with chart time (ms since epoch) in `[from, to]`, as columns |
 //! | `GET /api/anomalies?limit=` | the latest anomalies, as columns |
@@ -165,8 +165,11 @@ pub const MAX_FLEET_PAGE: usize = 500;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetQuery {
-    /// Skip this many (of those that match, alerting first).
+    /// Skip this many (of those that match, in the order they came, or alerting first).
     offset: Option<usize>,
+    /// Those with anomalies in the last minute first (most first); else in the order they
+    /// came (a list that does not move under the reader).
+    alerting_first: Option<bool>,
     /// At most this many ([`FLEET_PAGE`]; up to [`MAX_FLEET_PAGE`]).
     limit: Option<usize>,
     /// Only the devices whose name holds this (any case).
@@ -189,13 +192,13 @@ pub struct Fleet {
     pub refused: u64,
     /// The device that answers the routes without a name (the first to come).
     pub first: Option<String>,
-    /// This page: those with anomalies in the last minute first (most first), then in the
-    /// order they came.
+    /// This page: in the order they came (or, with `alerting_first=true`, those with
+    /// anomalies in the last minute first, most first).
     pub devices: Vec<DeviceSummary>,
 }
 
-/// `GET /api/fleet?offset=&limit=&match=`: a page of the devices, so that a page with a
-/// thousand of them draws fifty; only the page's devices are summarised.
+/// `GET /api/fleet?offset=&limit=&match=&alerting_first=`: a page of the devices, so that a
+/// page with a thousand of them draws fifty; only the page's devices are summarised.
 pub(super) async fn fleet(State(app): State<App>, Query(q): Query<FleetQuery>) -> Json<Fleet> {
     let now = now_ms();
     let list = app.devices.list();
@@ -205,8 +208,10 @@ pub(super) async fn fleet(State(app): State<App>, Query(q): Query<FleetQuery>) -
         .filter(|d| d.name.to_lowercase().contains(&needle))
         .map(|d| (d.hub.state().anomalies_since(now - 60_000.0), d))
         .collect();
-    // Stable: among equals, the order they came.
-    matching.sort_by_key(|m| std::cmp::Reverse(m.0));
+    if q.alerting_first == Some(true) {
+        // Stable: among equals, the order they came.
+        matching.sort_by_key(|m| std::cmp::Reverse(m.0));
+    }
     let offset = q.offset.unwrap_or(0).min(matching.len());
     let limit = q.limit.unwrap_or(FLEET_PAGE).clamp(1, MAX_FLEET_PAGE);
     let devices = matching[offset..]
