@@ -506,10 +506,13 @@ pub async fn pump(hub: Arc<Hub>) {
         tick.tick().await;
         n += 1;
         if hub.updates.receiver_count() == 0 {
-            drop(hub.state().take_outbox());
             // A subscriber that comes gets the config in its snapshot; the next one's change
             // is sent as it happens.
-            seen_config = hub.state().config_events();
+            seen_config = {
+                let mut s = hub.state();
+                drop(s.take_outbox());
+                s.config_events()
+            };
             tokio::time::sleep(IDLE_EVERY.saturating_sub(BATCH_EVERY)).await;
             continue;
         }

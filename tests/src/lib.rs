@@ -857,3 +857,33 @@ pub fn points_message(seq: u64, n: u64, t0: f64) -> Vec<u8> {
     }
     serde_json::to_vec(&serde_json::json!({"type": "points", "points": p})).unwrap_or_default()
 }
+
+/// A client of the broker on `port` (id `id`) that publishes: packets up to 16 MiB, `queue`
+/// messages waiting at most, its connection driven by a thread of its own.
+pub fn mqtt_publisher(id: &str, port: u16, queue: usize) -> rumqttc::Client {
+    let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, queue);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    client
+}
+
+/// A central daemon with no device of its own, showing what `setting`'s broker carries;
+/// `more` changes its other settings.
+pub fn central_daemon(
+    setting: zscope_host::sink::mqtt::MqttSetting,
+    more: impl FnOnce(&mut zscope_host::app::Settings),
+) -> Daemon {
+    Daemon::start(
+        zscope_host::source::SourceSetting::Emulated {
+            rate_hz: 1,
+            seed: 1,
+        },
+        move |s| {
+            s.devices = Vec::new();
+            s.subscribe = Some(setting);
+            more(s);
+        },
+    )
+}

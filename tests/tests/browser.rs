@@ -927,21 +927,8 @@ async fn a_thousand_devices_are_listed_fifty_at_a_time() {
     let broker = Mosquitto::start();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap();
-    let daemon = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(setting);
-            s.max_devices = 1000;
-        },
-    );
-    let mut options = rumqttc::MqttOptions::new("thousand", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = rumqttc::Client::new(options, 64);
-    std::thread::spawn(move || for _ in connection.iter() {});
+    let daemon = zscope_tests::central_daemon(setting, |s| s.max_devices = 1000);
+    let client = zscope_tests::mqtt_publisher("thousand", broker.port, 64);
     let publish = |n: usize| {
         client
             .publish(

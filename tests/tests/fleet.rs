@@ -127,11 +127,7 @@ fn a_central_daemon_refuses_hostile_names_and_oversize_messages() {
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let central =
         central(zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap());
-    let mut options = rumqttc::MqttOptions::new("hostile", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_max_packet_size(16 << 20, 16 << 20);
-    let (client, mut connection) = rumqttc::Client::new(options, 64);
-    std::thread::spawn(move || for _ in connection.iter() {});
+    let client = zscope_tests::mqtt_publisher("hostile", broker.port, 64);
     let publish = |name: &str| {
         client
             .publish(
@@ -274,22 +270,8 @@ fn a_central_daemon_holds_at_most_its_cap_on_one_writer_thread() {
     let broker = Mosquitto::start();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let setting = zscope_host::sink::mqtt::MqttSetting::parse(&url, "central".into()).unwrap();
-    let central = Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(setting);
-            s.max_devices = 3;
-        },
-    );
-    let mut options = rumqttc::MqttOptions::new("fleet", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_max_packet_size(4 << 20, 4 << 20);
-    let (client, mut connection) = rumqttc::Client::new(options, 64);
-    std::thread::spawn(move || for _ in connection.iter() {});
+    let central = zscope_tests::central_daemon(setting, |s| s.max_devices = 3);
+    let client = zscope_tests::mqtt_publisher("fleet", broker.port, 64);
     let t0 = chrono::Utc::now().timestamp_millis() as f64 - 60_000.0;
     let points_of = |from: u64, n: u64| zscope_tests::points_message(from, n, t0 + from as f64);
     let publish = |name: &str, kind: &str, payload: Vec<u8>| {
@@ -809,16 +791,7 @@ fn gateway_and_central(
 
 /// A central daemon with no device of its own, showing what `setting`'s broker carries.
 fn central(setting: zscope_host::sink::mqtt::MqttSetting) -> Daemon {
-    Daemon::start(
-        SourceSetting::Emulated {
-            rate_hz: 1,
-            seed: 1,
-        },
-        move |s| {
-            s.devices = Vec::new();
-            s.subscribe = Some(setting);
-        },
-    )
+    zscope_tests::central_daemon(setting, |_| {})
 }
 
 /// A broker that speaks TLS only and lets in one user: a gateway and a central daemon with

@@ -376,11 +376,7 @@ fn mqtt_flood(bin: &Path) {
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let z = Zscope::start_with(bin, &["--subscribe", &url, "--max-devices", "1000"]);
     let (_, rss0) = z.usage();
-    let mut options = rumqttc::MqttOptions::new("flood", "127.0.0.1", broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_max_packet_size(16 << 20, 16 << 20);
-    let (client, mut connection) = rumqttc::Client::new(options, 1024);
-    std::thread::spawn(move || for _ in connection.iter() {});
+    let client = zscope_tests::mqtt_publisher("flood", broker.port, 1024);
     let publish = |topic: String, payload: Vec<u8>| {
         client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
